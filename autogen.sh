@@ -1,0 +1,7 @@
+#!/bin/sh
+# Generate configure and Makefile.in from a git checkout.
+set -e
+cd "$(dirname "$0")"
+mkdir -p m4
+autoreconf --force --install --warnings=all
+echo "Now run ./configure && make"

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+/*
+ * executor/block_on.c - run one future to completion on the calling thread.
+ *
+ * The whole executor of this file is the loop: poll; if ready, return;
+ * otherwise park until a wake.  Everything subtle lives in the parker.
+ */
+#include <errno.h>
+
+#include "executor-internal.h"
+
+#define ROUSE__LOG_MODULE "executor"
+
+__thread bool rouse__in_block_on;
+
+ROUSE__PUBLIC int rouse_block_on_with(struct rouse_future *f,
+				      const struct rouse_parker *parker)
+{
+	struct rouse_context cx;
+	struct rouse_waker waker;
+	int err;
+
+	if (f == NULL || f->vtable == NULL || f->vtable->poll == NULL ||
+	    parker == NULL || parker->vtable == NULL ||
+	    parker->vtable->park == NULL || parker->vtable->unpark == NULL ||
+	    parker->vtable->waker == NULL)
+		return -EINVAL;
+	/*
+	 * A poll that blocks its own thread would wait for itself: the
+	 * outer future can only make progress once this poll returns.
+	 */
+	if (rouse__in_block_on) {
+		rouse__warn("block_on: called inside a poll on this thread");
+		return -EDEADLK;
+	}
+	err = parker->vtable->waker(parker->data, &waker);
+	if (err < 0)
+		return err;
+	cx.waker = &waker;
+
+	rouse__in_block_on = true;
+	for (;;) {
+		if (f->vtable->poll(f, &cx) == ROUSE_READY) {
+			rouse__trace("poll: ready");
+			err = 0;
+			break;
+		}
+		rouse__trace("poll: pending");
+		err = parker->vtable->park(parker->data, -1);
+		if (err < 0 && err != -ETIMEDOUT && err != -EINTR) {
+			rouse__error("block_on: park failed: %d", err);
+			break;
+		}
+	}
+	rouse__in_block_on = false;
+	rouse_waker_drop(&waker);
+	return err;
+}
+
+ROUSE__PUBLIC int rouse_block_on(struct rouse_future *f)
+{
+	struct rouse_parker parker;
+	int err;
+
+	if (f == NULL || f->vtable == NULL || f->vtable->poll == NULL)
+		return -EINVAL;
+	err = rouse_thread_parker(&parker);
+	if (err < 0)
+		return err;
+	return rouse_block_on_with(f, &parker);
+}

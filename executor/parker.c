@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: MIT
+/*
+ * executor/parker.c - the per-thread eventfd parker and its waker.
+ *
+ * Each thread that blocks in rouse_block_on() gets one parker: an eventfd
+ * and a three-state word.
+ *
+ *   EMPTY     the thread is running (polling, or about to park);
+ *   PARKED    the thread is blocked in read() on the eventfd, or about to be;
+ *   NOTIFIED  an unpark arrived that the thread has not consumed yet.
+ *
+ * unpark swaps in NOTIFIED and writes the eventfd only when the word was
+ * PARKED.  So a wake that lands while the thread is polling (from the
+ * thread itself or from any other) is one atomic exchange and no system
+ * call: the thread finds NOTIFIED when it next tries to park and polls
+ * again instead of blocking.
+ *
+ * A wake racing the decision to park cannot be lost: park moves EMPTY ->
+ * PARKED with a compare-and-swap, so either the CAS sees the NOTIFIED that
+ * the waker stored (and park returns at once), or the waker's exchange sees
+ * PARKED (and it writes the eventfd, which the read then consumes).  Both
+ * are read-modify-writes of one word, so one of them comes first in its
+ * modification order; there is no third interleaving.
+ *
+ * Every write is paired with exactly one read: a write happens only on a
+ * PARKED -> NOTIFIED transition, and each park episode ends only after it
+ * has read that write's token (even when the park timed out meanwhile).
+ * The eventfd therefore never holds a stale token for a later park.
+ *
+ * The parker is reference counted: the thread holds one reference, every
+ * waker handed out holds one.  A waker that outlives the thread keeps the
+ * eventfd open and the word in memory; waking it then writes an eventfd
+ * nobody reads, which is harmless, and dropping the last one closes it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "executor-internal.h"
+
+#define ROUSE__LOG_MODULE "executor"
+
+enum {
+	PARKER_EMPTY = 0,
+	PARKER_PARKED = 1,
+	PARKER_NOTIFIED = 2,
+};
+
+struct thread_parker {
+	atomic_int state;	/* PARKER_* above */
+	atomic_uint refs;	/* the owning thread's + one per waker */
+	int efd;		/* blocking eventfd, close-on-exec */
+	pid_t tid;		/* owner, for the log */
+};
+
+atomic_uint_fast64_t rouse__exec_stat_parks;
+atomic_uint_fast64_t rouse__exec_stat_eventfd_writes;
+
+static __thread struct thread_parker *tls_parker;
+static pthread_key_t parker_key;
+static pthread_once_t parker_key_once = PTHREAD_ONCE_INIT;
+
+static const struct rouse_waker_vtable parker_waker_vtable;
+static const struct rouse_parker_vtable thread_parker_vtable;
+
+static void parker_release(struct thread_parker *p)
+{
+	/*
+	 * Release: every use of p by this reference happens before the
+	 * free.  The acquire fence on the last drop pairs with it.
+	 */
+	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_release) != 1)
+		return;
+	atomic_thread_fence(memory_order_acquire);
+	rouse__trace("parker: eventfd %d of thread %d closed", p->efd,
+		     (int)p->tid);
+	close(p->efd);
+	free(p);
+}
+
+/* Runs when a thread that had a parker exits: drop the thread's reference. */
+static void parker_thread_exit(void *arg)
+{
+	tls_parker = NULL;
+	parker_release(arg);
+}
+
+static void parker_make_key(void)
+{
+	if (pthread_key_create(&parker_key, parker_thread_exit) != 0)
+		abort();	/* only fails when the process is out of keys */
+}
+
+static int parker_get(struct thread_parker **out)
+{
+	struct thread_parker *p = tls_parker;
+
+	if (ROUSE__LIKELY(p != NULL)) {
+		*out = p;
+		return 0;
+	}
+	pthread_once(&parker_key_once, parker_make_key);
+	p = malloc(sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	p->efd = eventfd(0, EFD_CLOEXEC);
+	if (p->efd < 0) {
+		int err = -errno;
+
+		free(p);
+		return err;
+	}
+	atomic_init(&p->state, PARKER_EMPTY);
+	atomic_init(&p->refs, 1);
+	p->tid = (pid_t)syscall(SYS_gettid);
+	if (pthread_setspecific(parker_key, p) != 0) {
+		close(p->efd);
+		free(p);
+		return -ENOMEM;
+	}
+	tls_parker = p;
+	rouse__trace("parker: thread %d created eventfd %d", (int)p->tid,
+		     p->efd);
+	*out = p;
+	return 0;
+}
+
+/* Read one token from the eventfd, blocking; EINTR is retried. */
+static void parker_consume(struct thread_parker *p)
+{
+	uint64_t v;
+
+	while (read(p->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+}
+
+/* Wait until the eventfd is readable or deadline (monotonic ns) passes. */
+static int parker_wait_until(struct thread_parker *p, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = p->efd, .events = POLLIN };
+
+	for (;;) {
+		int64_t left = deadline - rouse__now_ns();
+		struct timespec ts;
+		int n;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		ts = rouse__ns_to_timespec(left);
+		n = ppoll(&pfd, 1, &ts, NULL);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static int parker_park(void *data, int64_t timeout_ns)
+{
+	struct thread_parker *p = data;
+	int expected = PARKER_EMPTY;
+	int64_t deadline = 0;
+	int err;
+
+	if (timeout_ns == 0) {
+		/* Only take a notification that is already there. */
+		expected = PARKER_NOTIFIED;
+		return atomic_compare_exchange_strong_explicit(
+			       &p->state, &expected, PARKER_EMPTY,
+			       memory_order_acquire, memory_order_relaxed)
+			       ? 0
+			       : -ETIMEDOUT;
+	}
+
+	/*
+	 * EMPTY -> PARKED.  Failure means NOTIFIED: a wake came while we
+	 * were running; consume it and return without a system call.  The
+	 * acquire on failure makes what the waker wrote before its wake
+	 * visible to the poll that follows.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&p->state, &expected,
+						     PARKER_PARKED,
+						     memory_order_acq_rel,
+						     memory_order_acquire)) {
+		atomic_store_explicit(&p->state, PARKER_EMPTY,
+				      memory_order_relaxed);
+		rouse__trace("park: thread %d already notified", (int)p->tid);
+		return 0;
+	}
+
+	atomic_fetch_add_explicit(&rouse__exec_stat_parks, 1,
+				  memory_order_relaxed);
+	if (timeout_ns > 0)
+		deadline = rouse__now_ns() + timeout_ns;
+	rouse__trace("park: thread %d blocks on eventfd %d", (int)p->tid,
+		     p->efd);
+	for (;;) {
+		if (timeout_ns < 0) {
+			parker_consume(p);
+			err = 0;
+		} else {
+			err = parker_wait_until(p, deadline);
+			if (err == 0)
+				parker_consume(p);
+		}
+		if (err == 0) {
+			expected = PARKER_NOTIFIED;
+			if (atomic_compare_exchange_strong_explicit(
+				    &p->state, &expected, PARKER_EMPTY,
+				    memory_order_acquire,
+				    memory_order_relaxed)) {
+				rouse__trace("park: thread %d unparked",
+					     (int)p->tid);
+				return 0;
+			}
+			continue;	/* not reached: see the file comment */
+		}
+		/* Time is up (or ppoll failed): try PARKED -> EMPTY. */
+		expected = PARKER_PARKED;
+		if (atomic_compare_exchange_strong_explicit(
+			    &p->state, &expected, PARKER_EMPTY,
+			    memory_order_acquire, memory_order_relaxed)) {
+			rouse__trace("park: thread %d timed out", (int)p->tid);
+			return err;
+		}
+		/*
+		 * NOTIFIED: an unpark saw PARKED and has written, or is
+		 * about to write, its token.  Take it so that it cannot
+		 * wake a later park for nothing.
+		 */
+		parker_consume(p);
+		atomic_store_explicit(&p->state, PARKER_EMPTY,
+				      memory_order_relaxed);
+		rouse__trace("park: thread %d unparked at its timeout",
+			     (int)p->tid);
+		return 0;
+	}
+}
+
+static void parker_unpark(void *data)
+{
+	struct thread_parker *p = data;
+	uint64_t one = 1;
+	int prev;
+
+	/* Release: what the waker did before waking is seen by the poll. */
+	prev = atomic_exchange_explicit(&p->state, PARKER_NOTIFIED,
+					memory_order_acq_rel);
+	if (prev != PARKER_PARKED) {
+		rouse__trace("wake: thread %d is running, no syscall",
+			     (int)p->tid);
+		return;
+	}
+	rouse__trace("wake: unpark thread %d (eventfd %d)", (int)p->tid,
+		     p->efd);
+	atomic_fetch_add_explicit(&rouse__exec_stat_eventfd_writes, 1,
+				  memory_order_relaxed);
+	/* An eventfd write of 1 cannot fail while the counter is small. */
+	while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+static struct rouse_waker parker_waker_clone(void *data)
+{
+	struct thread_parker *p = data;
+	struct rouse_waker w = { p, &parker_waker_vtable };
+
+	/* Relaxed: the caller already holds a reference, as in any refcount. */
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	rouse__trace("waker clone: thread %d", (int)p->tid);
+	return w;
+}
+
+static void parker_waker_drop(void *data)
+{
+	struct thread_parker *p = data;
+
+	rouse__trace("waker drop: thread %d", (int)p->tid);
+	parker_release(p);
+}
+
+static void parker_waker_wake_by_ref(void *data)
+{
+	rouse__trace("waker wake_by_ref: thread %d",
+		     (int)((struct thread_parker *)data)->tid);
+	parker_unpark(data);
+}
+
+static void parker_waker_wake(void *data)
+{
+	rouse__trace("waker wake: thread %d",
+		     (int)((struct thread_parker *)data)->tid);
+	parker_unpark(data);
+	parker_waker_drop(data);
+}
+
+static const struct rouse_waker_vtable parker_waker_vtable = {
+	.clone = parker_waker_clone,
+	.wake = parker_waker_wake,
+	.wake_by_ref = parker_waker_wake_by_ref,
+	.drop = parker_waker_drop,
+};
+
+static int parker_new_waker(void *data, struct rouse_waker *out)
+{
+	struct thread_parker *p = data;
+
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	out->data = p;
+	out->vtable = &parker_waker_vtable;
+	rouse__trace("waker create: thread %d", (int)p->tid);
+	return 0;
+}
+
+static const struct rouse_parker_vtable thread_parker_vtable = {
+	.park = parker_park,
+	.unpark = parker_unpark,
+	.waker = parker_new_waker,
+};
+
+ROUSE__PUBLIC int rouse_thread_parker(struct rouse_parker *out)
+{
+	struct thread_parker *p = NULL;
+	int err;
+
+	if (out == NULL)
+		return -EINVAL;
+	err = parker_get(&p);
+	if (err < 0)
+		return err;
+	out->data = p;
+	out->vtable = &thread_parker_vtable;
+	return 0;
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lib/internal.h - support shared by librouse-executor and librouse-reactor.
+ *
+ * The files under lib/ are compiled into each library separately.  So that
+ * both static archives can be linked into one program, every non-static
+ * internal name is spelled through ROUSE__NS(), which prefixes it with the
+ * library it is built into (ROUSE__LIB, set by Makefile.am).
+ */
+#ifndef ROUSE_LIB_INTERNAL_H
+#define ROUSE_LIB_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <rouse/log.h>
+
+#ifndef ROUSE__LIB
+#error "ROUSE__LIB must name the library being built"
+#endif
+
+#define ROUSE__CAT_(a, b) a##b
+#define ROUSE__CAT(a, b) ROUSE__CAT_(a, b)
+#define ROUSE__NS(name) ROUSE__CAT(ROUSE__CAT(rouse__, ROUSE__LIB), _##name)
+
+/* Marks the definition of an exported function. */
+#define ROUSE__PUBLIC __attribute__((visibility("default")))
+
+#define ROUSE__LIKELY(x) __builtin_expect(!!(x), 1)
+#define ROUSE__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define rouse__container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- logging ------------------------------------------------------- */
+
+#define rouse__log_level ROUSE__NS(log_level)
+#define rouse__log_write ROUSE__NS(log_write)
+#define rouse__log_set_level ROUSE__NS(log_set_level)
+#define rouse__log_set_sink ROUSE__NS(log_set_sink)
+
+/* The current level; read relaxed on every log site, so "off" is a branch. */
+extern atomic_int rouse__log_level;
+
+__attribute__((format(printf, 3, 4)))
+void rouse__log_write(enum rouse_log_level level, const char *module,
+		      const char *fmt, ...);
+int rouse__log_set_level(enum rouse_log_level level);
+int rouse__log_set_sink(rouse_log_fn *sink, void *data);
+
+#define rouse__log_enabled(level) \
+	ROUSE__UNLIKELY(atomic_load_explicit(&rouse__log_level, \
+					     memory_order_relaxed) >= (level))
+
+/* Each source file defines ROUSE__LOG_MODULE before using these. */
+#define rouse__log(level, ...)                                             \
+	do {                                                               \
+		if (rouse__log_enabled(level))                             \
+			rouse__log_write(level, ROUSE__LOG_MODULE,         \
+					 __VA_ARGS__);                     \
+	} while (0)
+#define rouse__error(...) rouse__log(ROUSE_LOG_ERROR, __VA_ARGS__)
+#define rouse__warn(...) rouse__log(ROUSE_LOG_WARN, __VA_ARGS__)
+#define rouse__info(...) rouse__log(ROUSE_LOG_INFO, __VA_ARGS__)
+#define rouse__debug(...) rouse__log(ROUSE_LOG_DEBUG, __VA_ARGS__)
+#define rouse__trace(...) rouse__log(ROUSE_LOG_TRACE, __VA_ARGS__)
+
+/* ---- time ---------------------------------------------------------- */
+
+static inline int64_t rouse__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline struct timespec rouse__ns_to_timespec(int64_t ns)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	return ts;
+}
+
+#endif /* ROUSE_LIB_INTERNAL_H */

@@ -1,0 +1,50 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/check-exports.sh - each library exports its public rouse_* names and
+# nothing else, neither library needs the other, and every public name
+# (exported or header inline) has a man page.
+set -u
+: "${top_srcdir:=.}" "${top_builddir:=.}" "${NM:=nm}"
+fail=0
+
+for lib in executor reactor; do
+	so="$top_builddir/$lib/.libs/librouse-$lib.so"
+	if [ ! -f "$so" ]; then
+		echo "SKIP: $so not built (static-only build)"
+		exit 77
+	fi
+	syms=$($NM -D --defined-only "$so" | awk '$2 ~ /^[A-Z]$/ {print $3}' |
+		sed 's/@.*//' | sort -u)
+	bad=$(printf '%s\n' "$syms" | grep -v '^rouse_[a-z]' |
+		grep -v '^ROUSE_[A-Z_]*_[0-9.]*$' | grep -v '^$')
+	if [ -n "$bad" ]; then
+		echo "FAIL: librouse-$lib.so exports non-public symbols:" $bad
+		fail=1
+	fi
+	# Internal names (rouse__) must never leave the library.
+	if printf '%s\n' "$syms" | grep -q '^rouse__'; then
+		echo "FAIL: librouse-$lib.so exports internal rouse__ names"
+		fail=1
+	fi
+	for s in $(printf '%s\n' "$syms" | grep '^rouse_[a-z]'); do
+		grep -q "^[[:space:]]*$s;" "$top_srcdir/$lib/librouse-$lib.sym" || {
+			echo "FAIL: $s is exported but not in librouse-$lib.sym"; fail=1; }
+		[ -f "$top_srcdir/man/$s.3" ] || {
+			echo "FAIL: $s is exported but has no man/$s.3"; fail=1; }
+	done
+	other=executor; [ $lib = executor ] && other=reactor
+	if readelf -d "$so" | grep NEEDED | grep -q "librouse-$other"; then
+		echo "FAIL: librouse-$lib.so links librouse-$other"
+		fail=1
+	fi
+done
+
+# Header-only functions are public API too.
+for f in $(sed -n 's/^static inline [a-z_ ]*[ *]\(rouse_[a-z][a-z_]*\)(.*/\1/p' \
+		"$top_srcdir"/include/rouse/*.h | sort -u); do
+	[ -f "$top_srcdir/man/$f.3" ] || {
+		echo "FAIL: inline $f has no man/$f.3"; fail=1; }
+done
+
+[ $fail -eq 0 ] && echo "PASS: exports are public, documented and independent"
+exit $fail

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT
+/* tests/headers-c.c - the public headers compile as C11 -pedantic -Werror. */
+#include <rouse/executor.h>
+#include <rouse/future.h>
+#include <rouse/log.h>
+#include <rouse/reactor.h>
+
+/* The headers are also self-contained and idempotent. */
+#include <rouse/future.h>
+
+int main(void)
+{
+	struct rouse_waker w = rouse_waker_noop();
+	struct rouse_waker c;
+
+	if (rouse_waker_clone(&w, &c) != 0 || !rouse_waker_will_wake(&w, &c))
+		return 1;
+	if (rouse_waker_wake_by_ref(&c) != 0 || rouse_waker_drop(&c) != 0)
+		return 1;
+	return rouse_waker_wake(&w) == 0 ? 0 : 1;
+}
