@@ -6,6 +6,7 @@
  * otherwise park until a wake.  Everything subtle lives in the parker.
  */
 #include <errno.h>
+#include <pthread.h>
 
 #include "executor-internal.h"
 
@@ -18,7 +19,7 @@ ROUSE__PUBLIC int rouse_block_on_with(struct rouse_future *f,
 {
 	struct rouse_context cx;
 	struct rouse_waker waker;
-	int err;
+	int err, cancel_state;
 
 	if (f == NULL || f->vtable == NULL || f->vtable->poll == NULL ||
 	    parker == NULL || parker->vtable == NULL ||
@@ -38,6 +39,11 @@ ROUSE__PUBLIC int rouse_block_on_with(struct rouse_future *f,
 		return err;
 	cx.waker = &waker;
 
+	/*
+	 * A thread cancelled while parked would never drop the waker, and
+	 * the flag below would stay set: hold cancellation off until done.
+	 */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	rouse__in_block_on = true;
 	for (;;) {
 		if (f->vtable->poll(f, &cx) == ROUSE_READY) {
@@ -54,6 +60,7 @@ ROUSE__PUBLIC int rouse_block_on_with(struct rouse_future *f,
 	}
 	rouse__in_block_on = false;
 	rouse_waker_drop(&waker);
+	pthread_setcancelstate(cancel_state, NULL);
 	return err;
 }
 

@@ -29,10 +29,16 @@
  *
  * The parker is reference counted: the thread holds one reference, every
  * waker handed out holds one.  A waker that outlives the thread keeps the
- * eventfd open and the word in memory; waking it then writes an eventfd
- * nobody reads, which is harmless, and dropping the last one closes it.
+ * eventfd open and the word in memory; waking it then only stores
+ * NOTIFIED (the word is never PARKED again), and dropping the last one
+ * closes the eventfd.
+ *
+ * The read and the write below are cancellation points; cancellation is
+ * held off around them, so that a cancelled thread can never leave the
+ * word NOTIFIED with its token unwritten.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -72,11 +78,12 @@ static void parker_release(struct thread_parker *p)
 {
 	/*
 	 * Release: every use of p by this reference happens before the
-	 * free.  The acquire fence on the last drop pairs with it.
+	 * free; acquire on the last drop, so the free comes after all of
+	 * them.  (acq_rel rather than release plus an acquire fence, which
+	 * ThreadSanitizer does not model.)
 	 */
-	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_release) != 1)
+	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	atomic_thread_fence(memory_order_acquire);
 	rouse__trace("parker: eventfd %d of thread %d closed", p->efd,
 		     (int)p->tid);
 	close(p->efd);
@@ -90,10 +97,51 @@ static void parker_thread_exit(void *arg)
 	parker_release(arg);
 }
 
+/*
+ * At exit, release the exiting thread's parker too: pthread key
+ * destructors do not run for the thread that calls exit(), and a leak
+ * checker should find nothing of ours left.  (The library is linked with
+ * -z nodelete, so this runs at exit only, never at a dlclose().)
+ */
+__attribute__((destructor))
+static void parker_process_exit(void)
+{
+	struct thread_parker *p = tls_parker;
+
+	if (p == NULL)
+		return;
+	tls_parker = NULL;
+	pthread_setspecific(parker_key, NULL);
+	parker_release(p);
+}
+
+/*
+ * In a child of fork(), the forking thread's parker is a copy whose
+ * eventfd is shared with the parent: a park in one process could eat a
+ * wake meant for the other.  The child lets go of its copy (closing its
+ * descriptor once no waker in the child refers to it) and makes a new
+ * parker at its next block_on.
+ */
+static void parker_atfork_child(void)
+{
+	struct thread_parker *p = tls_parker;
+
+	if (p == NULL)
+		return;
+	tls_parker = NULL;
+	pthread_setspecific(parker_key, NULL);
+	parker_release(p);
+}
+
+static int parker_key_err;
+
 static void parker_make_key(void)
 {
-	if (pthread_key_create(&parker_key, parker_thread_exit) != 0)
-		abort();	/* only fails when the process is out of keys */
+	/* Fails only when the process is out of keys (EAGAIN). */
+	parker_key_err = -pthread_key_create(&parker_key, parker_thread_exit);
+	if (parker_key_err == 0)
+		parker_key_err = -pthread_atfork(NULL, NULL,
+						 parker_atfork_child);
 }
 
 static int parker_get(struct thread_parker **out)
@@ -105,6 +153,8 @@ static int parker_get(struct thread_parker **out)
 		return 0;
 	}
 	pthread_once(&parker_key_once, parker_make_key);
+	if (parker_key_err < 0)
+		return parker_key_err;
 	p = malloc(sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
@@ -134,32 +184,41 @@ static int parker_get(struct thread_parker **out)
 static void parker_consume(struct thread_parker *p)
 {
 	uint64_t v;
+	int state;
 
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
 	while (read(p->efd, &v, sizeof(v)) < 0 && errno == EINTR)
 		;
+	pthread_setcancelstate(state, NULL);
 }
 
 /* Wait until the eventfd is readable or deadline (monotonic ns) passes. */
 static int parker_wait_until(struct thread_parker *p, int64_t deadline)
 {
 	struct pollfd pfd = { .fd = p->efd, .events = POLLIN };
+	int state, err = 0;
 
-	for (;;) {
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+	while (err == 0) {
 		int64_t left = deadline - rouse__now_ns();
 		struct timespec ts;
 		int n;
 
-		if (left <= 0)
-			return -ETIMEDOUT;
+		if (left <= 0) {
+			err = -ETIMEDOUT;
+			break;
+		}
 		ts = rouse__ns_to_timespec(left);
 		n = ppoll(&pfd, 1, &ts, NULL);
 		if (n > 0)
-			return 0;
+			break;
 		if (n == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
+			err = -ETIMEDOUT;
+		else if (errno != EINTR)
+			err = -errno;
 	}
+	pthread_setcancelstate(state, NULL);
+	return err;
 }
 
 static int parker_park(void *data, int64_t timeout_ns)
@@ -189,16 +248,25 @@ static int parker_park(void *data, int64_t timeout_ns)
 						     PARKER_PARKED,
 						     memory_order_acq_rel,
 						     memory_order_acquire)) {
-		atomic_store_explicit(&p->state, PARKER_EMPTY,
-				      memory_order_relaxed);
+		/*
+		 * An exchange, not a store: a second wake may have swapped
+		 * in NOTIFIED again since the CAS read it, and its release
+		 * must be acquired here or the poll could miss its data.
+		 */
+		atomic_exchange_explicit(&p->state, PARKER_EMPTY,
+					 memory_order_acquire);
 		rouse__trace("park: thread %d already notified", (int)p->tid);
 		return 0;
 	}
 
 	atomic_fetch_add_explicit(&rouse__exec_stat_parks, 1,
 				  memory_order_relaxed);
-	if (timeout_ns > 0)
-		deadline = rouse__now_ns() + timeout_ns;
+	if (timeout_ns > 0) {
+		int64_t now = rouse__now_ns();
+
+		deadline = timeout_ns > INT64_MAX - now ? INT64_MAX
+							: now + timeout_ns;
+	}
 	rouse__trace("park: thread %d blocks on eventfd %d", (int)p->tid,
 		     p->efd);
 	for (;;) {
@@ -226,7 +294,7 @@ static int parker_park(void *data, int64_t timeout_ns)
 		expected = PARKER_PARKED;
 		if (atomic_compare_exchange_strong_explicit(
 			    &p->state, &expected, PARKER_EMPTY,
-			    memory_order_acquire, memory_order_relaxed)) {
+			    memory_order_acquire, memory_order_acquire)) {
 			rouse__trace("park: thread %d timed out", (int)p->tid);
 			return err;
 		}
@@ -236,8 +304,8 @@ static int parker_park(void *data, int64_t timeout_ns)
 		 * wake a later park for nothing.
 		 */
 		parker_consume(p);
-		atomic_store_explicit(&p->state, PARKER_EMPTY,
-				      memory_order_relaxed);
+		atomic_exchange_explicit(&p->state, PARKER_EMPTY,
+					 memory_order_acquire);
 		rouse__trace("park: thread %d unparked at its timeout",
 			     (int)p->tid);
 		return 0;
@@ -248,7 +316,7 @@ static void parker_unpark(void *data)
 {
 	struct thread_parker *p = data;
 	uint64_t one = 1;
-	int prev;
+	int prev, state;
 
 	/* Release: what the waker did before waking is seen by the poll. */
 	prev = atomic_exchange_explicit(&p->state, PARKER_NOTIFIED,
@@ -263,8 +331,10 @@ static void parker_unpark(void *data)
 	atomic_fetch_add_explicit(&rouse__exec_stat_eventfd_writes, 1,
 				  memory_order_relaxed);
 	/* An eventfd write of 1 cannot fail while the counter is small. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
 	while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
+	pthread_setcancelstate(state, NULL);
 }
 
 static struct rouse_waker parker_waker_clone(void *data)

@@ -17,6 +17,10 @@
 
 #include "internal.h"
 
+#define ROUSE__STR_(x) #x
+#define ROUSE__STR(x) ROUSE__STR_(x)
+#define ROUSE__LOG_LIBNAME "librouse-" ROUSE__STR(ROUSE__LIB)
+
 atomic_int rouse__log_level = ROUSE_LOG_OFF;
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -49,8 +53,9 @@ static void log_init_from_env(void)
 		atomic_store(&rouse__log_level, ROUSE_LOG_WARN);
 		return;
 	}
-	fprintf(stderr, "rouse: ROUSE_LOG=%s is not one of error, warn, "
-		"info, debug, trace; logging stays off\n", v);
+	fprintf(stderr, "rouse: ROUSE_LOG=%s is not one of off, error, warn, "
+		"info, debug, trace; " ROUSE__LOG_LIBNAME " logging stays off\n",
+		v);
 }
 
 /* The built-in sink: "HH:MM:SS.mmm LEVEL [module] message\n" on stderr. */
@@ -83,18 +88,21 @@ void rouse__log_write(enum rouse_log_level level, const char *module,
 {
 	char message[1024];
 	va_list ap;
-	int saved_errno = errno;
+	int saved_errno = errno, cancel_state;
 
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
 
+	/* A thread cancelled in the sink would keep the lock forever. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	pthread_mutex_lock(&log_lock);
 	if (log_sink != NULL)
 		log_sink(log_sink_data, level, module, message);
 	else
 		stderr_sink(level, module, message);
 	pthread_mutex_unlock(&log_lock);
+	pthread_setcancelstate(cancel_state, NULL);
 	errno = saved_errno;
 }
 

@@ -19,12 +19,18 @@ extern "C" {
 /*
  * Poll f on the calling thread until it is ready, parking on the thread's
  * eventfd while it is pending.  f is not dropped.  Returns 0, or -EINVAL,
- * -EDEADLK (called from inside a poll on this thread), -ENOMEM, -EMFILE,
- * -ENFILE.
+ * -EDEADLK (called from inside a poll on this thread), or an error of
+ * creating the thread's eventfd (-ENOMEM, -EMFILE, -ENFILE, -ENODEV):
+ * rouse_block_on(3) lists them all.  Thread cancellation is held off
+ * while it runs.
  */
 int rouse_block_on(struct rouse_future *f);
 
-/* rouse_block_on(), parking through parker instead of the eventfd. */
+/*
+ * rouse_block_on(), parking through parker instead of the eventfd; errors
+ * from the parker's waker and park (other than -ETIMEDOUT and -EINTR) are
+ * returned as they are.
+ */
 int rouse_block_on_with(struct rouse_future *f,
 			const struct rouse_parker *parker);
 

@@ -218,13 +218,20 @@ static inline int rouse_future_poll(struct rouse_future *f,
 	return (int)f->vtable->poll(f, cx);
 }
 
-/* Cancel and release f (its vtable's drop, when it has one). */
+/*
+ * Cancel and release f (its vtable's drop, when it has one).  f's vtable
+ * is cleared, so a second drop returns -EINVAL instead of running twice.
+ */
 static inline int rouse_future_drop(struct rouse_future *f)
 {
+	const struct rouse_future_vtable *vt;
+
 	if (f == NULL || f->vtable == NULL)
 		return -EINVAL;
-	if (f->vtable->drop != NULL)
-		f->vtable->drop(f);
+	vt = f->vtable;
+	if (vt->drop != NULL)
+		vt->drop(f);
+	f->vtable = NULL;
 	return 0;
 }
 
