@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * examples/hello.c - block_on and a timer future, with the executor alone.
+ * examples/hello.c - block_on and a timer future.
  *
  * The future below is the one every walk-through of an async runtime
  * starts with: on its first poll it keeps a clone of the waker and starts
@@ -8,8 +8,12 @@
  * the waker.  Meanwhile rouse_block_on() has parked the main thread on its
  * eventfd; the wake unparks it, the future is polled again and is ready.
  *
- *   examples/hello [DELAY_MS]          default 1000
- *   ROUSE_LOG=trace examples/hello     the waker's life, step by step
+ * With --reactor the helper thread is gone: the future is the reactor's
+ * sleep, the reactor's thread arms its timerfd, and when the timerfd
+ * fires the reactor wakes the waker it was given, which unparks block_on.
+ *
+ *   examples/hello [--reactor] [DELAY_MS]   default 1000
+ *   ROUSE_LOG=trace examples/hello          the waker's life, step by step
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,6 +25,7 @@
 #include <time.h>
 
 #include <rouse/executor.h>
+#include <rouse/reactor.h>
 
 struct timer_future {
 	struct rouse_future base;	/* first: the executor sees this */
@@ -94,29 +99,66 @@ static const struct rouse_future_vtable timer_vtable = {
 	.drop = timer_drop,
 };
 
+/* The same wait, on the reactor's timer: no thread of our own. */
+static int hello_reactor(long delay_ms)
+{
+	struct rouse_reactor *r;
+	struct rouse_sleep s;
+	double t0;
+	int err;
+
+	/* The default reactor runs on a thread of its own, made on demand. */
+	err = rouse_reactor_default(&r);
+	if (err == 0)
+		err = rouse_sleep_init(&s, r, delay_ms * 1000000);
+	if (err < 0) {
+		fprintf(stderr, "hello: reactor: %s\n", strerror(-err));
+		return 1;
+	}
+	printf("main: block_on(reactor sleep of %ld ms)\n", delay_ms);
+	t0 = now_ms();
+	err = rouse_block_on(&s.base);
+	if (err < 0) {
+		fprintf(stderr, "hello: rouse_block_on: %s\n", strerror(-err));
+		return 1;
+	}
+	printf("main: block_on returned after %.1f ms: the timerfd fired\n",
+	       now_ms() - t0);
+	rouse_future_drop(&s.base);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct timer_future t = { .base.vtable = &timer_vtable };
+	bool reactor = false;
 	double t0;
 	char *end;
 	int err;
 
 	t.delay_ms = 1000;
+	if (argc > 1 && strcmp(argv[1], "--reactor") == 0) {
+		reactor = true;
+		argc--;
+		argv++;
+	}
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--help") == 0)) {
-		fprintf(stderr, "usage: %s [DELAY_MS]\n", argv[0]);
+		fprintf(stderr, "usage: hello [--reactor] [DELAY_MS]\n");
 		return 2;
 	}
 	if (argc == 2) {
 		errno = 0;
 		t.delay_ms = strtol(argv[1], &end, 10);
 		if (errno != 0 || *end != '\0' || end == argv[1] ||
-		    t.delay_ms < 0) {
+		    t.delay_ms < 0 || t.delay_ms > 1000000000) {
 			fprintf(stderr, "hello: DELAY_MS must be a number of "
 				"milliseconds, not '%s'\n", argv[1]);
 			return 2;
 		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (reactor)
+		return hello_reactor(t.delay_ms);
 
 	printf("main: block_on(timer of %ld ms)\n", t.delay_ms);
 	t0 = now_ms();

@@ -3,14 +3,139 @@
 #ifndef ROUSE_REACTOR_INTERNAL_H
 #define ROUSE_REACTOR_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
+#include <stdbool.h>
+
 #include <rouse/reactor.h>
 
 #include "../lib/internal.h"
+#include "timer.h"
+
+/*
+ * The reactor's wake-up: an eventfd in the epoll set and the three-state
+ * word that says whether a thread is blocked in epoll_wait.  It is
+ * reference counted apart from the reactor, so that a waker handed out by
+ * rouse_reactor_parker() stays safe to wake and drop after the reactor is
+ * freed.
+ */
+struct rouse__wake {
+	atomic_int state;	/* WAKE_EMPTY / WAKE_PARKED / WAKE_NOTIFIED */
+	atomic_uint refs;	/* the reactor's + one per waker */
+	int efd;		/* in the epoll set, edge-triggered, never read */
+};
+
+/* The high half of the epoll_data of the reactor's own descriptors. */
+#define ROUSE__TAG_OWN UINT64_C(0xffffffff00000000)
+
+/* Kinds of registered sources. */
+enum {
+	ROUSE__SRC_IO = 1,
+	ROUSE__SRC_EVENT = 2,
+};
+
+/* Timer states (rouse_timer_entry.state). */
+enum {
+	ROUSE__TIMER_IDLE = 0,
+	ROUSE__TIMER_ARMED = 1,
+	ROUSE__TIMER_FIRED = 2,
+	ROUSE__TIMER_CANCELED = 3,
+};
+
+/* I/O directions: the two waiter slots of a source. */
+enum {
+	ROUSE__DIR_READ = 0,
+	ROUSE__DIR_WRITE = 1,
+};
+
+/*
+ * A registered fd (or user event).  epoll_data carries slot and gen, not
+ * a pointer, so an event that was queued for a source that has since gone
+ * (or whose slot was reused) is recognised and dropped.
+ */
+struct rouse_io {
+	struct rouse_reactor *reactor;
+	int fd;
+	int kind;			/* ROUSE__SRC_* */
+	uint32_t slot;
+	uint32_t gen;
+	uint32_t ready;			/* cached readiness, ROUSE_IO_* */
+	atomic_uint tick;		/* bumped on every event */
+	struct rouse_io_op *waiter[2];	/* pending op per direction */
+	struct rouse_waker waker[2];	/* its waker, owned */
+	struct rouse_io *next_live;	/* the reactor's list of sources */
+	struct rouse_io *prev_live;
+};
+
+struct rouse_event {
+	struct rouse_io io;		/* first: kind ROUSE__SRC_EVENT */
+	atomic_uint_fast64_t count;	/* notifications not yet taken */
+};
 
 struct rouse_reactor {
-	int epfd;	/* epoll, close-on-exec */
-	int tfd;	/* timerfd on CLOCK_MONOTONIC, absolute deadlines */
-	int efd;	/* eventfd: wakes a thread blocked in epoll_wait */
+	int epfd;
+	int tfd;
+	struct rouse__wake *wake;
+
+	pthread_mutex_t lock;		/* everything below */
+	struct rouse__timers timers;
+	int64_t armed;			/* timerfd deadline; INT64_MAX: off */
+	bool paused;			/* test clock stopped */
+	int64_t paused_now;		/* its reading while stopped */
+	int64_t offset;			/* reactor clock - CLOCK_MONOTONIC */
+
+	struct rouse_io **slots;	/* sources by slot */
+	uint32_t *gens;			/* generation of each slot */
+	uint32_t nslots;
+	uint32_t free_slot;		/* head of the free list, or UINT32_MAX */
+	uint32_t *next_free;
+	struct rouse_io *live;		/* every registered source */
+
+	atomic_bool driving;		/* a thread is inside a turn */
+	unsigned int skipped_polls;	/* turns that skipped epoll_wait */
+	pthread_t thread;
+	bool threaded;
+	atomic_bool stopping;
 };
+
+#define rouse__reactor_now_locked ROUSE__NS(reactor_now_locked)
+#define rouse__reactor_rearm ROUSE__NS(reactor_rearm)
+#define rouse__reactor_unpark ROUSE__NS(reactor_unpark)
+#define rouse__io_dispatch ROUSE__NS(io_dispatch)
+#define rouse__io_cancel_all ROUSE__NS(io_cancel_all)
+#define rouse__timers_cancel_all ROUSE__NS(timers_cancel_all)
+#define rouse__fire_timers ROUSE__NS(fire_timers)
+
+int64_t rouse__reactor_now_locked(struct rouse_reactor *r);
+/* Point the timerfd at the timer set's next wake-up if it moved earlier. */
+void rouse__reactor_rearm(struct rouse_reactor *r, bool force);
+void rouse__reactor_unpark(struct rouse_reactor *r);
+/* Handle a batch of epoll events for sources; returns the wakers woken. */
+int rouse__io_dispatch(struct rouse_reactor *r,
+		       const struct epoll_event *evs, int n);
+/* At free: every pending source operation completes with -ECANCELED. */
+void rouse__io_cancel_all(struct rouse_reactor *r);
+void rouse__timers_cancel_all(struct rouse_reactor *r);
+int rouse__fire_timers(struct rouse_reactor *r);
+
+/*
+ * Wakers collected under the lock are woken after it is dropped, a batch
+ * at a time, so that a waker may call back into the reactor.
+ */
+#define ROUSE__WAKE_BATCH 32
+struct rouse__wake_list {
+	int n;
+	struct rouse_waker w[ROUSE__WAKE_BATCH];
+};
+
+static inline void rouse__wake_list_wake(struct rouse__wake_list *wl)
+{
+	int i;
+
+	for (i = 0; i < wl->n; i++)
+		rouse_waker_wake(&wl->w[i]);
+	wl->n = 0;
+}
 
 #endif /* ROUSE_REACTOR_INTERNAL_H */

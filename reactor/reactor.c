@@ -1,15 +1,31 @@
 // SPDX-License-Identifier: MIT
 /*
- * reactor/reactor.c - the reactor object: one epoll fd, one timerfd for all
- * timers, one eventfd for its own wake-up.
+ * reactor/reactor.c - the reactor: one epoll fd, one timerfd for all
+ * timers, one eventfd for its own wake-up; a turn; the two ways to run it.
  *
- * The timerfd and the eventfd are registered in the epoll set from the
- * start, each with its own tag in epoll_data, so a turn of epoll_wait sees
- * timers and wake-ups next to fd readiness.
+ * A turn is: decide whether to block, epoll_wait, hand fd events to their
+ * sources, fire the timers that are due.  Wakers are collected under the
+ * reactor's lock and woken after it is dropped.
+ *
+ * Both the timerfd and the wake eventfd are edge-triggered and never read.
+ * An eventfd or timerfd reports an edge on every write or expiry, whatever
+ * its counter holds, so the read that would reset it is a system call
+ * saved per wake-up.  (The eventfd counter would need 2^64 - 2 wakes to
+ * saturate.)  Re-arming the timerfd with timerfd_settime() resets its
+ * expiry count.
+ *
+ * The wake word is the same three-state machine as the executor's parker:
+ * a turn moves EMPTY -> PARKED before it blocks in epoll_wait, and an
+ * unpark that swaps NOTIFIED over PARKED writes the eventfd; an unpark
+ * that lands while the turn runs costs one atomic exchange.  A turn that
+ * finds NOTIFIED does not block: it consumes it and returns at once, and
+ * only every 32nd such turn in a row looks at epoll, so that a future
+ * that keeps waking itself cannot starve I/O and timers.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -18,15 +34,398 @@
 
 #define ROUSE__LOG_MODULE "reactor"
 
-/* epoll_data tags of the reactor's own descriptors. */
 enum {
-	TAG_TIMER = 1,
-	TAG_WAKE = 2,
+	WAKE_EMPTY = 0,
+	WAKE_PARKED = 1,
+	WAKE_NOTIFIED = 2,
 };
+
+/*
+ * epoll_data of the reactor's own descriptors.  Sources use gen << 32 |
+ * slot, and no generation is ever 0xffffffff, so these never collide.
+ */
+#define TAG_TIMER (ROUSE__TAG_OWN | 1)
+#define TAG_WAKE (ROUSE__TAG_OWN | 2)
+
+#define EVENTS_PER_TURN 256
+#define SKIP_POLL_LIMIT 32
+
+/* ---- the wake handle and the reactor's parker ----------------------- */
+
+static void wake_release(struct rouse__wake *w)
+{
+	if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	close(w->efd);
+	free(w);
+}
+
+static void wake_unpark(struct rouse__wake *w)
+{
+	static const uint64_t one = 1;
+	int prev;
+
+	prev = atomic_exchange_explicit(&w->state, WAKE_NOTIFIED,
+					memory_order_acq_rel);
+	if (prev != WAKE_PARKED) {
+		rouse__trace("wake: reactor is running, no syscall");
+		return;
+	}
+	rouse__trace("wake: write eventfd %d to interrupt epoll_wait", w->efd);
+	while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+void rouse__reactor_unpark(struct rouse_reactor *r)
+{
+	wake_unpark(r->wake);
+}
+
+static const struct rouse_waker_vtable wake_waker_vtable;
+
+static struct rouse_waker wake_waker_clone(void *data)
+{
+	struct rouse__wake *w = data;
+	struct rouse_waker out = { w, &wake_waker_vtable };
+
+	atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+	rouse__trace("waker clone: reactor parker");
+	return out;
+}
+
+static void wake_waker_drop(void *data)
+{
+	rouse__trace("waker drop: reactor parker");
+	wake_release(data);
+}
+
+static void wake_waker_wake_by_ref(void *data)
+{
+	rouse__trace("waker wake_by_ref: reactor parker");
+	wake_unpark(data);
+}
+
+static void wake_waker_wake(void *data)
+{
+	rouse__trace("waker wake: reactor parker");
+	wake_unpark(data);
+	wake_release(data);
+}
+
+static const struct rouse_waker_vtable wake_waker_vtable = {
+	.clone = wake_waker_clone,
+	.wake = wake_waker_wake,
+	.wake_by_ref = wake_waker_wake_by_ref,
+	.drop = wake_waker_drop,
+};
+
+static int parker_park(void *data, int64_t timeout_ns)
+{
+	int n = rouse_reactor_turn(data, timeout_ns);
+
+	return n < 0 ? n : 0;
+}
+
+static void parker_unpark(void *data)
+{
+	rouse__reactor_unpark(data);
+}
+
+static int parker_waker(void *data, struct rouse_waker *out)
+{
+	struct rouse_reactor *r = data;
+
+	atomic_fetch_add_explicit(&r->wake->refs, 1, memory_order_relaxed);
+	out->data = r->wake;
+	out->vtable = &wake_waker_vtable;
+	rouse__trace("waker create: reactor parker");
+	return 0;
+}
+
+static const struct rouse_parker_vtable reactor_parker_vtable = {
+	.park = parker_park,
+	.unpark = parker_unpark,
+	.waker = parker_waker,
+};
+
+ROUSE__PUBLIC int rouse_reactor_parker(struct rouse_reactor *r,
+				       struct rouse_parker *out)
+{
+	if (r == NULL || out == NULL)
+		return -EINVAL;
+	out->data = r;
+	out->vtable = &reactor_parker_vtable;
+	return 0;
+}
+
+/* ---- clock and timerfd --------------------------------------------- */
+
+int64_t rouse__reactor_now_locked(struct rouse_reactor *r)
+{
+	if (r->paused)
+		return r->paused_now;
+	return rouse__now_ns() + r->offset;
+}
+
+static void timerfd_arm(struct rouse_reactor *r, int64_t when)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof(its));
+	if (when != INT64_MAX) {
+		/* Reactor time to CLOCK_MONOTONIC; 0 would mean "disarm". */
+		int64_t mono = when - r->offset;
+
+		its.it_value = rouse__ns_to_timespec(mono > 0 ? mono : 1);
+	}
+	if (timerfd_settime(r->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		rouse__error("timerfd_settime: %s", strerror(errno));
+	else if (when == INT64_MAX)
+		rouse__trace("timerfd %d disarmed", r->tfd);
+	else
+		rouse__trace("timerfd %d armed for %lld", r->tfd,
+			     (long long)when);
+	r->armed = when;
+}
+
+void rouse__reactor_rearm(struct rouse_reactor *r, bool force)
+{
+	int64_t next;
+
+	if (r->paused) {
+		if (r->armed != INT64_MAX)
+			timerfd_arm(r, INT64_MAX);
+		return;
+	}
+	next = rouse__timers_next_wakeup(&r->timers);
+	/*
+	 * Arm only when the next wake-up moved earlier, or when the set is
+	 * empty: a timerfd that fires too early costs one empty turn, which
+	 * is cheaper than a system call on every cancel.
+	 */
+	if (next < r->armed || (next == INT64_MAX && r->armed != INT64_MAX) ||
+	    (force && next != r->armed))
+		timerfd_arm(r, next);
+}
+
+ROUSE__PUBLIC int64_t rouse_reactor_now(struct rouse_reactor *r)
+{
+	int64_t now;
+
+	if (r == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	now = rouse__reactor_now_locked(r);
+	pthread_mutex_unlock(&r->lock);
+	return now;
+}
+
+ROUSE__PUBLIC int rouse_reactor_clock_pause(struct rouse_reactor *r)
+{
+	if (r == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	if (!r->paused) {
+		r->paused_now = rouse__reactor_now_locked(r);
+		r->paused = true;
+		rouse__reactor_rearm(r, true);
+		rouse__debug("clock paused at %lld", (long long)r->paused_now);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+ROUSE__PUBLIC int rouse_reactor_clock_resume(struct rouse_reactor *r)
+{
+	if (r == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	if (r->paused) {
+		/* Go on from the paused reading: the clock never goes back. */
+		r->offset = r->paused_now - rouse__now_ns();
+		r->paused = false;
+		rouse__reactor_rearm(r, true);
+		rouse__debug("clock resumed at %lld", (long long)r->paused_now);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+ROUSE__PUBLIC int rouse_reactor_clock_advance(struct rouse_reactor *r,
+					      int64_t ns)
+{
+	if (r == NULL || ns < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	if (!r->paused) {
+		pthread_mutex_unlock(&r->lock);
+		return -EPERM;
+	}
+	r->paused_now = ns > INT64_MAX - r->paused_now ? INT64_MAX
+						       : r->paused_now + ns;
+	pthread_mutex_unlock(&r->lock);
+	return rouse__fire_timers(r);
+}
+
+/* ---- turns ----------------------------------------------------------- */
+
+static int timeout_ms(int64_t timeout_ns)
+{
+	if (timeout_ns < 0)
+		return -1;
+	/* Round up, so that a turn never returns before its timeout. */
+	if (timeout_ns > (int64_t)INT_MAX * 1000000)
+		return INT_MAX;
+	return (int)((timeout_ns + 999999) / 1000000);
+}
+
+static int reactor_turn(struct rouse_reactor *r, int64_t timeout_ns)
+{
+	struct epoll_event evs[EVENTS_PER_TURN];
+	struct rouse__wake *w = r->wake;
+	bool parked = false, timers_due = false;
+	int expected = WAKE_EMPTY;
+	int i, n, own = 0, woken;
+
+	if (timeout_ns == 0)
+		expected = atomic_load_explicit(&w->state,
+						memory_order_acquire);
+	else if (atomic_compare_exchange_strong_explicit(
+			 &w->state, &expected, WAKE_PARKED,
+			 memory_order_acq_rel, memory_order_acquire))
+		parked = true;
+	if (expected == WAKE_NOTIFIED) {
+		/*
+		 * An unpark came while we ran: take it (with an exchange, so
+		 * that a second unpark since we read it is acquired too) and
+		 * do not block.
+		 */
+		atomic_exchange_explicit(&w->state, WAKE_EMPTY,
+					 memory_order_acquire);
+		if (++r->skipped_polls < SKIP_POLL_LIMIT) {
+			rouse__trace("turn: already notified");
+			return 0;
+		}
+	}
+	r->skipped_polls = 0;
+
+	if (parked)
+		rouse__trace("turn: epoll_wait (timeout %lld ns)",
+			     (long long)timeout_ns);
+	n = epoll_wait(r->epfd, evs, EVENTS_PER_TURN,
+		       parked ? timeout_ms(timeout_ns) : 0);
+	if (parked) {
+		/*
+		 * Back to EMPTY.  A NOTIFIED found here means an unpark
+		 * wrote (or is about to write) the eventfd; its edge at
+		 * worst makes one later turn return early.
+		 */
+		atomic_exchange_explicit(&w->state, WAKE_EMPTY,
+					 memory_order_acq_rel);
+	}
+	if (n < 0) {
+		if (errno == EINTR)
+			return 0;
+		return -errno;
+	}
+	for (i = 0; i < n; i++) {
+		if (evs[i].data.u64 == TAG_TIMER) {
+			timers_due = true;
+			own++;
+		} else if (evs[i].data.u64 == TAG_WAKE) {
+			rouse__trace("turn: woken through eventfd");
+			own++;
+		}
+	}
+	woken = n > own ? rouse__io_dispatch(r, evs, n) : 0;
+	if (timers_due) {
+		rouse__trace("turn: timerfd fired");
+		woken += rouse__fire_timers(r);
+	}
+	return woken;
+}
+
+ROUSE__PUBLIC int rouse_reactor_turn(struct rouse_reactor *r,
+				     int64_t timeout_ns)
+{
+	int n;
+
+	if (r == NULL)
+		return -EINVAL;
+	/* One thread drives a reactor at a time. */
+	if (atomic_exchange_explicit(&r->driving, true, memory_order_acquire))
+		return -EBUSY;
+	n = reactor_turn(r, timeout_ns);
+	atomic_store_explicit(&r->driving, false, memory_order_release);
+	return n;
+}
+
+ROUSE__PUBLIC int rouse_reactor_fd(const struct rouse_reactor *r)
+{
+	if (r == NULL)
+		return -EINVAL;
+	return r->epfd;
+}
+
+/* ---- threaded mode --------------------------------------------------- */
+
+static void *reactor_thread(void *arg)
+{
+	struct rouse_reactor *r = arg;
+
+	rouse__debug("reactor %p: thread running", arg);
+	while (!atomic_load_explicit(&r->stopping, memory_order_acquire)) {
+		int n = reactor_turn(r, -1);
+
+		if (n < 0) {
+			rouse__error("reactor %p: turn failed: %s", arg,
+				     strerror(-n));
+			break;
+		}
+	}
+	rouse__debug("reactor %p: thread stopped", arg);
+	return NULL;
+}
+
+ROUSE__PUBLIC int rouse_reactor_start(struct rouse_reactor *r)
+{
+	int err;
+
+	if (r == NULL)
+		return -EINVAL;
+	if (atomic_exchange_explicit(&r->driving, true, memory_order_acquire))
+		return -EBUSY;
+	atomic_store(&r->stopping, false);
+	err = pthread_create(&r->thread, NULL, reactor_thread, r);
+	if (err != 0) {
+		atomic_store(&r->driving, false);
+		return -err;
+	}
+	r->threaded = true;
+	return 0;
+}
+
+ROUSE__PUBLIC int rouse_reactor_stop(struct rouse_reactor *r)
+{
+	if (r == NULL)
+		return -EINVAL;
+	if (!r->threaded)
+		return -ESRCH;
+	if (pthread_equal(r->thread, pthread_self()))
+		return -EDEADLK;
+	atomic_store_explicit(&r->stopping, true, memory_order_release);
+	rouse__reactor_unpark(r);
+	pthread_join(r->thread, NULL);
+	r->threaded = false;
+	atomic_store_explicit(&r->driving, false, memory_order_release);
+	return 0;
+}
+
+/* ---- creation ---------------------------------------------------------- */
 
 static int add_own_fd(int epfd, int fd, uint64_t tag)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = tag };
 
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
@@ -41,33 +440,46 @@ ROUSE__PUBLIC int rouse_reactor_new(struct rouse_reactor **out,
 				    unsigned int flags)
 {
 	struct rouse_reactor *r;
+	struct rouse__wake *w;
 	int err;
 
 	if (out == NULL || flags != 0)
 		return -EINVAL;
-	r = malloc(sizeof(*r));
-	if (r == NULL)
+	r = calloc(1, sizeof(*r));
+	w = calloc(1, sizeof(*w));
+	if (r == NULL || w == NULL) {
+		free(r);
+		free(w);
 		return -ENOMEM;
+	}
+	r->wake = w;
+	atomic_init(&w->refs, 1);
+	atomic_init(&w->state, WAKE_EMPTY);
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	r->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (r->epfd < 0 || r->tfd < 0 || r->efd < 0) {
+	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->epfd < 0 || r->tfd < 0 || w->efd < 0) {
 		err = -errno;
 		goto fail;
 	}
 	err = add_own_fd(r->epfd, r->tfd, TAG_TIMER);
 	if (err == 0)
-		err = add_own_fd(r->epfd, r->efd, TAG_WAKE);
+		err = add_own_fd(r->epfd, w->efd, TAG_WAKE);
 	if (err < 0)
 		goto fail;
+	pthread_mutex_init(&r->lock, NULL);
+	rouse__timers_init(&r->timers, rouse__now_ns());
+	r->armed = INT64_MAX;
+	r->free_slot = UINT32_MAX;
 	rouse__debug("reactor %p: epoll %d, timerfd %d, eventfd %d",
-		     (void *)r, r->epfd, r->tfd, r->efd);
+		     (void *)r, r->epfd, r->tfd, w->efd);
 	*out = r;
 	return 0;
 fail:
 	close_if_open(r->epfd);
 	close_if_open(r->tfd);
-	close_if_open(r->efd);
+	close_if_open(w->efd);
+	free(w);
 	free(r);
 	return err;
 }
@@ -76,11 +488,53 @@ ROUSE__PUBLIC void rouse_reactor_free(struct rouse_reactor *r)
 {
 	if (r == NULL)
 		return;
+	if (r->threaded)
+		rouse_reactor_stop(r);
+	rouse__timers_cancel_all(r);
+	rouse__io_cancel_all(r);
 	rouse__debug("reactor %p: freed", (void *)r);
 	close(r->epfd);
 	close(r->tfd);
-	close(r->efd);
+	wake_release(r->wake);
+	pthread_mutex_destroy(&r->lock);
+	free(r->slots);
+	free(r->gens);
+	free(r->next_free);
 	free(r);
+}
+
+/* ---- the process-wide default reactor ---------------------------------- */
+
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static struct rouse_reactor *default_reactor;
+static int default_err;
+
+static void default_create(void)
+{
+	struct rouse_reactor *r;
+	int err = rouse_reactor_new(&r, 0);
+
+	if (err == 0) {
+		err = rouse_reactor_start(r);
+		if (err < 0)
+			rouse_reactor_free(r);
+	}
+	if (err < 0) {
+		default_err = err;
+		return;
+	}
+	default_reactor = r;
+}
+
+ROUSE__PUBLIC int rouse_reactor_default(struct rouse_reactor **out)
+{
+	if (out == NULL)
+		return -EINVAL;
+	pthread_once(&default_once, default_create);
+	if (default_reactor == NULL)
+		return default_err;
+	*out = default_reactor;
+	return 0;
 }
 
 ROUSE__PUBLIC int rouse_reactor_set_log_level(enum rouse_log_level level)

@@ -1,0 +1,764 @@
+// SPDX-License-Identifier: MIT
+/*
+ * reactor/io.c - fd sources, the futures that wait for them, and user
+ * events.
+ *
+ * An fd is registered once, edge-triggered, for input, output and
+ * read hang-up.  Each event ORs its bits into the source's cached
+ * readiness and bumps the source's tick.  An operation tries its system
+ * call first; on EAGAIN it clears the bit it needed, but only if the tick
+ * has not moved since before the call (an event that came in between
+ * proves the fd may be ready again, so it retries instead), and then
+ * leaves its waker in the source's slot for that direction.
+ *
+ * epoll_data holds (generation << 32 | slot), never a pointer.  A slot's
+ * generation moves on when its source is removed, so an event that was
+ * already queued for it, in this batch or a later one, no longer matches
+ * and is dropped rather than delivered to whoever has the slot now.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "reactor-internal.h"
+
+#define ROUSE__LOG_MODULE "reactor"
+
+#define READ_BITS (ROUSE_IO_READABLE | ROUSE_IO_ERROR | ROUSE_IO_HANGUP | \
+		   ROUSE_IO_READ_HANGUP)
+#define WRITE_BITS (ROUSE_IO_WRITABLE | ROUSE_IO_ERROR | ROUSE_IO_HANGUP)
+
+_Static_assert((int)ROUSE_IO_READABLE == (int)EPOLLIN &&
+		       (int)ROUSE_IO_WRITABLE == (int)EPOLLOUT &&
+		       (int)ROUSE_IO_ERROR == (int)EPOLLERR &&
+		       (int)ROUSE_IO_HANGUP == (int)EPOLLHUP &&
+		       (int)ROUSE_IO_READ_HANGUP == (int)EPOLLRDHUP,
+	       "ROUSE_IO_* are epoll's bits");
+
+/* ---- the slot table ----------------------------------------------------- */
+
+static int slot_take(struct rouse_reactor *r, uint32_t *out)
+{
+	uint32_t s;
+
+	if (r->free_slot == UINT32_MAX) {
+		uint32_t n = r->nslots ? r->nslots * 2 : 64, i;
+		struct rouse_io **slots;
+		uint32_t *gens, *next;
+
+		slots = realloc(r->slots, n * sizeof(*slots));
+		if (slots == NULL)
+			return -ENOMEM;
+		r->slots = slots;
+		gens = realloc(r->gens, n * sizeof(*gens));
+		if (gens == NULL)
+			return -ENOMEM;
+		r->gens = gens;
+		next = realloc(r->next_free, n * sizeof(*next));
+		if (next == NULL)
+			return -ENOMEM;
+		r->next_free = next;
+		for (i = r->nslots; i < n; i++) {
+			slots[i] = NULL;
+			gens[i] = 0;
+			next[i] = i + 1 < n ? i + 1 : UINT32_MAX;
+		}
+		r->free_slot = r->nslots;
+		r->nslots = n;
+	}
+	s = r->free_slot;
+	r->free_slot = r->next_free[s];
+	*out = s;
+	return 0;
+}
+
+static void slot_release(struct rouse_reactor *r, uint32_t s)
+{
+	r->slots[s] = NULL;
+	/* 0xffffffff is the tag of the reactor's own descriptors. */
+	if (++r->gens[s] == UINT32_MAX)
+		r->gens[s] = 0;
+	r->next_free[s] = r->free_slot;
+	r->free_slot = s;
+}
+
+static uint64_t io_tag(const struct rouse_io *io)
+{
+	return (uint64_t)io->gen << 32 | io->slot;
+}
+
+/* ---- registration --------------------------------------------------- */
+
+static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
+		  int kind, uint32_t events)
+{
+	struct epoll_event ev;
+	int err;
+
+	io->reactor = r;
+	io->fd = fd;
+	io->kind = kind;
+	io->ready = 0;
+	atomic_init(&io->tick, 0);
+	io->waiter[0] = io->waiter[1] = NULL;
+	io->waker[0].vtable = io->waker[1].vtable = NULL;
+
+	pthread_mutex_lock(&r->lock);
+	err = slot_take(r, &io->slot);
+	if (err < 0)
+		goto out;
+	io->gen = r->gens[io->slot];
+	ev.events = events | EPOLLET;
+	ev.data.u64 = io_tag(io);
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		err = -errno;
+		slot_release(r, io->slot);
+		goto out;
+	}
+	r->slots[io->slot] = io;
+	io->prev_live = NULL;
+	io->next_live = r->live;
+	if (r->live != NULL)
+		r->live->prev_live = io;
+	r->live = io;
+	rouse__debug("fd %d registered (slot %u, generation %u)", fd,
+		     io->slot, io->gen);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+/*
+ * Take io out of the reactor (lock held): its slot moves on to the next
+ * generation, and its waiting operations are told it is gone.
+ */
+static void io_remove_locked(struct rouse_reactor *r, struct rouse_io *io,
+			     struct rouse__wake_list *wl)
+{
+	int dir;
+
+	slot_release(r, io->slot);
+	if (io->prev_live != NULL)
+		io->prev_live->next_live = io->next_live;
+	else
+		r->live = io->next_live;
+	if (io->next_live != NULL)
+		io->next_live->prev_live = io->prev_live;
+	for (dir = 0; dir < 2; dir++) {
+		struct rouse_io_op *op = io->waiter[dir];
+
+		if (op == NULL)
+			continue;
+		op->io = NULL;
+		op->registered = 0;
+		io->waiter[dir] = NULL;
+		if (io->waker[dir].vtable != NULL) {
+			wl->w[wl->n++] = io->waker[dir];
+			io->waker[dir].vtable = NULL;
+		}
+	}
+}
+
+ROUSE__PUBLIC int rouse_io_register(struct rouse_reactor *r, int fd,
+				    struct rouse_io **out)
+{
+	struct rouse_io *io;
+	int err;
+
+	if (r == NULL || out == NULL)
+		return -EINVAL;
+	if (fd < 0)
+		return -EBADF;
+	io = malloc(sizeof(*io));
+	if (io == NULL)
+		return -ENOMEM;
+	err = io_add(r, io, fd, ROUSE__SRC_IO,
+		     EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+	if (err < 0) {
+		free(io);
+		return err;
+	}
+	*out = io;
+	return 0;
+}
+
+static void io_destroy(struct rouse_io *io)
+{
+	struct rouse_reactor *r = io->reactor;
+	struct rouse__wake_list wl = { .n = 0 };
+
+	pthread_mutex_lock(&r->lock);
+	/* The fd may be closed already, which removed it from epoll. */
+	epoll_ctl(r->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	io_remove_locked(r, io, &wl);
+	pthread_mutex_unlock(&r->lock);
+	rouse__debug("fd %d deregistered", io->fd);
+	rouse__wake_list_wake(&wl);
+}
+
+ROUSE__PUBLIC int rouse_io_deregister(struct rouse_io *io)
+{
+	if (io == NULL || io->kind != ROUSE__SRC_IO)
+		return -EINVAL;
+	io_destroy(io);
+	free(io);
+	return 0;
+}
+
+ROUSE__PUBLIC int rouse_io_fd(const struct rouse_io *io)
+{
+	if (io == NULL)
+		return -EINVAL;
+	return io->fd;
+}
+
+ROUSE__PUBLIC int rouse_io_clear(struct rouse_io *io, uint32_t events)
+{
+	if (io == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&io->reactor->lock);
+	io->ready &= ~events;
+	pthread_mutex_unlock(&io->reactor->lock);
+	return 0;
+}
+
+/* ---- the reactor's side ------------------------------------------------- */
+
+int rouse__io_dispatch(struct rouse_reactor *r, const struct epoll_event *evs,
+		       int n)
+{
+	struct rouse__wake_list wl = { .n = 0 };
+	int i, total = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < n; i++) {
+		uint64_t tag = evs[i].data.u64;
+		uint32_t slot = (uint32_t)tag, gen = (uint32_t)(tag >> 32);
+		uint32_t bits = evs[i].events;
+		struct rouse_io *io;
+		int dir;
+
+		if ((tag & ROUSE__TAG_OWN) == ROUSE__TAG_OWN)
+			continue;	/* the reactor's own, handled */
+		if (slot >= r->nslots || r->slots[slot] == NULL ||
+		    r->gens[slot] != gen) {
+			rouse__trace("event for a removed source dropped "
+				     "(slot %u, generation %u)", slot, gen);
+			continue;
+		}
+		io = r->slots[slot];
+		io->ready |= bits;
+		atomic_fetch_add_explicit(&io->tick, 1, memory_order_release);
+		for (dir = 0; dir < 2; dir++) {
+			uint32_t mask = dir == ROUSE__DIR_READ ? READ_BITS
+							       : WRITE_BITS;
+
+			if (!(bits & mask) || io->waker[dir].vtable == NULL)
+				continue;
+			rouse__trace("fd %d ready (0x%x): wake its %s", io->fd,
+				     bits, dir ? "writer" : "reader");
+			wl.w[wl.n++] = io->waker[dir];
+			io->waker[dir].vtable = NULL;
+			if (wl.n > ROUSE__WAKE_BATCH - 2) {
+				pthread_mutex_unlock(&r->lock);
+				total += wl.n;
+				rouse__wake_list_wake(&wl);
+				pthread_mutex_lock(&r->lock);
+			}
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	total += wl.n;
+	rouse__wake_list_wake(&wl);
+	return total;
+}
+
+void rouse__io_cancel_all(struct rouse_reactor *r)
+{
+	for (;;) {
+		struct rouse__wake_list wl = { .n = 0 };
+		struct rouse_io *io;
+
+		pthread_mutex_lock(&r->lock);
+		io = r->live;
+		if (io != NULL)
+			io_remove_locked(r, io, &wl);
+		pthread_mutex_unlock(&r->lock);
+		if (io == NULL)
+			return;
+		rouse__wake_list_wake(&wl);
+		if (io->kind == ROUSE__SRC_EVENT)
+			close(io->fd);
+		free(io);
+	}
+}
+
+/* ---- the operations' side ------------------------------------------------ */
+
+/*
+ * Leave op's waker in io's slot for dir (lock held).  Returns 0, or
+ * -EBUSY when another operation already waits in that direction.
+ */
+static int op_wait_locked(struct rouse_io_op *op, struct rouse_io *io,
+			  struct rouse_context *cx,
+			  struct rouse_waker *old)
+{
+	int dir = op->dir;
+
+	if (io->waiter[dir] != NULL && io->waiter[dir] != op)
+		return -EBUSY;
+	io->waiter[dir] = op;
+	op->registered = 1;
+	if (io->waker[dir].vtable != NULL &&
+	    rouse_waker_will_wake(&io->waker[dir], cx->waker))
+		return 0;
+	*old = io->waker[dir];
+	rouse_waker_clone(cx->waker, &io->waker[dir]);
+	return 0;
+}
+
+/* op is done or dropped: leave io's slot. */
+static void op_finish(struct rouse_io_op *op)
+{
+	struct rouse_io *io = op->io;
+	struct rouse_waker w = { NULL, NULL };
+
+	if (io == NULL || !op->registered)
+		return;
+	pthread_mutex_lock(&io->reactor->lock);
+	/* Re-read under the lock: a deregister may have run meanwhile. */
+	if (op->io != NULL && io->waiter[op->dir] == op) {
+		io->waiter[op->dir] = NULL;
+		w = io->waker[op->dir];
+		io->waker[op->dir].vtable = NULL;
+	}
+	op->registered = 0;
+	pthread_mutex_unlock(&io->reactor->lock);
+	if (w.vtable != NULL)
+		rouse_waker_drop(&w);
+}
+
+static void op_drop(struct rouse_future *f)
+{
+	op_finish((struct rouse_io_op *)f);
+}
+
+static void op_setup(struct rouse_io_op *op,
+		     const struct rouse_future_vtable *vt, struct rouse_io *io,
+		     int dir)
+{
+	op->base.vtable = vt;
+	op->io = io;
+	op->dir = dir;
+	op->registered = 0;
+}
+
+/*
+ * After a system call said EAGAIN: clear the readiness it relied on and
+ * wait, unless an event came since tick was read (then the caller retries,
+ * and 1 is returned).  Returns 0 when waiting, or -errno.
+ */
+static int op_blocked(struct rouse_io_op *op, struct rouse_context *cx,
+		      unsigned int tick, uint32_t bit)
+{
+	struct rouse_io *io = op->io;
+	struct rouse_waker old = { NULL, NULL };
+	int err;
+
+	pthread_mutex_lock(&io->reactor->lock);
+	if (atomic_load_explicit(&io->tick, memory_order_acquire) != tick) {
+		pthread_mutex_unlock(&io->reactor->lock);
+		return 1;
+	}
+	io->ready &= ~bit;
+	err = op_wait_locked(op, io, cx, &old);
+	pthread_mutex_unlock(&io->reactor->lock);
+	if (old.vtable != NULL)
+		rouse_waker_drop(&old);
+	return err;
+}
+
+/* ---- readiness futures ------------------------------------------------------ */
+
+static enum rouse_poll ready_poll(struct rouse_future *f,
+				  struct rouse_context *cx)
+{
+	struct rouse_io_ready *rf = (struct rouse_io_ready *)f;
+	struct rouse_io_op *op = &rf->op;
+	struct rouse_io *io = op->io;
+	struct rouse_waker old = { NULL, NULL };
+	uint32_t mask = op->dir == ROUSE__DIR_READ ? READ_BITS : WRITE_BITS;
+	int err;
+
+	if (io == NULL) {
+		rf->result = -ECANCELED;
+		return ROUSE_READY;
+	}
+	pthread_mutex_lock(&io->reactor->lock);
+	if (io->ready & mask) {
+		rf->events = io->ready;
+		pthread_mutex_unlock(&io->reactor->lock);
+		op_finish(op);
+		rf->result = 0;
+		return ROUSE_READY;
+	}
+	err = op_wait_locked(op, io, cx, &old);
+	pthread_mutex_unlock(&io->reactor->lock);
+	if (old.vtable != NULL)
+		rouse_waker_drop(&old);
+	if (err < 0) {
+		rf->result = err;
+		return ROUSE_READY;
+	}
+	return ROUSE_PENDING;
+}
+
+static const struct rouse_future_vtable ready_vtable = {
+	.poll = ready_poll,
+	.drop = op_drop,
+};
+
+static int ready_init(struct rouse_io_ready *f, struct rouse_io *io, int dir)
+{
+	if (f == NULL || io == NULL)
+		return -EINVAL;
+	op_setup(&f->op, &ready_vtable, io, dir);
+	f->events = 0;
+	f->result = 0;
+	return 0;
+}
+
+ROUSE__PUBLIC int rouse_io_readable_init(struct rouse_io_ready *f,
+					 struct rouse_io *io)
+{
+	return ready_init(f, io, ROUSE__DIR_READ);
+}
+
+ROUSE__PUBLIC int rouse_io_writable_init(struct rouse_io_ready *f,
+					 struct rouse_io *io)
+{
+	return ready_init(f, io, ROUSE__DIR_WRITE);
+}
+
+/* ---- read and write ----------------------------------------------------------- */
+
+static enum rouse_poll rw_poll(struct rouse_future *f,
+			       struct rouse_context *cx)
+{
+	struct rouse_io_rw *rw = (struct rouse_io_rw *)f;
+	struct rouse_io_op *op = &rw->op;
+	bool reading = op->dir == ROUSE__DIR_READ;
+
+	for (;;) {
+		unsigned int tick;
+		ssize_t n;
+		int err;
+
+		if (op->io == NULL) {
+			rw->result = -ECANCELED;
+			return ROUSE_READY;
+		}
+		tick = atomic_load_explicit(&op->io->tick,
+					    memory_order_acquire);
+		n = reading ? read(op->io->fd, rw->buf, rw->len)
+			    : write(op->io->fd, rw->buf, rw->len);
+		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
+			       errno != EINTR)) {
+			rw->result = n >= 0 ? n : -errno;
+			op_finish(op);
+			return ROUSE_READY;
+		}
+		if (errno == EINTR)
+			continue;
+		err = op_blocked(op, cx, tick,
+				 reading ? ROUSE_IO_READABLE
+					 : ROUSE_IO_WRITABLE);
+		if (err == 0)
+			return ROUSE_PENDING;
+		if (err < 0) {
+			rw->result = err;
+			return ROUSE_READY;
+		}
+	}
+}
+
+static const struct rouse_future_vtable rw_vtable = {
+	.poll = rw_poll,
+	.drop = op_drop,
+};
+
+ROUSE__PUBLIC int rouse_io_read_init(struct rouse_io_rw *f,
+				     struct rouse_io *io, void *buf,
+				     size_t len)
+{
+	if (f == NULL || io == NULL || (buf == NULL && len > 0))
+		return -EINVAL;
+	op_setup(&f->op, &rw_vtable, io, ROUSE__DIR_READ);
+	f->buf = buf;
+	f->len = len;
+	f->result = 0;
+	return 0;
+}
+
+ROUSE__PUBLIC int rouse_io_write_init(struct rouse_io_rw *f,
+				      struct rouse_io *io, const void *buf,
+				      size_t len)
+{
+	if (f == NULL || io == NULL || (buf == NULL && len > 0))
+		return -EINVAL;
+	op_setup(&f->op, &rw_vtable, io, ROUSE__DIR_WRITE);
+	f->buf = (void *)buf;
+	f->len = len;
+	f->result = 0;
+	return 0;
+}
+
+/* ---- accept and connect ------------------------------------------------------- */
+
+static enum rouse_poll accept_poll(struct rouse_future *f,
+				   struct rouse_context *cx)
+{
+	struct rouse_io_accept *a = (struct rouse_io_accept *)f;
+	struct rouse_io_op *op = &a->op;
+
+	for (;;) {
+		unsigned int tick;
+		int fd, err;
+
+		if (op->io == NULL) {
+			a->result = -ECANCELED;
+			return ROUSE_READY;
+		}
+		tick = atomic_load_explicit(&op->io->tick,
+					    memory_order_acquire);
+		a->addrlen = sizeof(a->addr);
+		fd = accept4(op->io->fd, (struct sockaddr *)&a->addr,
+			     &a->addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
+				errno != EINTR && errno != ECONNABORTED)) {
+			a->result = fd >= 0 ? fd : -errno;
+			op_finish(op);
+			return ROUSE_READY;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		err = op_blocked(op, cx, tick, ROUSE_IO_READABLE);
+		if (err == 0)
+			return ROUSE_PENDING;
+		if (err < 0) {
+			a->result = err;
+			return ROUSE_READY;
+		}
+	}
+}
+
+static const struct rouse_future_vtable accept_vtable = {
+	.poll = accept_poll,
+	.drop = op_drop,
+};
+
+ROUSE__PUBLIC int rouse_io_accept_init(struct rouse_io_accept *f,
+				       struct rouse_io *io)
+{
+	if (f == NULL || io == NULL)
+		return -EINVAL;
+	op_setup(&f->op, &accept_vtable, io, ROUSE__DIR_READ);
+	f->addrlen = 0;
+	f->result = 0;
+	return 0;
+}
+
+static enum rouse_poll connect_poll(struct rouse_future *f,
+				    struct rouse_context *cx)
+{
+	struct rouse_io_connect *c = (struct rouse_io_connect *)f;
+	struct rouse_io_op *op = &c->op;
+	int fd;
+
+	if (op->io == NULL) {
+		c->result = -ECANCELED;
+		return ROUSE_READY;
+	}
+	fd = op->io->fd;
+	if (!c->started) {
+		c->started = 1;
+		if (connect(fd, (struct sockaddr *)&c->addr, c->addrlen) == 0) {
+			c->result = 0;
+			return ROUSE_READY;
+		}
+		if (errno != EINPROGRESS && errno != EINTR) {
+			c->result = -errno;
+			return ROUSE_READY;
+		}
+	}
+	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		unsigned int tick;
+		int soerr = 0, err;
+
+		tick = atomic_load_explicit(&op->io->tick,
+					    memory_order_acquire);
+		len = sizeof(soerr);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+			soerr = errno;
+		if (soerr != 0) {
+			c->result = -soerr;
+			op_finish(op);
+			return ROUSE_READY;
+		}
+		/*
+		 * No error yet: connected, or still in progress.  (An
+		 * unconnected socket reports EPOLLOUT too, so readiness
+		 * alone proves nothing.)
+		 */
+		len = sizeof(peer);
+		if (getpeername(fd, (struct sockaddr *)&peer, &len) == 0) {
+			c->result = 0;
+			op_finish(op);
+			return ROUSE_READY;
+		}
+		err = op_blocked(op, cx, tick, ROUSE_IO_WRITABLE);
+		if (err == 0)
+			return ROUSE_PENDING;
+		if (err < 0) {
+			c->result = err;
+			return ROUSE_READY;
+		}
+	}
+}
+
+static const struct rouse_future_vtable connect_vtable = {
+	.poll = connect_poll,
+	.drop = op_drop,
+};
+
+ROUSE__PUBLIC int rouse_io_connect_init(struct rouse_io_connect *f,
+					struct rouse_io *io,
+					const struct sockaddr *addr,
+					socklen_t addrlen)
+{
+	if (f == NULL || io == NULL || addr == NULL || addrlen == 0 ||
+	    addrlen > sizeof(f->addr))
+		return -EINVAL;
+	op_setup(&f->op, &connect_vtable, io, ROUSE__DIR_WRITE);
+	memcpy(&f->addr, addr, addrlen);
+	f->addrlen = addrlen;
+	f->started = 0;
+	f->result = 0;
+	return 0;
+}
+
+/* ---- user events ------------------------------------------------------------- */
+
+ROUSE__PUBLIC int rouse_event_new(struct rouse_reactor *r,
+				  struct rouse_event **out)
+{
+	struct rouse_event *ev;
+	int fd, err;
+
+	if (r == NULL || out == NULL)
+		return -EINVAL;
+	ev = malloc(sizeof(*ev));
+	if (ev == NULL)
+		return -ENOMEM;
+	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0) {
+		err = -errno;
+		free(ev);
+		return err;
+	}
+	atomic_init(&ev->count, 0);
+	err = io_add(r, &ev->io, fd, ROUSE__SRC_EVENT, EPOLLIN);
+	if (err < 0) {
+		close(fd);
+		free(ev);
+		return err;
+	}
+	*out = ev;
+	return 0;
+}
+
+ROUSE__PUBLIC void rouse_event_free(struct rouse_event *ev)
+{
+	if (ev == NULL)
+		return;
+	io_destroy(&ev->io);
+	close(ev->io.fd);
+	free(ev);
+}
+
+/*
+ * Async-signal-safe: an atomic add, and a write(2) only for the first
+ * notification since the waiter last took the count.
+ */
+ROUSE__PUBLIC int rouse_event_notify(struct rouse_event *ev)
+{
+	static const uint64_t one = 1;
+
+	if (ev == NULL)
+		return -EINVAL;
+	if (atomic_fetch_add_explicit(&ev->count, 1, memory_order_acq_rel) != 0)
+		return 0;
+	while (write(ev->io.fd, &one, sizeof(one)) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+static enum rouse_poll event_wait_poll(struct rouse_future *f,
+				       struct rouse_context *cx)
+{
+	struct rouse_event_wait *w = (struct rouse_event_wait *)f;
+	struct rouse_io_op *op = &w->op;
+	struct rouse_event *ev;
+	struct rouse_waker old = { NULL, NULL };
+	uint64_t n;
+	int err;
+
+	if (op->io == NULL) {
+		w->result = -ECANCELED;
+		return ROUSE_READY;
+	}
+	ev = rouse__container_of(op->io, struct rouse_event, io);
+	n = atomic_exchange_explicit(&ev->count, 0, memory_order_acq_rel);
+	if (n == 0) {
+		pthread_mutex_lock(&ev->io.reactor->lock);
+		err = op_wait_locked(op, &ev->io, cx, &old);
+		pthread_mutex_unlock(&ev->io.reactor->lock);
+		if (old.vtable != NULL)
+			rouse_waker_drop(&old);
+		if (err < 0) {
+			w->result = err;
+			return ROUSE_READY;
+		}
+		/* A notify between the exchange and the wait: take it. */
+		n = atomic_exchange_explicit(&ev->count, 0,
+					     memory_order_acq_rel);
+		if (n == 0)
+			return ROUSE_PENDING;
+	}
+	op_finish(op);
+	w->count = n;
+	w->result = 0;
+	return ROUSE_READY;
+}
+
+static const struct rouse_future_vtable event_wait_vtable = {
+	.poll = event_wait_poll,
+	.drop = op_drop,
+};
+
+ROUSE__PUBLIC int rouse_event_wait_init(struct rouse_event_wait *w,
+					struct rouse_event *ev)
+{
+	if (w == NULL || ev == NULL)
+		return -EINVAL;
+	op_setup(&w->op, &event_wait_vtable, &ev->io, ROUSE__DIR_READ);
+	w->count = 0;
+	w->result = 0;
+	return 0;
+}

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+/*
+ * reactor/sleep.c - timer futures: sleep, sleep until, interval, timeout;
+ * and firing the timers that are due.
+ *
+ * A timer future holds its own entry in the reactor's timer set and its
+ * own waker; both are touched only under the reactor's lock.  When the
+ * timer fires, the reactor marks it FIRED and takes its waker out to wake
+ * it after the lock is dropped, so a future dropped at that moment has
+ * nothing left to cancel.
+ */
+#include <errno.h>
+#include <limits.h>
+
+#include "reactor-internal.h"
+
+#define ROUSE__LOG_MODULE "reactor"
+
+static struct rouse_sleep *sleep_of(struct rouse_timer_entry *e)
+{
+	return rouse__container_of(e, struct rouse_sleep, entry);
+}
+
+int rouse__fire_timers(struct rouse_reactor *r)
+{
+	struct rouse__wake_list wl;
+	int total = 0;
+
+	for (;;) {
+		struct rouse_timer_entry *e;
+		int64_t now;
+		int batch;
+
+		wl.n = 0;
+		pthread_mutex_lock(&r->lock);
+		now = rouse__reactor_now_locked(r);
+		while (wl.n < ROUSE__WAKE_BATCH &&
+		       (e = rouse__timers_pop_expired(&r->timers, now))) {
+			struct rouse_sleep *s = sleep_of(e);
+
+			e->state = ROUSE__TIMER_FIRED;
+			/* Every armed timer was polled, so it has a waker. */
+			wl.w[wl.n++] = s->waker;
+			s->waker.vtable = NULL;
+		}
+		batch = wl.n;
+		if (batch < ROUSE__WAKE_BATCH)
+			rouse__reactor_rearm(r, true);
+		pthread_mutex_unlock(&r->lock);
+		if (batch > 0)
+			rouse__trace("timers: %d fired, waking them", batch);
+		rouse__wake_list_wake(&wl);
+		total += batch;
+		if (batch < ROUSE__WAKE_BATCH)
+			return total;
+	}
+}
+
+void rouse__timers_cancel_all(struct rouse_reactor *r)
+{
+	struct rouse__wake_list wl;
+	int batch;
+
+	do {
+		struct rouse_timer_entry *e;
+
+		wl.n = 0;
+		pthread_mutex_lock(&r->lock);
+		while (wl.n < ROUSE__WAKE_BATCH &&
+		       (e = rouse__timers_pop_expired(&r->timers,
+						      INT64_MAX))) {
+			struct rouse_sleep *s = sleep_of(e);
+
+			e->state = ROUSE__TIMER_CANCELED;
+			s->reactor = NULL;
+			wl.w[wl.n++] = s->waker;
+			s->waker.vtable = NULL;
+		}
+		pthread_mutex_unlock(&r->lock);
+		batch = wl.n;
+		rouse__wake_list_wake(&wl);
+	} while (batch == ROUSE__WAKE_BATCH);
+}
+
+/* ---- sleep ------------------------------------------------------------- */
+
+static enum rouse_poll sleep_poll(struct rouse_future *f,
+				  struct rouse_context *cx)
+{
+	struct rouse_sleep *s = (struct rouse_sleep *)f;
+	struct rouse_reactor *r = s->reactor;
+	struct rouse_waker old = { NULL, NULL };
+	enum rouse_poll ret = ROUSE_PENDING;
+
+	if (r == NULL) {
+		/* The reactor was freed while this timer was pending. */
+		s->result = -ECANCELED;
+		return ROUSE_READY;
+	}
+	pthread_mutex_lock(&r->lock);
+	switch (s->entry.state) {
+	case ROUSE__TIMER_IDLE:
+		rouse_waker_clone(cx->waker, &s->waker);
+		s->entry.state = ROUSE__TIMER_ARMED;
+		rouse__timers_insert(&r->timers, &s->entry);
+		rouse__reactor_rearm(r, false);
+		rouse__trace("sleep %p: registered for %lld", (void *)s,
+			     (long long)s->entry.deadline);
+		break;
+	case ROUSE__TIMER_ARMED:
+		/* Polled by another task, or by a moved one: swap wakers. */
+		if (!rouse_waker_will_wake(&s->waker, cx->waker)) {
+			old = s->waker;
+			rouse_waker_clone(cx->waker, &s->waker);
+		}
+		break;
+	default:
+		s->result = 0;
+		ret = ROUSE_READY;
+		break;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (old.vtable != NULL)
+		rouse_waker_drop(&old);
+	return ret;
+}
+
+static void sleep_cancel(struct rouse_sleep *s)
+{
+	struct rouse_reactor *r = s->reactor;
+	struct rouse_waker w = { NULL, NULL };
+
+	if (r != NULL) {
+		pthread_mutex_lock(&r->lock);
+		if (s->entry.state == ROUSE__TIMER_ARMED) {
+			rouse__timers_remove(&r->timers, &s->entry);
+			if (r->timers.count == 0)
+				rouse__reactor_rearm(r, false);
+		}
+		s->entry.state = ROUSE__TIMER_IDLE;
+		w = s->waker;
+		s->waker.vtable = NULL;
+		pthread_mutex_unlock(&r->lock);
+	}
+	if (w.vtable != NULL)
+		rouse_waker_drop(&w);
+}
+
+static void sleep_drop(struct rouse_future *f)
+{
+	sleep_cancel((struct rouse_sleep *)f);
+}
+
+static const struct rouse_future_vtable sleep_vtable = {
+	.poll = sleep_poll,
+	.drop = sleep_drop,
+};
+
+static void sleep_setup(struct rouse_sleep *s, struct rouse_reactor *r,
+			int64_t deadline)
+{
+	s->base.vtable = &sleep_vtable;
+	s->reactor = r;
+	s->waker.data = NULL;
+	s->waker.vtable = NULL;
+	s->entry.deadline = deadline < 0 ? 0 : deadline;
+	s->entry.seq = 0;
+	s->entry.child = s->entry.next = s->entry.prev = NULL;
+	s->entry.where = ROUSE__TIMER_NONE;
+	s->entry.state = ROUSE__TIMER_IDLE;
+	s->result = 0;
+}
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+	return b > INT64_MAX - a ? INT64_MAX : a + b;
+}
+
+ROUSE__PUBLIC int rouse_sleep_until_init(struct rouse_sleep *s,
+					 struct rouse_reactor *r,
+					 int64_t deadline_ns)
+{
+	if (s == NULL || r == NULL || deadline_ns < 0)
+		return -EINVAL;
+	sleep_setup(s, r, deadline_ns);
+	return 0;
+}
+
+ROUSE__PUBLIC int rouse_sleep_init(struct rouse_sleep *s,
+				   struct rouse_reactor *r, int64_t duration_ns)
+{
+	if (s == NULL || r == NULL || duration_ns < 0)
+		return -EINVAL;
+	sleep_setup(s, r, add_sat(rouse_reactor_now(r), duration_ns));
+	return 0;
+}
+
+/* ---- interval ---------------------------------------------------------- */
+
+static enum rouse_poll interval_poll(struct rouse_future *f,
+				     struct rouse_context *cx)
+{
+	struct rouse_interval *iv = (struct rouse_interval *)f;
+	struct rouse_sleep *s = &iv->sleep;
+	int64_t deadline, now, late;
+
+	if (sleep_poll(&s->base, cx) == ROUSE_PENDING)
+		return ROUSE_PENDING;
+	if (s->result < 0) {
+		iv->result = s->result;
+		return ROUSE_READY;
+	}
+	/* Fired: count the periods that passed, then aim at the next. */
+	deadline = s->entry.deadline;
+	now = rouse_reactor_now(s->reactor);
+	late = now > deadline ? (now - deadline) / iv->period : 0;
+	iv->ticks = 1 + (uint64_t)late;
+	iv->result = 0;
+	sleep_cancel(s);
+	if (late + 1 > (INT64_MAX - deadline) / iv->period)
+		s->entry.deadline = INT64_MAX;
+	else
+		s->entry.deadline = deadline + (late + 1) * iv->period;
+	return ROUSE_READY;
+}
+
+static void interval_drop(struct rouse_future *f)
+{
+	sleep_cancel(&((struct rouse_interval *)f)->sleep);
+}
+
+static const struct rouse_future_vtable interval_vtable = {
+	.poll = interval_poll,
+	.drop = interval_drop,
+};
+
+ROUSE__PUBLIC int rouse_interval_init(struct rouse_interval *iv,
+				      struct rouse_reactor *r,
+				      int64_t period_ns)
+{
+	if (iv == NULL || r == NULL || period_ns <= 0)
+		return -EINVAL;
+	sleep_setup(&iv->sleep, r, add_sat(rouse_reactor_now(r), period_ns));
+	iv->sleep.base.vtable = &interval_vtable;
+	iv->period = period_ns;
+	iv->ticks = 0;
+	iv->result = 0;
+	return 0;
+}
+
+/* ---- timeout ------------------------------------------------------------ */
+
+static enum rouse_poll timeout_poll(struct rouse_future *f,
+				    struct rouse_context *cx)
+{
+	struct rouse_timeout *t = (struct rouse_timeout *)f;
+
+	if (!t->inner_dropped &&
+	    t->inner->vtable->poll(t->inner, cx) == ROUSE_READY) {
+		t->result = 0;
+		return ROUSE_READY;
+	}
+	if (sleep_poll(&t->sleep.base, cx) == ROUSE_PENDING)
+		return ROUSE_PENDING;
+	/* The deadline won (or the reactor went away): cancel the inner. */
+	if (!t->inner_dropped) {
+		rouse_future_drop(t->inner);
+		t->inner_dropped = 1;
+	}
+	t->result = t->sleep.result < 0 ? t->sleep.result : -ETIMEDOUT;
+	return ROUSE_READY;
+}
+
+static void timeout_drop(struct rouse_future *f)
+{
+	struct rouse_timeout *t = (struct rouse_timeout *)f;
+
+	sleep_cancel(&t->sleep);
+	if (!t->inner_dropped) {
+		rouse_future_drop(t->inner);
+		t->inner_dropped = 1;
+	}
+}
+
+static const struct rouse_future_vtable timeout_vtable = {
+	.poll = timeout_poll,
+	.drop = timeout_drop,
+};
+
+ROUSE__PUBLIC int rouse_timeout_init(struct rouse_timeout *t,
+				     struct rouse_reactor *r,
+				     struct rouse_future *inner,
+				     int64_t duration_ns)
+{
+	int err;
+
+	if (t == NULL || inner == NULL || inner->vtable == NULL ||
+	    inner->vtable->poll == NULL)
+		return -EINVAL;
+	err = rouse_sleep_init(&t->sleep, r, duration_ns);
+	if (err < 0)
+		return err;
+	t->base.vtable = &timeout_vtable;
+	t->inner = inner;
+	t->inner_dropped = 0;
+	t->result = 0;
+	return 0;
+}
