@@ -100,7 +100,7 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 	io->reactor = r;
 	io->fd = fd;
 	io->kind = kind;
-	io->ready = 0;
+	atomic_init(&io->ready, 0);
 	atomic_init(&io->tick, 0);
 	io->waiter[0] = io->waiter[1] = NULL;
 	io->waker[0].vtable = io->waker[1].vtable = NULL;
@@ -219,7 +219,7 @@ ROUSE__PUBLIC int rouse_io_clear(struct rouse_io *io, uint32_t events)
 	if (io == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&io->reactor->lock);
-	io->ready &= ~events;
+	atomic_fetch_and_explicit(&io->ready, ~events, memory_order_relaxed);
 	pthread_mutex_unlock(&io->reactor->lock);
 	return 0;
 }
@@ -249,7 +249,7 @@ int rouse__io_dispatch(struct rouse_reactor *r, const struct epoll_event *evs,
 			continue;
 		}
 		io = r->slots[slot];
-		io->ready |= bits;
+		atomic_fetch_or_explicit(&io->ready, bits, memory_order_relaxed);
 		atomic_fetch_add_explicit(&io->tick, 1, memory_order_release);
 		for (dir = 0; dir < 2; dir++) {
 			uint32_t mask = dir == ROUSE__DIR_READ ? READ_BITS
@@ -356,9 +356,10 @@ static void op_setup(struct rouse_io_op *op,
 }
 
 /*
- * After a system call said EAGAIN: clear the readiness it relied on and
- * wait, unless an event came since tick was read (then the caller retries,
- * and 1 is returned).  Returns 0 when waiting, or -errno.
+ * After a system call said EAGAIN (or the cache said it would): clear the
+ * readiness bit it relied on and wait, unless an event came since tick
+ * was read (then the caller retries, and 1 is returned).  Returns 0 when
+ * waiting, or -errno.
  */
 static int op_blocked(struct rouse_io_op *op, struct rouse_context *cx,
 		      unsigned int tick, uint32_t bit)
@@ -372,12 +373,28 @@ static int op_blocked(struct rouse_io_op *op, struct rouse_context *cx,
 		pthread_mutex_unlock(&io->reactor->lock);
 		return 1;
 	}
-	io->ready &= ~bit;
+	atomic_fetch_and_explicit(&io->ready, ~bit, memory_order_relaxed);
 	err = op_wait_locked(op, io, cx, &old);
 	pthread_mutex_unlock(&io->reactor->lock);
 	if (old.vtable != NULL)
 		rouse_waker_drop(&old);
 	return err;
+}
+
+/*
+ * Whether an operation should skip its system call and wait: the cache
+ * says the fd is not ready for it and an event has been seen since the
+ * source was registered.  (Before the first event the cache knows
+ * nothing, so the call is tried.)  An fd that becomes ready later
+ * produces an edge, which sets the bit and moves the tick, so trusting
+ * a clear bit loses nothing and saves an EAGAIN per wait.
+ */
+static bool op_cache_says_wait(const struct rouse_io *io, unsigned int tick,
+			       uint32_t bit)
+{
+	return tick != 0 &&
+	       !(atomic_load_explicit(&io->ready, memory_order_relaxed) &
+		 (bit | ROUSE_IO_ERROR | ROUSE_IO_HANGUP));
 }
 
 /* ---- readiness futures ------------------------------------------------------ */
@@ -397,8 +414,9 @@ static enum rouse_poll ready_poll(struct rouse_future *f,
 		return ROUSE_READY;
 	}
 	pthread_mutex_lock(&io->reactor->lock);
-	if (io->ready & mask) {
-		rf->events = io->ready;
+	if (atomic_load_explicit(&io->ready, memory_order_relaxed) & mask) {
+		rf->events = atomic_load_explicit(&io->ready,
+						  memory_order_relaxed);
 		pthread_mutex_unlock(&io->reactor->lock);
 		op_finish(op);
 		rf->result = 0;
@@ -453,6 +471,7 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 
 	for (;;) {
 		unsigned int tick;
+		uint32_t bit;
 		ssize_t n;
 		int err;
 
@@ -462,6 +481,17 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 		}
 		tick = atomic_load_explicit(&op->io->tick,
 					    memory_order_acquire);
+		bit = reading ? ROUSE_IO_READABLE : ROUSE_IO_WRITABLE;
+		if (op_cache_says_wait(op->io, tick, bit)) {
+			err = op_blocked(op, cx, tick, 0);
+			if (err == 0)
+				return ROUSE_PENDING;
+			if (err < 0) {
+				rw->result = err;
+				return ROUSE_READY;
+			}
+			continue;
+		}
 		n = reading ? read(op->io->fd, rw->buf, rw->len)
 			    : write(op->io->fd, rw->buf, rw->len);
 		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
@@ -472,9 +502,7 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 		}
 		if (errno == EINTR)
 			continue;
-		err = op_blocked(op, cx, tick,
-				 reading ? ROUSE_IO_READABLE
-					 : ROUSE_IO_WRITABLE);
+		err = op_blocked(op, cx, tick, bit);
 		if (err == 0)
 			return ROUSE_PENDING;
 		if (err < 0) {
@@ -533,6 +561,16 @@ static enum rouse_poll accept_poll(struct rouse_future *f,
 		}
 		tick = atomic_load_explicit(&op->io->tick,
 					    memory_order_acquire);
+		if (op_cache_says_wait(op->io, tick, ROUSE_IO_READABLE)) {
+			err = op_blocked(op, cx, tick, 0);
+			if (err == 0)
+				return ROUSE_PENDING;
+			if (err < 0) {
+				a->result = err;
+				return ROUSE_READY;
+			}
+			continue;
+		}
 		a->addrlen = sizeof(a->addr);
 		fd = accept4(op->io->fd, (struct sockaddr *)&a->addr,
 			     &a->addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -60,7 +60,7 @@ struct rouse_io {
 	int kind;			/* ROUSE__SRC_* */
 	uint32_t slot;
 	uint32_t gen;
-	uint32_t ready;			/* cached readiness, ROUSE_IO_* */
+	atomic_uint ready;		/* cached readiness, ROUSE_IO_* */
 	atomic_uint tick;		/* bumped on every event */
 	struct rouse_io_op *waiter[2];	/* pending op per direction */
 	struct rouse_waker waker[2];	/* its waker, owned */
