@@ -97,14 +97,8 @@ static void parker_thread_exit(void *arg)
 	parker_release(arg);
 }
 
-/*
- * At exit, release the exiting thread's parker too: pthread key
- * destructors do not run for the thread that calls exit(), and a leak
- * checker should find nothing of ours left.  (The library is linked with
- * -z nodelete, so this runs at exit only, never at a dlclose().)
- */
-__attribute__((destructor))
-static void parker_process_exit(void)
+/* Drop the calling thread's reference to its parker, and forget it. */
+static void parker_forget_current(void)
 {
 	struct thread_parker *p = tls_parker;
 
@@ -116,6 +110,18 @@ static void parker_process_exit(void)
 }
 
 /*
+ * At exit, release the exiting thread's parker too: pthread key
+ * destructors do not run for the thread that calls exit(), and a leak
+ * checker should find nothing of ours left.  (The library is linked with
+ * -z nodelete, so this runs at exit only, never at a dlclose().)
+ */
+__attribute__((destructor))
+static void parker_process_exit(void)
+{
+	parker_forget_current();
+}
+
+/*
  * In a child of fork(), the forking thread's parker is a copy whose
  * eventfd is shared with the parent: a park in one process could eat a
  * wake meant for the other.  The child lets go of its copy (closing its
@@ -124,13 +130,7 @@ static void parker_process_exit(void)
  */
 static void parker_atfork_child(void)
 {
-	struct thread_parker *p = tls_parker;
-
-	if (p == NULL)
-		return;
-	tls_parker = NULL;
-	pthread_setspecific(parker_key, NULL);
-	parker_release(p);
+	parker_forget_current();
 }
 
 static int parker_key_err;
