@@ -9,8 +9,10 @@
  * eventfd; the wake unparks it, the future is polled again and is ready.
  *
  * With --reactor the helper thread is gone: the future is the reactor's
- * sleep, the reactor's thread arms its timerfd, and when the timerfd
- * fires the reactor wakes the waker it was given, which unparks block_on.
+ * sleep.  Its first poll registers a clone of the waker with the reactor
+ * and arms the reactor's timerfd; the reactor's own thread waits in
+ * epoll_wait, and when the timerfd fires it wakes that waker, which
+ * unparks block_on.
  *
  *   examples/hello [--reactor] [DELAY_MS]   default 1000
  *   ROUSE_LOG=trace examples/hello          the waker's life, step by step

@@ -17,6 +17,7 @@
  * and is dropped rather than delivered to whoever has the slot now.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -89,6 +90,33 @@ static uint64_t io_tag(const struct rouse_io *io)
 	return (uint64_t)io->gen << 32 | io->slot;
 }
 
+/*
+ * The newest source of each fd number.  A source whose fd was closed
+ * without being deregistered, and whose number now belongs to a newer
+ * source, must not EPOLL_CTL_DEL that number when it goes: the
+ * registration under it is the newer one's.
+ */
+static int fd_owner_reserve(struct rouse_reactor *r, int fd)
+{
+	if (fd >= r->nfd_owner) {
+		size_t n = r->nfd_owner ? (size_t)r->nfd_owner : 64, i;
+		struct rouse_io **v;
+
+		while (n <= (size_t)fd)
+			n *= 2;
+		if (n > INT_MAX)
+			n = (size_t)fd + 1;
+		v = realloc(r->fd_owner, n * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		for (i = (size_t)r->nfd_owner; i < n; i++)
+			v[i] = NULL;
+		r->fd_owner = v;
+		r->nfd_owner = (int)n;
+	}
+	return 0;
+}
+
 /* ---- registration --------------------------------------------------- */
 
 static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
@@ -105,6 +133,7 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 	io->waiter[0] = io->waiter[1] = NULL;
 	io->waker[0].vtable = io->waker[1].vtable = NULL;
 
+	io->seen_tick = 0;
 	pthread_mutex_lock(&r->lock);
 	err = slot_take(r, &io->slot);
 	if (err < 0)
@@ -117,7 +146,15 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 		slot_release(r, io->slot);
 		goto out;
 	}
+	/* Only now: epoll has proved fd is an open descriptor. */
+	err = fd_owner_reserve(r, fd);
+	if (err < 0) {
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
+		slot_release(r, io->slot);
+		goto out;
+	}
 	r->slots[io->slot] = io;
+	r->fd_owner[fd] = io;
 	io->prev_live = NULL;
 	io->next_live = r->live;
 	if (r->live != NULL)
@@ -190,8 +227,15 @@ static void io_destroy(struct rouse_io *io)
 	struct rouse__wake_list wl = { .n = 0 };
 
 	pthread_mutex_lock(&r->lock);
-	/* The fd may be closed already, which removed it from epoll. */
-	epoll_ctl(r->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	/*
+	 * The fd may be closed already, which took it out of epoll; and if
+	 * its number was reused by a newer source, that registration is not
+	 * ours to delete.
+	 */
+	if (r->fd_owner[io->fd] == io) {
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+		r->fd_owner[io->fd] = NULL;
+	}
 	io_remove_locked(r, io, &wl);
 	pthread_mutex_unlock(&r->lock);
 	rouse__debug("fd %d deregistered", io->fd);
@@ -214,12 +258,22 @@ ROUSE__PUBLIC int rouse_io_fd(const struct rouse_io *io)
 	return io->fd;
 }
 
+/*
+ * Clear readiness the caller has used up (it saw EAGAIN) -- unless an
+ * event has come since a readiness future last reported on this source,
+ * in which case the fd may be ready again and the bits stay.  Without
+ * that guard, an edge landing between the caller's EAGAIN and this call
+ * would be erased, and the next wait would never end.
+ */
 ROUSE__PUBLIC int rouse_io_clear(struct rouse_io *io, uint32_t events)
 {
 	if (io == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&io->reactor->lock);
-	atomic_fetch_and_explicit(&io->ready, ~events, memory_order_relaxed);
+	if (atomic_load_explicit(&io->tick, memory_order_relaxed) ==
+	    io->seen_tick)
+		atomic_fetch_and_explicit(&io->ready, ~events,
+					  memory_order_relaxed);
 	pthread_mutex_unlock(&io->reactor->lock);
 	return 0;
 }
@@ -261,12 +315,17 @@ int rouse__io_dispatch(struct rouse_reactor *r, const struct epoll_event *evs,
 				     bits, dir ? "writer" : "reader");
 			wl.w[wl.n++] = io->waker[dir];
 			io->waker[dir].vtable = NULL;
-			if (wl.n > ROUSE__WAKE_BATCH - 2) {
-				pthread_mutex_unlock(&r->lock);
-				total += wl.n;
-				rouse__wake_list_wake(&wl);
-				pthread_mutex_lock(&r->lock);
-			}
+		}
+		/*
+		 * Flush between events only (one adds at most two): after
+		 * the lock was dropped, io may be gone, and the next event
+		 * is looked up afresh.
+		 */
+		if (wl.n > ROUSE__WAKE_BATCH - 2) {
+			pthread_mutex_unlock(&r->lock);
+			total += wl.n;
+			rouse__wake_list_wake(&wl);
+			pthread_mutex_lock(&r->lock);
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -417,6 +476,8 @@ static enum rouse_poll ready_poll(struct rouse_future *f,
 	if (atomic_load_explicit(&io->ready, memory_order_relaxed) & mask) {
 		rf->events = atomic_load_explicit(&io->ready,
 						  memory_order_relaxed);
+		io->seen_tick = atomic_load_explicit(&io->tick,
+						     memory_order_relaxed);
 		pthread_mutex_unlock(&io->reactor->lock);
 		op_finish(op);
 		rf->result = 0;

@@ -62,6 +62,7 @@ struct rouse_io {
 	uint32_t gen;
 	atomic_uint ready;		/* cached readiness, ROUSE_IO_* */
 	atomic_uint tick;		/* bumped on every event */
+	unsigned int seen_tick;		/* tick when readiness was last reported */
 	struct rouse_io_op *waiter[2];	/* pending op per direction */
 	struct rouse_waker waker[2];	/* its waker, owned */
 	struct rouse_io *next_live;	/* the reactor's list of sources */
@@ -91,6 +92,8 @@ struct rouse_reactor {
 	uint32_t free_slot;		/* head of the free list, or UINT32_MAX */
 	uint32_t *next_free;
 	struct rouse_io *live;		/* every registered source */
+	struct rouse_io **fd_owner;	/* newest source of each fd number */
+	int nfd_owner;
 
 	atomic_bool driving;		/* a thread is inside a turn */
 	unsigned int skipped_polls;	/* turns that skipped epoll_wait */

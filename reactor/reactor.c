@@ -162,9 +162,13 @@ ROUSE__PUBLIC int rouse_reactor_parker(struct rouse_reactor *r,
 
 int64_t rouse__reactor_now_locked(struct rouse_reactor *r)
 {
+	int64_t now;
+
 	if (r->paused)
 		return r->paused_now;
-	return rouse__now_ns() + r->offset;
+	now = rouse__now_ns();
+	/* The offset is >= 0 (time only moves on), so only + can overflow. */
+	return r->offset > INT64_MAX - now ? INT64_MAX : now + r->offset;
 }
 
 static void timerfd_arm(struct rouse_reactor *r, int64_t when)
@@ -241,8 +245,14 @@ ROUSE__PUBLIC int rouse_reactor_clock_resume(struct rouse_reactor *r)
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
 	if (r->paused) {
-		/* Go on from the paused reading: the clock never goes back. */
+		/*
+		 * Go on from the paused reading: the clock never goes back.
+		 * (paused_now >= the real clock at the pause, so the offset
+		 * is >= 0.)
+		 */
 		r->offset = r->paused_now - rouse__now_ns();
+		if (r->offset < 0)
+			r->offset = 0;
 		r->paused = false;
 		rouse__reactor_rearm(r, true);
 		rouse__debug("clock resumed at %lld", (long long)r->paused_now);
@@ -342,6 +352,15 @@ static int reactor_turn(struct rouse_reactor *r, int64_t timeout_ns)
 		rouse__trace("turn: timerfd fired");
 		woken += rouse__fire_timers(r);
 	}
+	/*
+	 * The wakes this turn made have set NOTIFIED; whoever parked will
+	 * poll as soon as the turn returns, which is what they asked for,
+	 * so take the notification now.  Left in place, it would only make
+	 * the next park return at once for a second, empty poll.
+	 */
+	if (woken > 0)
+		atomic_exchange_explicit(&w->state, WAKE_EMPTY,
+					 memory_order_acquire);
 	return woken;
 }
 
@@ -488,8 +507,16 @@ ROUSE__PUBLIC void rouse_reactor_free(struct rouse_reactor *r)
 {
 	if (r == NULL)
 		return;
-	if (r->threaded)
-		rouse_reactor_stop(r);
+	if (r->threaded && rouse_reactor_stop(r) < 0) {
+		/*
+		 * Called on the reactor's own thread (from a waker it ran):
+		 * that thread goes back into the turn when this returns, so
+		 * freeing would pull the reactor from under it.  Leak it.
+		 */
+		rouse__error("reactor %p: freed from its own thread; "
+			     "not freed", (void *)r);
+		return;
+	}
 	rouse__timers_cancel_all(r);
 	rouse__io_cancel_all(r);
 	rouse__debug("reactor %p: freed", (void *)r);
@@ -500,6 +527,7 @@ ROUSE__PUBLIC void rouse_reactor_free(struct rouse_reactor *r)
 	free(r->slots);
 	free(r->gens);
 	free(r->next_free);
+	free(r->fd_owner);
 	free(r);
 }
 

@@ -21,6 +21,23 @@ static struct rouse_sleep *sleep_of(struct rouse_timer_entry *e)
 	return rouse__container_of(e, struct rouse_sleep, entry);
 }
 
+/*
+ * The state is written under the reactor's lock, but read without it by
+ * a future that only wants to know whether it is done, or whether it
+ * still has anything in the reactor (a fired or cancelled timer, or one
+ * never polled, has not: it may be dropped after the reactor is gone).
+ * The release store publishes the waker having been taken out.
+ */
+static void timer_set_state(struct rouse_timer_entry *e, uint32_t state)
+{
+	__atomic_store_n(&e->state, state, __ATOMIC_RELEASE);
+}
+
+static uint32_t timer_state(const struct rouse_timer_entry *e)
+{
+	return __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
+}
+
 int rouse__fire_timers(struct rouse_reactor *r)
 {
 	struct rouse__wake_list wl;
@@ -38,10 +55,10 @@ int rouse__fire_timers(struct rouse_reactor *r)
 		       (e = rouse__timers_pop_expired(&r->timers, now))) {
 			struct rouse_sleep *s = sleep_of(e);
 
-			e->state = ROUSE__TIMER_FIRED;
 			/* Every armed timer was polled, so it has a waker. */
 			wl.w[wl.n++] = s->waker;
 			s->waker.vtable = NULL;
+			timer_set_state(e, ROUSE__TIMER_FIRED);
 		}
 		batch = wl.n;
 		if (batch < ROUSE__WAKE_BATCH)
@@ -71,10 +88,10 @@ void rouse__timers_cancel_all(struct rouse_reactor *r)
 						      INT64_MAX))) {
 			struct rouse_sleep *s = sleep_of(e);
 
-			e->state = ROUSE__TIMER_CANCELED;
 			s->reactor = NULL;
 			wl.w[wl.n++] = s->waker;
 			s->waker.vtable = NULL;
+			timer_set_state(e, ROUSE__TIMER_CANCELED);
 		}
 		pthread_mutex_unlock(&r->lock);
 		batch = wl.n;
@@ -84,24 +101,44 @@ void rouse__timers_cancel_all(struct rouse_reactor *r)
 
 /* ---- sleep ------------------------------------------------------------- */
 
+/* Whether deadline has passed, as far as the reactor knows without a clock read. */
+static bool surely_passed(struct rouse_reactor *r, int64_t deadline)
+{
+	if (r->paused)
+		return deadline <= r->paused_now;
+	return deadline <= r->timers.elapsed << ROUSE__TICK_SHIFT;
+}
+
 static enum rouse_poll sleep_poll(struct rouse_future *f,
 				  struct rouse_context *cx)
 {
 	struct rouse_sleep *s = (struct rouse_sleep *)f;
-	struct rouse_reactor *r = s->reactor;
 	struct rouse_waker old = { NULL, NULL };
 	enum rouse_poll ret = ROUSE_PENDING;
+	struct rouse_reactor *r;
 
-	if (r == NULL) {
+	switch (timer_state(&s->entry)) {
+	case ROUSE__TIMER_FIRED:
+		s->result = 0;
+		return ROUSE_READY;
+	case ROUSE__TIMER_CANCELED:
 		/* The reactor was freed while this timer was pending. */
 		s->result = -ECANCELED;
 		return ROUSE_READY;
 	}
+	r = s->reactor;
 	pthread_mutex_lock(&r->lock);
 	switch (s->entry.state) {
 	case ROUSE__TIMER_IDLE:
+		if (surely_passed(r, s->entry.deadline)) {
+			/* Due already: no round trip through the timerfd. */
+			timer_set_state(&s->entry, ROUSE__TIMER_FIRED);
+			s->result = 0;
+			ret = ROUSE_READY;
+			break;
+		}
 		rouse_waker_clone(cx->waker, &s->waker);
-		s->entry.state = ROUSE__TIMER_ARMED;
+		timer_set_state(&s->entry, ROUSE__TIMER_ARMED);
 		rouse__timers_insert(&r->timers, &s->entry);
 		rouse__reactor_rearm(r, false);
 		rouse__trace("sleep %p: registered for %lld", (void *)s,
@@ -115,6 +152,7 @@ static enum rouse_poll sleep_poll(struct rouse_future *f,
 		}
 		break;
 	default:
+		/* Fired between the check above and the lock. */
 		s->result = 0;
 		ret = ROUSE_READY;
 		break;
@@ -125,23 +163,31 @@ static enum rouse_poll sleep_poll(struct rouse_future *f,
 	return ret;
 }
 
+/*
+ * Take the timer out of the reactor if it is in it, and forget it: the
+ * future can then be armed again (an interval does that) or dropped.  A
+ * timer that is not armed has nothing in the reactor, so this does not
+ * touch the reactor at all then: such a future may be dropped after its
+ * reactor was freed.
+ */
 static void sleep_cancel(struct rouse_sleep *s)
 {
-	struct rouse_reactor *r = s->reactor;
 	struct rouse_waker w = { NULL, NULL };
 
-	if (r != NULL) {
+	if (timer_state(&s->entry) == ROUSE__TIMER_ARMED) {
+		struct rouse_reactor *r = s->reactor;
+
 		pthread_mutex_lock(&r->lock);
 		if (s->entry.state == ROUSE__TIMER_ARMED) {
 			rouse__timers_remove(&r->timers, &s->entry);
 			if (r->timers.count == 0)
 				rouse__reactor_rearm(r, false);
+			w = s->waker;
+			s->waker.vtable = NULL;
 		}
-		s->entry.state = ROUSE__TIMER_IDLE;
-		w = s->waker;
-		s->waker.vtable = NULL;
 		pthread_mutex_unlock(&r->lock);
 	}
+	timer_set_state(&s->entry, ROUSE__TIMER_IDLE);
 	if (w.vtable != NULL)
 		rouse_waker_drop(&w);
 }
@@ -202,6 +248,7 @@ static enum rouse_poll interval_poll(struct rouse_future *f,
 {
 	struct rouse_interval *iv = (struct rouse_interval *)f;
 	struct rouse_sleep *s = &iv->sleep;
+	struct rouse_reactor *r;
 	int64_t deadline, now, late;
 
 	if (sleep_poll(&s->base, cx) == ROUSE_PENDING)
@@ -210,17 +257,28 @@ static enum rouse_poll interval_poll(struct rouse_future *f,
 		iv->result = s->result;
 		return ROUSE_READY;
 	}
-	/* Fired: count the periods that passed, then aim at the next. */
+	/*
+	 * Fired: count the periods that passed, and arm the next tick at
+	 * once, on the period's grid.  Between two ticks the interval is
+	 * therefore always in the reactor, so freeing the reactor reaches
+	 * it (its next poll says -ECANCELED) and its drop cancels it.
+	 */
+	r = s->reactor;
+	pthread_mutex_lock(&r->lock);
 	deadline = s->entry.deadline;
-	now = rouse_reactor_now(s->reactor);
+	now = rouse__reactor_now_locked(r);
 	late = now > deadline ? (now - deadline) / iv->period : 0;
 	iv->ticks = 1 + (uint64_t)late;
 	iv->result = 0;
-	sleep_cancel(s);
 	if (late + 1 > (INT64_MAX - deadline) / iv->period)
 		s->entry.deadline = INT64_MAX;
 	else
 		s->entry.deadline = deadline + (late + 1) * iv->period;
+	rouse_waker_clone(cx->waker, &s->waker);
+	timer_set_state(&s->entry, ROUSE__TIMER_ARMED);
+	rouse__timers_insert(&r->timers, &s->entry);
+	rouse__reactor_rearm(r, false);
+	pthread_mutex_unlock(&r->lock);
 	return ROUSE_READY;
 }
 

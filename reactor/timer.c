@@ -22,7 +22,11 @@
  *   - elapsed only moves forward, and never past the start of an occupied
  *     slot: pop_expired moves it to a slot's start and cascades that slot
  *     at once (its timers go down a level or into the heap);
- *   - every heap timer's tick is at most elapsed.
+ *   - every heap timer's tick is at most elapsed;
+ *   - slot_min[L][s] is at most the earliest deadline in that slot (a
+ *     cancel may leave it too early, which costs at most an early
+ *     wake-up), so the next wake-up can be that deadline rather than the
+ *     slot's start.
  */
 #include <limits.h>
 
@@ -150,6 +154,8 @@ static void wheel_insert(struct rouse__timers *ts, struct rouse_timer_entry *t,
 	if (*head != NULL)
 		(*head)->prev = t;
 	*head = t;
+	if (t->deadline < ts->slot_min[level][slot])
+		ts->slot_min[level][slot] = t->deadline;
 	ts->occupied[level] |= UINT64_C(1) << slot;
 	t->where = (uint32_t)(level * ROUSE__WHEEL_SLOTS + slot);
 }
@@ -165,8 +171,10 @@ static void wheel_remove(struct rouse__timers *ts, struct rouse_timer_entry *t)
 		ts->slot[level][slot] = t->next;
 	if (t->next != NULL)
 		t->next->prev = t->prev;
-	if (ts->slot[level][slot] == NULL)
+	if (ts->slot[level][slot] == NULL) {
 		ts->occupied[level] &= ~(UINT64_C(1) << slot);
+		ts->slot_min[level][slot] = INT64_MAX;
+	}
 }
 
 /* The tick at which the next occupied slot starts; -1 when none. */
@@ -214,8 +222,10 @@ void rouse__timers_init(struct rouse__timers *ts, int64_t now)
 	ts->heap = NULL;
 	for (level = 0; level < ROUSE__WHEEL_LEVELS; level++) {
 		ts->occupied[level] = 0;
-		for (slot = 0; slot < ROUSE__WHEEL_SLOTS; slot++)
+		for (slot = 0; slot < ROUSE__WHEEL_SLOTS; slot++) {
 			ts->slot[level][slot] = NULL;
+			ts->slot_min[level][slot] = INT64_MAX;
+		}
 	}
 }
 
@@ -263,6 +273,7 @@ struct rouse_timer_entry *rouse__timers_pop_expired(struct rouse__timers *ts,
 		ts->elapsed = start;
 		list = ts->slot[level][slot];
 		ts->slot[level][slot] = NULL;
+		ts->slot_min[level][slot] = INT64_MAX;
 		ts->occupied[level] &= ~(UINT64_C(1) << slot);
 		while (list != NULL) {
 			struct rouse_timer_entry *next = list->next;
@@ -286,5 +297,13 @@ int64_t rouse__timers_next_wakeup(const struct rouse__timers *ts)
 	start = wheel_next_slot(ts, &level, &slot);
 	if (start < 0)
 		return INT64_MAX;
-	return start << ROUSE__TICK_SHIFT;
+	/*
+	 * The slot must be cascaded by the time its first timer is due, not
+	 * sooner: every other wheel timer comes later (lower levels are
+	 * empty, later slots start later), so waking at the slot's earliest
+	 * deadline saves a wake-up per level a far timer comes down.
+	 */
+	start <<= ROUSE__TICK_SHIFT;
+	return ts->slot_min[level][slot] > start ? ts->slot_min[level][slot]
+						 : start;
 }

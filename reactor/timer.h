@@ -41,6 +41,8 @@ struct rouse__timers {
 	size_t count;
 	struct rouse_timer_entry *heap;	/* root of the current-tick heap */
 	uint64_t occupied[ROUSE__WHEEL_LEVELS];	/* bit s: slot s non-empty */
+	/* No timer in the slot is due before this (ns); may be too early. */
+	int64_t slot_min[ROUSE__WHEEL_LEVELS][ROUSE__WHEEL_SLOTS];
 	struct rouse_timer_entry *slot[ROUSE__WHEEL_LEVELS][ROUSE__WHEEL_SLOTS];
 };
 
