@@ -288,7 +288,12 @@ static int parker_park(void *data, int64_t timeout_ns)
 					     (int)p->tid);
 				return 0;
 			}
-			continue;	/* not reached: see the file comment */
+			/*
+			 * A token whose wake did not set NOTIFIED for us:
+			 * only a fork child waking a copy of this parker
+			 * through the shared eventfd can send one.  Wait on.
+			 */
+			continue;
 		}
 		/* Time is up (or ppoll failed): try PARKED -> EMPTY. */
 		expected = PARKER_PARKED;

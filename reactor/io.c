@@ -133,7 +133,7 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 	io->waiter[0] = io->waiter[1] = NULL;
 	io->waker[0].vtable = io->waker[1].vtable = NULL;
 
-	io->seen_tick = 0;
+	io->seen_tick[0] = io->seen_tick[1] = 0;
 	pthread_mutex_lock(&r->lock);
 	err = slot_take(r, &io->slot);
 	if (err < 0)
@@ -267,13 +267,20 @@ ROUSE__PUBLIC int rouse_io_fd(const struct rouse_io *io)
  */
 ROUSE__PUBLIC int rouse_io_clear(struct rouse_io *io, uint32_t events)
 {
+	unsigned int tick;
+	uint32_t clear = 0;
+
 	if (io == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&io->reactor->lock);
-	if (atomic_load_explicit(&io->tick, memory_order_relaxed) ==
-	    io->seen_tick)
-		atomic_fetch_and_explicit(&io->ready, ~events,
-					  memory_order_relaxed);
+	tick = atomic_load_explicit(&io->tick, memory_order_relaxed);
+	/* Each direction by the tick its own readiness was reported at. */
+	if (tick == io->seen_tick[ROUSE__DIR_READ])
+		clear |= events & ~(uint32_t)ROUSE_IO_WRITABLE;
+	if (tick == io->seen_tick[ROUSE__DIR_WRITE])
+		clear |= events & ~(uint32_t)(ROUSE_IO_READABLE |
+					      ROUSE_IO_READ_HANGUP);
+	atomic_fetch_and_explicit(&io->ready, ~clear, memory_order_relaxed);
 	pthread_mutex_unlock(&io->reactor->lock);
 	return 0;
 }
@@ -476,8 +483,8 @@ static enum rouse_poll ready_poll(struct rouse_future *f,
 	if (atomic_load_explicit(&io->ready, memory_order_relaxed) & mask) {
 		rf->events = atomic_load_explicit(&io->ready,
 						  memory_order_relaxed);
-		io->seen_tick = atomic_load_explicit(&io->tick,
-						     memory_order_relaxed);
+		io->seen_tick[op->dir] = atomic_load_explicit(
+			&io->tick, memory_order_relaxed);
 		pthread_mutex_unlock(&io->reactor->lock);
 		op_finish(op);
 		rf->result = 0;

@@ -62,7 +62,8 @@ struct rouse_io {
 	uint32_t gen;
 	atomic_uint ready;		/* cached readiness, ROUSE_IO_* */
 	atomic_uint tick;		/* bumped on every event */
-	unsigned int seen_tick;		/* tick when readiness was last reported */
+	unsigned int seen_tick[2];	/* tick when readiness was last reported,
+					   per direction */
 	struct rouse_io_op *waiter[2];	/* pending op per direction */
 	struct rouse_waker waker[2];	/* its waker, owned */
 	struct rouse_io *next_live;	/* the reactor's list of sources */

@@ -63,7 +63,7 @@ static void wake_release(struct rouse__wake *w)
 static void wake_unpark(struct rouse__wake *w)
 {
 	static const uint64_t one = 1;
-	int prev;
+	int prev, state;
 
 	prev = atomic_exchange_explicit(&w->state, WAKE_NOTIFIED,
 					memory_order_acq_rel);
@@ -72,8 +72,11 @@ static void wake_unpark(struct rouse__wake *w)
 		return;
 	}
 	rouse__trace("wake: write eventfd %d to interrupt epoll_wait", w->efd);
+	/* Cancelled here, the word would say NOTIFIED with nothing sent. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
 	while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
+	pthread_setcancelstate(state, NULL);
 }
 
 void rouse__reactor_unpark(struct rouse_reactor *r)
@@ -167,8 +170,10 @@ int64_t rouse__reactor_now_locked(struct rouse_reactor *r)
 	if (r->paused)
 		return r->paused_now;
 	now = rouse__now_ns();
-	/* The offset is >= 0 (time only moves on), so only + can overflow. */
-	return r->offset > INT64_MAX - now ? INT64_MAX : now + r->offset;
+	/* now >= 0, so only a positive offset can overflow the sum. */
+	if (r->offset > 0 && r->offset > INT64_MAX - now)
+		return INT64_MAX;
+	return now + r->offset;
 }
 
 static void timerfd_arm(struct rouse_reactor *r, int64_t when)
@@ -176,9 +181,17 @@ static void timerfd_arm(struct rouse_reactor *r, int64_t when)
 	struct itimerspec its;
 
 	memset(&its, 0, sizeof(its));
-	if (when != INT64_MAX) {
-		/* Reactor time to CLOCK_MONOTONIC; 0 would mean "disarm". */
-		int64_t mono = when - r->offset;
+	if (when == INT64_MIN) {
+		its.it_value.tv_nsec = 1;	/* long past: fire now */
+	} else if (when != INT64_MAX) {
+		/*
+		 * Reactor time to CLOCK_MONOTONIC (saturating: with a
+		 * negative offset, a deadline near INT64_MAX would
+		 * overflow); 0 would mean "disarm".
+		 */
+		int64_t mono = r->offset < 0 && when > INT64_MAX + r->offset
+				       ? INT64_MAX
+				       : when - r->offset;
 
 		its.it_value = rouse__ns_to_timespec(mono > 0 ? mono : 1);
 	}
@@ -197,8 +210,17 @@ void rouse__reactor_rearm(struct rouse_reactor *r, bool force)
 	int64_t next;
 
 	if (r->paused) {
-		if (r->armed != INT64_MAX)
-			timerfd_arm(r, INT64_MAX);
+		/*
+		 * Paused time moves only by rouse_reactor_clock_advance(),
+		 * which fires what it makes due.  What is due already (it
+		 * was due before the pause, say) is left to the next turn:
+		 * a timerfd set in the past fires at once.
+		 */
+		next = rouse__timers_next_wakeup(&r->timers) <= r->paused_now
+			       ? INT64_MIN
+			       : INT64_MAX;
+		if (next != r->armed)
+			timerfd_arm(r, next);
 		return;
 	}
 	next = rouse__timers_next_wakeup(&r->timers);
@@ -246,13 +268,11 @@ ROUSE__PUBLIC int rouse_reactor_clock_resume(struct rouse_reactor *r)
 	pthread_mutex_lock(&r->lock);
 	if (r->paused) {
 		/*
-		 * Go on from the paused reading: the clock never goes back.
-		 * (paused_now >= the real clock at the pause, so the offset
-		 * is >= 0.)
+		 * Go on from the paused reading: the clock never goes back,
+		 * and never jumps.  The offset is negative when the pause
+		 * lasted longer than the advances made in it.
 		 */
 		r->offset = r->paused_now - rouse__now_ns();
-		if (r->offset < 0)
-			r->offset = 0;
 		r->paused = false;
 		rouse__reactor_rearm(r, true);
 		rouse__debug("clock resumed at %lld", (long long)r->paused_now);
@@ -367,15 +387,18 @@ static int reactor_turn(struct rouse_reactor *r, int64_t timeout_ns)
 ROUSE__PUBLIC int rouse_reactor_turn(struct rouse_reactor *r,
 				     int64_t timeout_ns)
 {
-	int n;
+	int n, state;
 
 	if (r == NULL)
 		return -EINVAL;
 	/* One thread drives a reactor at a time. */
 	if (atomic_exchange_explicit(&r->driving, true, memory_order_acquire))
 		return -EBUSY;
+	/* A turn cancelled in epoll_wait would leave driving set. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
 	n = reactor_turn(r, timeout_ns);
 	atomic_store_explicit(&r->driving, false, memory_order_release);
+	pthread_setcancelstate(state, NULL);
 	return n;
 }
 
@@ -426,6 +449,8 @@ ROUSE__PUBLIC int rouse_reactor_start(struct rouse_reactor *r)
 
 ROUSE__PUBLIC int rouse_reactor_stop(struct rouse_reactor *r)
 {
+	int state;
+
 	if (r == NULL)
 		return -EINVAL;
 	if (!r->threaded)
@@ -434,7 +459,9 @@ ROUSE__PUBLIC int rouse_reactor_stop(struct rouse_reactor *r)
 		return -EDEADLK;
 	atomic_store_explicit(&r->stopping, true, memory_order_release);
 	rouse__reactor_unpark(r);
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
 	pthread_join(r->thread, NULL);
+	pthread_setcancelstate(state, NULL);
 	r->threaded = false;
 	atomic_store_explicit(&r->driving, false, memory_order_release);
 	return 0;
@@ -507,6 +534,13 @@ ROUSE__PUBLIC void rouse_reactor_free(struct rouse_reactor *r)
 {
 	if (r == NULL)
 		return;
+	if (!r->threaded &&
+	    atomic_load_explicit(&r->driving, memory_order_acquire)) {
+		/* A turn is running (it may be the one that called us). */
+		rouse__error("reactor %p: freed during a turn; not freed",
+			     (void *)r);
+		return;
+	}
 	if (r->threaded && rouse_reactor_stop(r) < 0) {
 		/*
 		 * Called on the reactor's own thread (from a waker it ran):
