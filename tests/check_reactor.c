@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
-/* tests/check_reactor.c - the reactor object: its fds, creation and freeing. */
+/* tests/check_reactor.c - the reactor object: fds, modes, clock, freeing. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,9 +14,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <rouse/executor.h>
 #include <rouse/reactor.h>
 
 #include "testutil.h"
@@ -328,6 +335,936 @@ START_TEST(test_emfile)
 }
 END_TEST
 
+/* ---- shared by the cases below ------------------------------------- */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Create the calling thread's eventfd parker now, so that an fd count
+ * taken afterwards does not see it appear in the first rouse_block_on().
+ */
+static void warm_thread_parker(void)
+{
+	struct rouse_parker p;
+
+	ck_assert_int_eq(rouse_thread_parker(&p), 0);
+}
+
+static struct rouse_reactor *reactor_make(void)
+{
+	struct rouse_reactor *r = NULL;
+
+	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+/* Poll f once with *w; return what the poll said. */
+static int poll_with(struct rouse_future *f, struct rouse_waker *w)
+{
+	struct rouse_context cx = { .waker = w };
+
+	return rouse_future_poll(f, &cx);
+}
+
+static int poll_noop(struct rouse_future *f)
+{
+	struct rouse_waker w = rouse_waker_noop();
+
+	return poll_with(f, &w);
+}
+
+/* ---- threaded mode ------------------------------------------------- */
+
+START_TEST(test_threaded_start_stop)
+{
+	struct rouse_reactor *r;
+	struct rouse_parker p;
+	int threads0 = test_count_threads_settled();
+	int fds0 = test_count_fds();
+	int i;
+
+	r = reactor_make();
+	/* Stopping a reactor that never started has nothing to stop. */
+	ck_assert_int_eq(rouse_reactor_stop(r), -ESRCH);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(rouse_reactor_start(r), 0);
+		ck_assert_int_eq(test_count_threads(), threads0 + 1);
+		/* Its thread drives it: nobody else may. */
+		ck_assert_int_eq(rouse_reactor_start(r), -EBUSY);
+		ck_assert_int_eq(rouse_reactor_turn(r, 0), -EBUSY);
+		ck_assert_int_eq(rouse_reactor_turn(r, -1), -EBUSY);
+		ck_assert_int_eq(rouse_reactor_parker(r, &p), 0);
+		ck_assert_int_eq(rouse_parker_park(&p, 0), -EBUSY);
+		ck_assert_int_eq(rouse_reactor_stop(r), 0);
+		ck_assert_int_eq(test_wait_threads(threads0), threads0);
+		ck_assert_int_eq(rouse_reactor_stop(r), -ESRCH);
+		/* Stopped, it can be driven again. */
+		ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
+	}
+	rouse_reactor_free(r);
+	ck_assert_int_eq(test_count_fds(), fds0);
+}
+END_TEST
+
+START_TEST(test_threaded_free_running)
+{
+	struct rouse_reactor *r;
+	int threads0 = test_count_threads_settled();
+	int fds0 = test_count_fds();
+
+	r = reactor_make();
+	ck_assert_int_eq(rouse_reactor_start(r), 0);
+	ck_assert_int_eq(test_count_threads(), threads0 + 1);
+	/* Freeing a running reactor stops and joins its thread. */
+	rouse_reactor_free(r);
+	ck_assert_int_eq(test_wait_threads(threads0), threads0);
+	ck_assert_int_eq(test_count_fds(), fds0);
+}
+END_TEST
+
+#define SLEEP_NS 2000000
+
+struct sleeper {
+	struct rouse_reactor *r;
+	int err;
+	int result;
+	int64_t elapsed;
+	pid_t tid;
+};
+
+static void *sleeper_thread(void *arg)
+{
+	struct sleeper *sl = arg;
+	struct rouse_sleep s;
+	int64_t t0;
+
+	sl->tid = test_gettid();
+	t0 = rouse_reactor_now(sl->r);
+	ck_assert_int_eq(rouse_sleep_init(&s, sl->r, SLEEP_NS), 0);
+	sl->err = rouse_block_on(&s.base);
+	sl->elapsed = rouse_reactor_now(sl->r) - t0;
+	sl->result = s.result;
+	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	return NULL;
+}
+
+START_TEST(test_threaded_sleep_other_thread)
+{
+	struct sleeper sl[3];
+	pthread_t t[3];
+	struct rouse_reactor *r;
+	int fds0 = test_count_fds();
+	int i;
+
+	r = reactor_make();
+	ck_assert_int_eq(rouse_reactor_start(r), 0);
+	/* Three threads sleep at once; the reactor's thread wakes each. */
+	for (i = 0; i < 3; i++) {
+		sl[i] = (struct sleeper){ .r = r, .err = 1, .result = 1 };
+		t[i] = test_thread_start(sleeper_thread, &sl[i]);
+	}
+	for (i = 0; i < 3; i++) {
+		test_thread_join(t[i]);
+		ck_assert_int_eq(sl[i].err, 0);
+		ck_assert_int_eq(sl[i].result, 0);
+		ck_assert_int_ge(sl[i].elapsed, SLEEP_NS);
+		ck_assert_int_ne(sl[i].tid, test_gettid());
+	}
+	ck_assert_int_eq(rouse_reactor_stop(r), 0);
+	rouse_reactor_free(r);
+	ck_assert_int_eq(test_count_fds(), fds0);
+}
+END_TEST
+
+START_TEST(test_threaded_parker_busy)
+{
+	struct rouse_reactor *r = reactor_make();
+	struct rouse_parker p;
+	struct rouse_sleep s;
+
+	/* The parker of a running reactor cannot park: one poll, -EBUSY. */
+	ck_assert_int_eq(rouse_reactor_start(r), 0);
+	ck_assert_int_eq(rouse_reactor_parker(r, &p), 0);
+	ck_assert_int_eq(rouse_sleep_init(&s, r, INT64_C(3600000000000)), 0);
+	ck_assert_int_eq(rouse_block_on_with(&s.base, &p), -EBUSY);
+	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	ck_assert_int_eq(rouse_reactor_stop(r), 0);
+	rouse_reactor_free(r);
+}
+END_TEST
+
+/* A waker whose wake tries to stop the reactor it is woken from. */
+struct stopper {
+	struct rouse_reactor *r;
+	atomic_int err;
+	atomic_int tid;
+	atomic_int live;
+};
+
+static struct rouse_waker stopper_clone(void *data);
+
+static void stopper_drop(void *data)
+{
+	atomic_fetch_sub(&((struct stopper *)data)->live, 1);
+}
+
+static void stopper_wake_by_ref(void *data)
+{
+	struct stopper *st = data;
+
+	atomic_store(&st->tid, test_gettid());
+	atomic_store(&st->err, rouse_reactor_stop(st->r));
+}
+
+static void stopper_wake(void *data)
+{
+	stopper_wake_by_ref(data);
+	stopper_drop(data);
+}
+
+static const struct rouse_waker_vtable stopper_vtable = {
+	stopper_clone, stopper_wake, stopper_wake_by_ref, stopper_drop,
+};
+
+static struct rouse_waker stopper_clone(void *data)
+{
+	struct rouse_waker w = { data, &stopper_vtable };
+
+	atomic_fetch_add(&((struct stopper *)data)->live, 1);
+	return w;
+}
+
+START_TEST(test_threaded_stop_from_own_thread)
+{
+	struct stopper st = { .err = 1, .tid = 0, .live = 1 };
+	struct rouse_waker w = { &st, &stopper_vtable };
+	struct rouse_sleep s;
+	int threads0 = test_count_threads_settled();
+
+	st.r = reactor_make();
+	ck_assert_int_eq(rouse_reactor_start(st.r), 0);
+	ck_assert_int_eq(rouse_sleep_init(&s, st.r, SLEEP_NS), 0);
+	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_PENDING);
+	/* The wake runs on the reactor's thread, which cannot join itself. */
+	test_spin_until_ge(&st.tid, 1);
+	while (atomic_load(&st.err) == 1)
+		sched_yield();
+	ck_assert_int_eq(atomic_load(&st.err), -EDEADLK);
+	ck_assert_int_ne(atomic_load(&st.tid), test_gettid());
+	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	/* Still running, and stopped from here. */
+	ck_assert_int_eq(rouse_reactor_turn(st.r, 0), -EBUSY);
+	ck_assert_int_eq(rouse_reactor_stop(st.r), 0);
+	ck_assert_int_eq(test_wait_threads(threads0), threads0);
+	rouse_reactor_free(st.r);
+	ck_assert_int_eq(rouse_waker_drop(&w), 0);
+	ck_assert_int_eq(atomic_load(&st.live), 0);
+}
+END_TEST
+
+/* ---- driven mode --------------------------------------------------- */
+
+START_TEST(test_driven_turn_idle)
+{
+	struct rouse_reactor *r = reactor_make();
+	int i;
+
+	/* Nothing registered, nothing due, nothing woken: 0 at once. */
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
+	rouse_reactor_free(r);
+}
+END_TEST
+
+START_TEST(test_driven_parker_sleep)
+{
+	struct rouse_reactor *r;
+	struct rouse_parker p;
+	struct rouse_sleep s;
+	int64_t t0, m0;
+	int fds0 = test_count_fds();
+	int i;
+
+	r = reactor_make();
+	ck_assert_int_eq(rouse_reactor_parker(r, &p), 0);
+	for (i = 0; i < 5; i++) {
+		m0 = mono_ns();
+		t0 = rouse_reactor_now(r);
+		ck_assert_int_eq(rouse_sleep_init(&s, r, SLEEP_NS), 0);
+		s.result = 1;
+		/* Each park is a turn of this reactor on this thread. */
+		ck_assert_int_eq(rouse_block_on_with(&s.base, &p), 0);
+		ck_assert_int_eq(s.result, 0);
+		ck_assert_int_ge(rouse_reactor_now(r) - t0, SLEEP_NS);
+		ck_assert_int_ge(mono_ns() - m0, SLEEP_NS);
+		ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	}
+	rouse_reactor_free(r);
+	ck_assert_int_eq(test_count_fds(), fds0);
+}
+END_TEST
+
+START_TEST(test_driven_waker_outlives_reactor)
+{
+	struct rouse_reactor *r;
+	struct rouse_parker p;
+	struct rouse_waker w, w2;
+	int fds0 = test_count_fds();
+
+	r = reactor_make();
+	ck_assert_int_eq(rouse_reactor_parker(r, &p), 0);
+	ck_assert_int_eq(rouse_parker_waker(&p, &w), 0);
+	ck_assert_int_eq(rouse_waker_clone(&w, &w2), 0);
+	ck_assert(rouse_waker_will_wake(&w, &w2));
+	/* Woken while the reactor lives: the next turn does not block. */
+	ck_assert_int_eq(rouse_waker_wake_by_ref(&w), 0);
+	ck_assert_int_eq(rouse_reactor_turn(r, -1), 0);
+	rouse_reactor_free(r);
+	/* The wakers still work, and the last one releases everything. */
+	ck_assert_int_eq(rouse_waker_wake_by_ref(&w2), 0);
+	ck_assert_int_eq(rouse_waker_wake(&w), 0);
+	ck_assert_int_eq(rouse_waker_wake_by_ref(&w2), 0);
+	ck_assert_int_eq(rouse_waker_drop(&w2), 0);
+	ck_assert_int_eq(test_count_fds(), fds0);
+}
+END_TEST
+
+START_TEST(test_driven_fd_readable)
+{
+	struct rouse_reactor *r;
+	struct counting_waker cw;
+	struct rouse_waker w;
+	struct rouse_sleep s;
+	struct pollfd pfd;
+	int64_t t0;
+	int fds0 = test_count_fds();
+	int turns = 0, n;
+
+	r = reactor_make();
+	pfd.fd = rouse_reactor_fd(r);
+	pfd.events = POLLIN;
+	ck_assert_int_ge(pfd.fd, 0);
+	/* Nothing pending yet: the fd is not readable. */
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+
+	w = counting_waker(&cw);
+	t0 = rouse_reactor_now(r);
+	ck_assert_int_eq(rouse_sleep_init(&s, r, SLEEP_NS), 0);
+	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_PENDING);
+	/*
+	 * Another loop (here: poll(2)) waits on the reactor's fd, and turns
+	 * the reactor without blocking whenever it is readable.  The timer
+	 * set may ask for an early wake-up on its way to the deadline, so
+	 * this can take more than one round; each round blocks in poll(2).
+	 */
+	while (atomic_load(&cw.wakes) == 0) {
+		do
+			n = poll(&pfd, 1, -1);
+		while (n < 0 && errno == EINTR);
+		ck_assert_int_eq(n, 1);
+		ck_assert(pfd.revents & POLLIN);
+		n = rouse_reactor_turn(r, 0);
+		ck_assert_int_ge(n, 0);
+		turns++;
+	}
+	ck_assert_int_ge(rouse_reactor_now(r) - t0, SLEEP_NS);
+	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
+	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_READY);
+	ck_assert_int_eq(s.result, 0);
+	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	ck_assert_int_eq(rouse_waker_drop(&w), 0);
+	ck_assert_int_eq(atomic_load(&cw.live), 0);
+	/* All done: the fd is quiet again. */
+	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	rouse_reactor_free(r);
+	ck_assert_int_eq(test_count_fds(), fds0);
+}
+END_TEST
+
+struct busy {
+	struct rouse_reactor *r;
+	atomic_int result;
+};
+
+static void *busy_thread(void *arg)
+{
+	struct busy *b = arg;
+	int n;
+
+	/* The main thread's probes may hold the reactor for a moment. */
+	while ((n = rouse_reactor_turn(b->r, -1)) == -EBUSY)
+		sched_yield();
+	atomic_store(&b->result, n);
+	return NULL;
+}
+
+START_TEST(test_driven_one_driver)
+{
+	struct busy b = { .result = 1 };
+	struct rouse_parker p;
+	pthread_t t;
+	int n;
+
+	b.r = reactor_make();
+	ck_assert_int_eq(rouse_reactor_parker(b.r, &p), 0);
+	t = test_thread_start(busy_thread, &b);
+	/* Wait until the other thread is inside its (blocking) turn. */
+	while ((n = rouse_reactor_turn(b.r, 0)) == 0)
+		sched_yield();
+	ck_assert_int_eq(n, -EBUSY);
+	ck_assert_int_eq(rouse_reactor_start(b.r), -EBUSY);
+	ck_assert_int_eq(atomic_load(&b.result), 1);
+	/* An unpark ends the blocked turn. */
+	ck_assert_int_eq(rouse_parker_unpark(&p), 0);
+	test_thread_join(t);
+	ck_assert_int_eq(atomic_load(&b.result), 0);
+	ck_assert_int_eq(rouse_reactor_turn(b.r, 0), 0);
+	rouse_reactor_free(b.r);
+}
+END_TEST
+
+/* ---- the default reactor ------------------------------------------- */
+
+START_TEST(test_default)
+{
+	struct rouse_reactor *r1 = NULL, *r2 = NULL;
+	struct rouse_sleep s;
+	int64_t t0;
+	int threads0 = test_count_threads_settled();
+
+	ck_assert_int_eq(rouse_reactor_default(&r1), 0);
+	ck_assert_ptr_nonnull(r1);
+	ck_assert_int_eq(rouse_reactor_default(&r2), 0);
+	ck_assert_ptr_eq(r1, r2);
+	/* It runs on a thread of its own... */
+	ck_assert_int_eq(test_count_threads(), threads0 + 1);
+	ck_assert_int_eq(rouse_reactor_turn(r1, 0), -EBUSY);
+	ck_assert_int_eq(rouse_reactor_start(r1), -EBUSY);
+	/* ...and works. */
+	t0 = rouse_reactor_now(r1);
+	ck_assert_int_eq(rouse_sleep_init(&s, r1, SLEEP_NS), 0);
+	s.result = 1;
+	ck_assert_int_eq(rouse_block_on(&s.base), 0);
+	ck_assert_int_eq(s.result, 0);
+	ck_assert_int_ge(rouse_reactor_now(r1) - t0, SLEEP_NS);
+	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	ck_assert_int_eq(rouse_reactor_default(&r2), 0);
+	ck_assert_ptr_eq(r1, r2);
+}
+END_TEST
+
+static void *default_thread(void *arg)
+{
+	struct rouse_reactor **out = arg;
+
+	ck_assert_int_eq(rouse_reactor_default(out), 0);
+	return NULL;
+}
+
+START_TEST(test_default_threads)
+{
+	struct rouse_reactor *r[4];
+	pthread_t t[4];
+	int i;
+
+	/* Created once, whichever thread asks first. */
+	for (i = 0; i < 4; i++)
+		t[i] = test_thread_start(default_thread, &r[i]);
+	for (i = 0; i < 4; i++)
+		test_thread_join(t[i]);
+	for (i = 1; i < 4; i++)
+		ck_assert_ptr_eq(r[i], r[0]);
+}
+END_TEST
+
+/* ---- freeing with operations pending ------------------------------- */
+
+START_TEST(test_free_pending)
+{
+	struct counting_waker cs, cr, ce;
+	struct rouse_waker ws, wr, we;
+	struct rouse_reactor *r;
+	struct rouse_sleep s;
+	struct rouse_io *io;
+	struct rouse_io_rw rd;
+	struct rouse_event *ev;
+	struct rouse_event_wait wait;
+	char buf[16];
+	int sv[2];
+	int fds0;
+
+	warm_thread_parker();
+	fds0 = test_count_fds();
+	r = reactor_make();
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+					    SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rouse_io_register(r, sv[0], &io), 0);
+	ck_assert_int_eq(rouse_event_new(r, &ev), 0);
+
+	ws = counting_waker(&cs);
+	wr = counting_waker(&cr);
+	we = counting_waker(&ce);
+	ck_assert_int_eq(rouse_sleep_init(&s, r, INT64_C(3600000000000)), 0);
+	ck_assert_int_eq(rouse_io_read_init(&rd, io, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(rouse_event_wait_init(&wait, ev), 0);
+	ck_assert_int_eq(poll_with(&s.base, &ws), ROUSE_PENDING);
+	ck_assert_int_eq(poll_with(&rd.op.base, &wr), ROUSE_PENDING);
+	ck_assert_int_eq(poll_with(&wait.op.base, &we), ROUSE_PENDING);
+	/* Each holds one clone of its waker. */
+	ck_assert_int_eq(atomic_load(&cs.live), 2);
+	ck_assert_int_eq(atomic_load(&cr.live), 2);
+	ck_assert_int_eq(atomic_load(&ce.live), 2);
+
+	/* This frees io and ev too; they are not to be used again. */
+	rouse_reactor_free(r);
+
+	/* Every waiter was woken exactly once, and nothing else. */
+	ck_assert_int_eq(atomic_load(&cs.wakes), 1);
+	ck_assert_int_eq(atomic_load(&cr.wakes), 1);
+	ck_assert_int_eq(atomic_load(&ce.wakes), 1);
+	ck_assert_int_eq(atomic_load(&cs.drops), 0);
+	ck_assert_int_eq(atomic_load(&cr.drops), 0);
+	ck_assert_int_eq(atomic_load(&ce.drops), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&cs), 1);
+	ck_assert_int_eq(atomic_load(&cs.live), 1);
+	ck_assert_int_eq(atomic_load(&cr.live), 1);
+	ck_assert_int_eq(atomic_load(&ce.live), 1);
+
+	/* Polled now, each is ready with -ECANCELED, and stays so. */
+	s.result = rd.result = wait.result = 1;
+	ck_assert_int_eq(poll_with(&s.base, &ws), ROUSE_READY);
+	ck_assert_int_eq(s.result, -ECANCELED);
+	ck_assert_int_eq(poll_with(&rd.op.base, &wr), ROUSE_READY);
+	ck_assert_int_eq(rd.result, -ECANCELED);
+	ck_assert_int_eq(poll_with(&wait.op.base, &we), ROUSE_READY);
+	ck_assert_int_eq(wait.result, -ECANCELED);
+	ck_assert_int_eq(poll_noop(&s.base), ROUSE_READY);
+	ck_assert_int_eq(poll_noop(&rd.op.base), ROUSE_READY);
+	ck_assert_int_eq(poll_noop(&wait.op.base), ROUSE_READY);
+	/* Polling took no new reference. */
+	ck_assert_int_eq(atomic_load(&cs.live), 1);
+	ck_assert_int_eq(atomic_load(&cr.live), 1);
+	ck_assert_int_eq(atomic_load(&ce.live), 1);
+
+	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	ck_assert_int_eq(rouse_future_drop(&rd.op.base), 0);
+	ck_assert_int_eq(rouse_future_drop(&wait.op.base), 0);
+	ck_assert_int_eq(rouse_waker_drop(&ws), 0);
+	ck_assert_int_eq(rouse_waker_drop(&wr), 0);
+	ck_assert_int_eq(rouse_waker_drop(&we), 0);
+	ck_assert_int_eq(atomic_load(&cs.live), 0);
+	ck_assert_int_eq(atomic_load(&cr.live), 0);
+	ck_assert_int_eq(atomic_load(&ce.live), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&cr), 1);
+	ck_assert_int_eq(counting_waker_total_wakes(&ce), 1);
+
+	close(sv[0]);
+	close(sv[1]);
+	ck_assert_int_eq(test_count_fds(), fds0);
+}
+END_TEST
+
+struct blocked_sleep {
+	struct rouse_reactor *r;
+	struct rouse_sleep s;
+	int err;
+	atomic_int polled;
+};
+
+/* Polls inner, then counts the polls that returned: a handshake. */
+struct wrap {
+	struct rouse_future base;
+	struct rouse_future *inner;
+	atomic_int *polled;
+};
+
+static enum rouse_poll wrap_poll(struct rouse_future *f,
+				 struct rouse_context *cx)
+{
+	struct wrap *w = (struct wrap *)f;
+	enum rouse_poll p = w->inner->vtable->poll(w->inner, cx);
+
+	atomic_fetch_add(w->polled, 1);
+	return p;
+}
+
+static const struct rouse_future_vtable wrap_vtable = { wrap_poll, NULL };
+
+static void *blocked_sleep_thread(void *arg)
+{
+	struct blocked_sleep *b = arg;
+	struct wrap w = { { &wrap_vtable }, &b->s.base, &b->polled };
+
+	b->err = rouse_block_on(&w.base);
+	return NULL;
+}
+
+START_TEST(test_free_wakes_blocked_thread)
+{
+	struct blocked_sleep b = { .err = 1 };
+	int threads0 = test_count_threads_settled();
+	pthread_t t;
+
+	b.r = reactor_make();
+	ck_assert_int_eq(rouse_reactor_start(b.r), 0);
+	ck_assert_int_eq(rouse_sleep_init(&b.s, b.r, INT64_C(3600000000000)),
+			 0);
+	t = test_thread_start(blocked_sleep_thread, &b);
+	/* Once the sleep is registered, free the (running) reactor. */
+	test_spin_until_ge(&b.polled, 1);
+	rouse_reactor_free(b.r);
+	/* The blocked thread was woken, and its sleep was cancelled. */
+	test_thread_join(t);
+	ck_assert_int_eq(b.err, 0);
+	ck_assert_int_eq(b.s.result, -ECANCELED);
+	ck_assert_int_eq(rouse_future_drop(&b.s.base), 0);
+	ck_assert_int_eq(test_wait_threads(threads0), threads0);
+}
+END_TEST
+
+/*
+ * Timers with nothing in the reactor when it goes (one that fired and was
+ * not dropped yet, ones never polled) may be dropped after the free, and
+ * a fired one polled again (rouse_sleep_init(3)): none of it may touch
+ * the freed reactor.  (A use after free here shows under TSan.)
+ */
+START_TEST(test_free_then_drop_completed)
+{
+	struct rouse_reactor *r = reactor_make();
+	struct rouse_interval iv;
+	struct rouse_parker p;
+	struct rouse_sleep s, idle;
+
+	ck_assert_int_eq(rouse_reactor_parker(r, &p), 0);
+	ck_assert_int_eq(rouse_sleep_init(&s, r, 1000), 0);
+	ck_assert_int_eq(rouse_sleep_init(&idle, r, 1000), 0);
+	ck_assert_int_eq(rouse_interval_init(&iv, r, 1000), 0);
+	ck_assert_int_eq(rouse_block_on_with(&s.base, &p), 0);
+	ck_assert_int_eq(s.result, 0);
+	rouse_reactor_free(r);
+	s.result = 1;
+	ck_assert_int_eq(poll_noop(&s.base), ROUSE_READY);
+	ck_assert_int_eq(s.result, 0);
+	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	ck_assert_int_eq(rouse_future_drop(&idle.base), 0);
+	ck_assert_int_eq(rouse_future_drop(&iv.sleep.base), 0);
+}
+END_TEST
+
+/*
+ * An interval that waits for a tick when the reactor goes answers
+ * -ECANCELED, at the next poll and at every later one.
+ */
+START_TEST(test_free_interval_waiting)
+{
+	struct rouse_reactor *r = reactor_make();
+	struct counting_waker cw;
+	struct rouse_waker w = counting_waker(&cw);
+	struct rouse_interval iv;
+	int i;
+
+	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
+	ck_assert_int_eq(rouse_interval_init(&iv, r, 1000), 0);
+	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
+	ck_assert_int_ge(rouse_reactor_clock_advance(r, 1000), 0);
+	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_READY);
+	ck_assert_int_eq(iv.result, 0);
+	ck_assert_uint_eq(iv.ticks, 1);
+	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
+	rouse_reactor_free(r);
+	ck_assert_int_eq(atomic_load(&cw.wakes), 2);
+	for (i = 0; i < 3; i++) {
+		iv.result = 1;
+		ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_READY);
+		ck_assert_int_eq(iv.result, -ECANCELED);
+	}
+	ck_assert_int_eq(rouse_future_drop(&iv.sleep.base), 0);
+	ck_assert_int_eq(rouse_waker_drop(&w), 0);
+	ck_assert_int_eq(atomic_load(&cw.live), 0);
+}
+END_TEST
+
+/*
+ * The same right after a tick, before the interval was polled again: it
+ * arms its next tick as it reports one (reactor/sleep.c), so the reactor
+ * still reaches it.  (A use after free here shows under ASan or TSan.)
+ */
+START_TEST(test_free_interval_after_tick)
+{
+	struct rouse_reactor *r = reactor_make();
+	struct rouse_interval iv;
+	struct rouse_parker p;
+	int i;
+
+	ck_assert_int_eq(rouse_reactor_parker(r, &p), 0);
+	ck_assert_int_eq(rouse_interval_init(&iv, r, 1000), 0);
+	ck_assert_int_eq(rouse_block_on_with(&iv.sleep.base, &p), 0);
+	ck_assert_int_eq(iv.result, 0);
+	ck_assert_uint_ge(iv.ticks, 1);
+	rouse_reactor_free(r);
+	for (i = 0; i < 3; i++) {
+		iv.result = 1;
+		ck_assert_int_eq(poll_noop(&iv.sleep.base), ROUSE_READY);
+		ck_assert_int_eq(iv.result, -ECANCELED);
+	}
+	ck_assert_int_eq(rouse_future_drop(&iv.sleep.base), 0);
+}
+END_TEST
+
+/* ---- the test clock ------------------------------------------------ */
+
+#define MS INT64_C(1000000)
+
+/* A waker that appends its index to a log when woken. */
+struct order_log {
+	atomic_int n;
+	int idx[64];
+};
+
+struct order_waker {
+	struct order_log *log;
+	int idx;
+	atomic_int wakes;
+	atomic_int live;
+};
+
+static struct rouse_waker order_clone(void *data);
+
+static void order_wake_by_ref(void *data)
+{
+	struct order_waker *o = data;
+	int i = atomic_fetch_add(&o->log->n, 1);
+
+	ck_assert_int_lt(i, 64);
+	o->log->idx[i] = o->idx;
+	atomic_fetch_add(&o->wakes, 1);
+}
+
+static void order_drop(void *data)
+{
+	struct order_waker *o = data;
+
+	atomic_fetch_sub(&o->live, 1);
+}
+
+static void order_wake(void *data)
+{
+	order_wake_by_ref(data);
+	order_drop(data);
+}
+
+static const struct rouse_waker_vtable order_vtable = {
+	order_clone, order_wake, order_wake_by_ref, order_drop,
+};
+
+static struct rouse_waker order_clone(void *data)
+{
+	struct order_waker *o = data;
+	struct rouse_waker w = { o, &order_vtable };
+
+	atomic_fetch_add(&o->live, 1);
+	return w;
+}
+
+static struct rouse_waker order_waker(struct order_waker *o,
+				      struct order_log *log, int idx)
+{
+	struct rouse_waker w = { o, &order_vtable };
+
+	o->log = log;
+	o->idx = idx;
+	atomic_init(&o->wakes, 0);
+	atomic_init(&o->live, 1);
+	return w;
+}
+
+START_TEST(test_clock_pause_advance)
+{
+	/* Deadlines (ms after the pause), polled in this order. */
+	static const int64_t at[] = { 30, 10, 20, 10, 40 };
+	/* The order in which they must fire: by deadline, then FIFO. */
+	static const int expect[] = { 1, 3, 2, 0, 4 };
+	struct order_log log = { .n = 0 };
+	struct order_waker ow[5];
+	struct rouse_waker w[5];
+	struct rouse_sleep s[5];
+	struct rouse_reactor *r;
+	int64_t t0;
+	int i;
+
+	r = reactor_make();
+	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
+	/* Pausing twice is harmless. */
+	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
+	t0 = rouse_reactor_now(r);
+	ck_assert_int_ge(t0, 0);
+	/* The clock stands still: no real time passes on it. */
+	for (i = 0; i < 1000; i++)
+		ck_assert_int_eq(rouse_reactor_now(r), t0);
+	for (i = 0; i < 5; i++) {
+		w[i] = order_waker(&ow[i], &log, i);
+		ck_assert_int_eq(rouse_sleep_until_init(&s[i], r,
+							t0 + at[i] * MS), 0);
+		ck_assert_int_eq(poll_with(&s[i].base, &w[i]), ROUSE_PENDING);
+	}
+	/* Turns fire nothing while the clock stands. */
+	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
+	ck_assert_int_eq(rouse_reactor_clock_advance(r, 0), 0);
+	ck_assert_int_eq(atomic_load(&log.n), 0);
+
+	/* 10 ms - 1 ns: still nothing. */
+	ck_assert_int_eq(rouse_reactor_clock_advance(r, 10 * MS - 1), 0);
+	ck_assert_int_eq(rouse_reactor_now(r), t0 + 10 * MS - 1);
+	ck_assert_int_eq(atomic_load(&log.n), 0);
+	/* 10 ms exactly: the two due at 10, first polled first. */
+	ck_assert_int_ge(rouse_reactor_clock_advance(r, 1), 0);
+	ck_assert_int_eq(atomic_load(&log.n), 2);
+	ck_assert_int_eq(poll_with(&s[1].base, &w[1]), ROUSE_READY);
+	ck_assert_int_eq(poll_with(&s[3].base, &w[3]), ROUSE_READY);
+	ck_assert_int_eq(poll_with(&s[0].base, &w[0]), ROUSE_PENDING);
+	/* To 25 ms: the one at 20. */
+	ck_assert_int_ge(rouse_reactor_clock_advance(r, 15 * MS), 0);
+	ck_assert_int_eq(atomic_load(&log.n), 3);
+	/* A long step fires the rest, still in deadline order. */
+	ck_assert_int_ge(rouse_reactor_clock_advance(r, 1000 * MS), 0);
+	ck_assert_int_eq(atomic_load(&log.n), 5);
+	for (i = 0; i < 5; i++) {
+		ck_assert_int_eq(log.idx[i], expect[i]);
+		ck_assert_int_eq(atomic_load(&ow[i].wakes), 1);
+		ck_assert_int_eq(poll_with(&s[i].base, &w[i]), ROUSE_READY);
+		ck_assert_int_eq(s[i].result, 0);
+		ck_assert_int_eq(rouse_future_drop(&s[i].base), 0);
+		ck_assert_int_eq(rouse_waker_drop(&w[i]), 0);
+		ck_assert_int_eq(atomic_load(&ow[i].live), 0);
+	}
+	ck_assert_int_eq(rouse_reactor_now(r), t0 + 1025 * MS);
+	rouse_reactor_free(r);
+}
+END_TEST
+
+START_TEST(test_clock_errors)
+{
+	struct rouse_reactor *r = reactor_make();
+
+	/* Advancing a running clock is refused. */
+	ck_assert_int_eq(rouse_reactor_clock_advance(r, 0), -EPERM);
+	ck_assert_int_eq(rouse_reactor_clock_advance(r, MS), -EPERM);
+	ck_assert_int_eq(rouse_reactor_clock_advance(r, -1), -EINVAL);
+	/* Resuming a running clock is harmless. */
+	ck_assert_int_eq(rouse_reactor_clock_resume(r), 0);
+	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
+	ck_assert_int_eq(rouse_reactor_clock_advance(r, -1), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_clock_advance(r, INT64_MIN), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_clock_resume(r), 0);
+	ck_assert_int_eq(rouse_reactor_clock_advance(r, 0), -EPERM);
+	rouse_reactor_free(r);
+}
+END_TEST
+
+START_TEST(test_clock_resume_monotonic)
+{
+	struct rouse_reactor *r = reactor_make();
+	struct rouse_sleep s;
+	struct rouse_parker p;
+	int64_t paused, a, b;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		a = rouse_reactor_now(r);
+		ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
+		paused = rouse_reactor_now(r);
+		ck_assert_int_ge(paused, a);
+		/* An hour passes on the paused clock... */
+		ck_assert_int_ge(rouse_reactor_clock_advance(r,
+				 INT64_C(3600000000000)), 0);
+		paused = rouse_reactor_now(r);
+		ck_assert_int_eq(rouse_reactor_clock_resume(r), 0);
+		/* ...and the resumed clock goes on from there. */
+		b = rouse_reactor_now(r);
+		ck_assert_int_ge(b, paused);
+		ck_assert_int_ge(rouse_reactor_now(r), b);
+	}
+	/* Timers work on the resumed clock. */
+	ck_assert_int_eq(rouse_reactor_parker(r, &p), 0);
+	a = rouse_reactor_now(r);
+	ck_assert_int_eq(rouse_sleep_init(&s, r, SLEEP_NS), 0);
+	ck_assert_int_eq(rouse_block_on_with(&s.base, &p), 0);
+	ck_assert_int_eq(s.result, 0);
+	ck_assert_int_ge(rouse_reactor_now(r) - a, SLEEP_NS);
+	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	rouse_reactor_free(r);
+}
+END_TEST
+
+START_TEST(test_clock_threaded)
+{
+	struct counting_waker cw;
+	struct rouse_waker w = counting_waker(&cw);
+	struct rouse_reactor *r = reactor_make();
+	struct rouse_sleep s;
+
+	/* The paused clock works the same with the reactor on its thread. */
+	ck_assert_int_eq(rouse_reactor_start(r), 0);
+	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
+	ck_assert_int_eq(rouse_sleep_init(&s, r, 5 * MS), 0);
+	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_reactor_clock_advance(r, 5 * MS - 1), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
+	ck_assert_int_ge(rouse_reactor_clock_advance(r, 1), 0);
+	/* advance fires on the calling thread: woken when it returns. */
+	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
+	ck_assert_int_eq(atomic_load(&cw.last_tid), test_gettid());
+	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	ck_assert_int_eq(rouse_waker_drop(&w), 0);
+	rouse_reactor_free(r);
+	ck_assert_int_eq(atomic_load(&cw.live), 0);
+}
+END_TEST
+
+/* ---- NULL arguments ------------------------------------------------ */
+
+START_TEST(test_einval_null)
+{
+	struct rouse_reactor *r = reactor_make();
+	struct rouse_parker p = { .data = SENTINEL, .vtable = NULL };
+	int fds0 = test_count_fds();
+
+	ck_assert_int_eq(rouse_reactor_default(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_fd(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_turn(NULL, 0), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_turn(NULL, -1), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_parker(NULL, &p), -EINVAL);
+	ck_assert_ptr_eq(p.data, SENTINEL);
+	ck_assert_int_eq(rouse_reactor_parker(r, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_parker(NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_start(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_stop(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_now(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_clock_pause(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_clock_resume(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_clock_advance(NULL, 0), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_clock_advance(NULL, -1), -EINVAL);
+	ck_assert_int_eq(rouse_reactor_set_log_level((enum rouse_log_level)-1),
+			 -EINVAL);
+	ck_assert_int_eq(rouse_reactor_set_log_level(
+			 (enum rouse_log_level)(ROUSE_LOG_TRACE + 1)), -EINVAL);
+	/* None of it touched the reactor or opened anything. */
+	ck_assert_int_eq(test_count_fds(), fds0);
+	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
+	rouse_reactor_free(r);
+}
+END_TEST
+
 static Suite *reactor_suite(void)
 {
 	Suite *s = suite_create("reactor");
@@ -352,6 +1289,51 @@ static Suite *reactor_suite(void)
 	tc = tcase_create("emfile");
 	tcase_add_test(tc, test_emfile);
 	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threaded");
+	tcase_add_test(tc, test_threaded_start_stop);
+	tcase_add_test(tc, test_threaded_free_running);
+	tcase_add_test(tc, test_threaded_sleep_other_thread);
+	tcase_add_test(tc, test_threaded_stop_from_own_thread);
+	tcase_add_test(tc, test_threaded_parker_busy);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("driven");
+	tcase_add_test(tc, test_driven_turn_idle);
+	tcase_add_test(tc, test_driven_parker_sleep);
+	tcase_add_test(tc, test_driven_waker_outlives_reactor);
+	tcase_add_test(tc, test_driven_fd_readable);
+	tcase_add_test(tc, test_driven_one_driver);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("default");
+	tcase_add_test(tc, test_default);
+	tcase_add_test(tc, test_default_threads);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("free_pending");
+	tcase_add_test(tc, test_free_pending);
+	tcase_add_test(tc, test_free_wakes_blocked_thread);
+	tcase_add_test(tc, test_free_then_drop_completed);
+	tcase_add_test(tc, test_free_interval_waiting);
+	tcase_add_test(tc, test_free_interval_after_tick);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("test_clock");
+	tcase_add_test(tc, test_clock_pause_advance);
+	tcase_add_test(tc, test_clock_errors);
+	tcase_add_test(tc, test_clock_resume_monotonic);
+	tcase_add_test(tc, test_clock_threaded);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("einval_null");
+	tcase_add_test(tc, test_einval_null);
 	suite_add_tcase(s, tc);
 
 	return s;

@@ -95,9 +95,10 @@ struct rouse_future {
  */
 struct rouse_parker_vtable {
 	/*
-	 * Block the calling thread (the parker's owner) until unparked, or for
-	 * at most timeout_ns nanoseconds (negative: no limit; 0: do not
-	 * block).  Returns 0 when an unpark was consumed, -ETIMEDOUT when the
+	 * Block the calling thread (the parker's owner) until unparked, or
+	 * until timeout_ns nanoseconds have passed (negative: no limit; 0:
+	 * do not block; a parker may round the timeout up to the
+	 * granularity of what it waits in, never down).  Returns 0 when an unpark was consumed, -ETIMEDOUT when the
 	 * time ran out, another -errno on failure.  May return 0 spuriously.
 	 */
 	int (*park)(void *data, int64_t timeout_ns);
