@@ -140,7 +140,12 @@ static enum rouse_poll sleep_poll(struct rouse_future *f,
 		rouse_waker_clone(cx->waker, &s->waker);
 		timer_set_state(&s->entry, ROUSE__TIMER_ARMED);
 		rouse__timers_insert(&r->timers, &s->entry);
-		rouse__reactor_rearm(r, false);
+		/*
+		 * A deadline at or after the armed one cannot make the
+		 * timerfd late: it fires first, and that turn re-arms.
+		 */
+		if (s->entry.deadline < r->armed)
+			rouse__reactor_rearm(r, false);
 		rouse__trace("sleep %p: registered for %lld", (void *)s,
 			     (long long)s->entry.deadline);
 		break;

@@ -29,6 +29,7 @@
  *     slot's start.
  */
 #include <limits.h>
+#include <string.h>
 
 #include "timer.h"
 
@@ -146,7 +147,8 @@ static void wheel_insert(struct rouse__timers *ts, struct rouse_timer_entry *t,
 	int level = (63 - __builtin_clzll(diff)) / ROUSE__WHEEL_BITS;
 	int slot = (int)((uint64_t)tick >> (ROUSE__WHEEL_BITS * level)) &
 		   (ROUSE__WHEEL_SLOTS - 1);
-	struct rouse_timer_entry **head = &ts->slot[level][slot];
+	unsigned int chain = ts->next_chain++ & (ROUSE__WHEEL_CHAINS - 1);
+	struct rouse_timer_entry **head = &ts->slot[level][slot][chain];
 
 	t->child = NULL;
 	t->prev = NULL;
@@ -157,24 +159,32 @@ static void wheel_insert(struct rouse__timers *ts, struct rouse_timer_entry *t,
 	if (t->deadline < ts->slot_min[level][slot])
 		ts->slot_min[level][slot] = t->deadline;
 	ts->occupied[level] |= UINT64_C(1) << slot;
-	t->where = (uint32_t)(level * ROUSE__WHEEL_SLOTS + slot);
+	t->where = (uint32_t)((level * ROUSE__WHEEL_SLOTS + slot) *
+			      ROUSE__WHEEL_CHAINS + chain);
 }
 
 static void wheel_remove(struct rouse__timers *ts, struct rouse_timer_entry *t)
 {
-	int level = (int)(t->where / ROUSE__WHEEL_SLOTS);
-	int slot = (int)(t->where % ROUSE__WHEEL_SLOTS);
+	unsigned int chain = t->where % ROUSE__WHEEL_CHAINS;
+	unsigned int ls = t->where / ROUSE__WHEEL_CHAINS;
+	int level = (int)(ls / ROUSE__WHEEL_SLOTS);
+	int slot = (int)(ls % ROUSE__WHEEL_SLOTS);
+	struct rouse_timer_entry **heads = ts->slot[level][slot];
+	unsigned int c;
 
 	if (t->prev != NULL)
 		t->prev->next = t->next;
 	else
-		ts->slot[level][slot] = t->next;
+		heads[chain] = t->next;
 	if (t->next != NULL)
 		t->next->prev = t->prev;
-	if (ts->slot[level][slot] == NULL) {
-		ts->occupied[level] &= ~(UINT64_C(1) << slot);
-		ts->slot_min[level][slot] = INT64_MAX;
-	}
+	if (heads[chain] != NULL)
+		return;
+	for (c = 0; c < ROUSE__WHEEL_CHAINS; c++)
+		if (heads[c] != NULL)
+			return;
+	ts->occupied[level] &= ~(UINT64_C(1) << slot);
+	ts->slot_min[level][slot] = INT64_MAX;
 }
 
 /* The tick at which the next occupied slot starts; -1 when none. */
@@ -220,10 +230,12 @@ void rouse__timers_init(struct rouse__timers *ts, int64_t now)
 	ts->seq = 0;
 	ts->count = 0;
 	ts->heap = NULL;
+	ts->next_chain = 0;
 	for (level = 0; level < ROUSE__WHEEL_LEVELS; level++) {
 		ts->occupied[level] = 0;
 		for (slot = 0; slot < ROUSE__WHEEL_SLOTS; slot++) {
-			ts->slot[level][slot] = NULL;
+			memset(ts->slot[level][slot], 0,
+			       sizeof(ts->slot[level][slot]));
 			ts->slot_min[level][slot] = INT64_MAX;
 		}
 	}
@@ -256,7 +268,10 @@ struct rouse_timer_entry *rouse__timers_pop_expired(struct rouse__timers *ts,
 	int64_t now_tick = tick_of(now);
 
 	for (;;) {
-		struct rouse_timer_entry *t = ts->heap, *list;
+		struct rouse_timer_entry *t = ts->heap;
+		struct rouse_timer_entry *cur[ROUSE__WHEEL_CHAINS];
+		unsigned int c;
+		bool any;
 		int64_t start;
 		int level, slot;
 
@@ -271,16 +286,29 @@ struct rouse_timer_entry *rouse__timers_pop_expired(struct rouse__timers *ts,
 			break;
 		/* Step to the slot's start and cascade it. */
 		ts->elapsed = start;
-		list = ts->slot[level][slot];
-		ts->slot[level][slot] = NULL;
+		memcpy(cur, ts->slot[level][slot], sizeof(cur));
+		memset(ts->slot[level][slot], 0, sizeof(cur));
 		ts->slot_min[level][slot] = INT64_MAX;
 		ts->occupied[level] &= ~(UINT64_C(1) << slot);
-		while (list != NULL) {
-			struct rouse_timer_entry *next = list->next;
+		/*
+		 * Walk the chains in turn, fetching each one's next node
+		 * ahead: the misses of up to ROUSE__WHEEL_CHAINS nodes are
+		 * in flight together.
+		 */
+		do {
+			any = false;
+			for (c = 0; c < ROUSE__WHEEL_CHAINS; c++) {
+				struct rouse_timer_entry *e = cur[c];
 
-			place(ts, list);
-			list = next;
-		}
+				if (e == NULL)
+					continue;
+				cur[c] = e->next;
+				if (cur[c] != NULL)
+					__builtin_prefetch(cur[c], 1);
+				place(ts, e);
+				any = true;
+			}
+		} while (any);
 	}
 	if (now_tick > ts->elapsed)
 		ts->elapsed = now_tick;

@@ -23,6 +23,12 @@
 #define ROUSE__WHEEL_SLOTS (1 << ROUSE__WHEEL_BITS)
 /* 8 levels of 64 slots span 2^48 ticks, more than int64_t nanoseconds. */
 #define ROUSE__WHEEL_LEVELS 8
+/*
+ * Each slot is this many lists, filled in turn, so that a cascade walks
+ * several independent chains at once: their cache misses overlap instead
+ * of waiting for one another (one list is one miss after another).
+ */
+#define ROUSE__WHEEL_CHAINS 8
 
 /*
  * struct rouse_timer_entry (in <rouse/reactor.h>) is one pending timer.  In
@@ -43,7 +49,9 @@ struct rouse__timers {
 	uint64_t occupied[ROUSE__WHEEL_LEVELS];	/* bit s: slot s non-empty */
 	/* No timer in the slot is due before this (ns); may be too early. */
 	int64_t slot_min[ROUSE__WHEEL_LEVELS][ROUSE__WHEEL_SLOTS];
-	struct rouse_timer_entry *slot[ROUSE__WHEEL_LEVELS][ROUSE__WHEEL_SLOTS];
+	uint32_t next_chain;	/* the chain of a slot the next insert takes */
+	struct rouse_timer_entry *slot[ROUSE__WHEEL_LEVELS][ROUSE__WHEEL_SLOTS]
+				  [ROUSE__WHEEL_CHAINS];
 };
 
 #define rouse__timers_init ROUSE__NS(timers_init)
