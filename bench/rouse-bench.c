@@ -29,16 +29,41 @@
  *
  *   pingpong   two threads, each in rouse_block_on() on its own future;
  *              A wakes B, B's poll wakes A; the mean, p50 and p99 round
- *              trip, plus the eventfd writes the executor made.
+ *              trip, plus the eventfd writes the executor made.  Extra
+ *              key via=executor (each thread parks on its eventfd) or
+ *              via=reactor (each thread drives its own reactor through
+ *              rouse_reactor_parker(): the wake crosses through the other
+ *              reactor's eventfd and epoll_wait).
+ *   wakestorm  a foreign thread wakes the waker of a future that runs in
+ *              rouse_block_on(); a delivery is one poll.
+ *   timers     n sleep futures started and polled once from inside one
+ *              future on a driven reactor, each with a waker of its own;
+ *              the CPU per start and per expiry.
+ *   timeout    n sleeps of 10 s started, then dropped oldest first.
+ *   fds        libevent's bench.c ring: a read future per socketpair on a
+ *              driven reactor, per-fd wakers feeding a ready queue.
+ *   echo       TCP ping-pong over 127.0.0.1, clients and server on one
+ *              driven reactor, per-connection wakers.
+ *
+ * The benchmarks on a reactor follow one pattern: the reactor is driven
+ * by the thread itself (rouse_block_on_with() on rouse_reactor_parker()),
+ * and one root future owns many leaf futures (sleeps, reads, writes).
+ * Each leaf is polled with a context whose waker is its own: a small
+ * record that the leaf's wake pushes on a ready queue (or counts), so the
+ * root only ever polls the leaves that were woken, never all of them.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -46,9 +71,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rouse/executor.h>
+#include <rouse/reactor.h>
 
 enum {
 	EXIT_FAIL = 1,		/* a system call or the run's check failed */
@@ -212,6 +241,227 @@ static void print_end(void)
 		fail("writing the result line to stdout failed");
 }
 
+/* ---- helpers of the benchmarks ------------------------------------ */
+
+/* calloc that fails the run (exit 1) instead of returning NULL. */
+static void *xcalloc(uint64_t n, size_t size)
+{
+	void *p;
+
+	if (n > SIZE_MAX / (size ? size : 1))
+		fail("out of memory (%" PRIu64 " x %zu bytes)", n, size);
+	p = calloc(n ? (size_t)n : 1, size ? size : 1);
+	if (p == NULL)
+		fail("out of memory (%" PRIu64 " x %zu bytes)", n, size);
+	return p;
+}
+
+/* A rouse call that returned a negative errno. */
+static void check_rouse(const char *what, int err)
+{
+	if (err < 0)
+		fail_err(what, -err);
+}
+
+/*
+ * The contract's timer delays: splitmix64 of the index, reduced to whole
+ * milliseconds in [0, spread_ms].  Stateless, so every implementation
+ * arms the same delays in the same order.
+ */
+static uint64_t splitmix64(uint64_t x)
+{
+	x += UINT64_C(0x9e3779b97f4a7c15);
+	x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return x ^ (x >> 31);
+}
+
+static uint64_t timer_delay_ms(uint64_t i, uint64_t spread_ms)
+{
+	return splitmix64(i) % (spread_ms + 1);
+}
+
+/*
+ * The timers check: the last expiry may come no earlier than the longest
+ * delay, less 2 ms and one tick of CLOCK_MONOTONIC_COARSE (the slack the
+ * contract grants every implementation alike).
+ */
+static void check_not_early(uint64_t elapsed_ns, uint64_t max_delay_ms)
+{
+	struct timespec res = { 0, 0 };
+	uint64_t slack = 2000000;
+
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
+		slack += (uint64_t)res.tv_sec * 1000000000u +
+			 (uint64_t)res.tv_nsec;
+	if (elapsed_ns + slack < max_delay_ms * 1000000)
+		fail("all timers expired after %.3f ms, the longest delay is %"
+		     PRIu64 " ms", (double)elapsed_ns / 1e6, max_delay_ms);
+}
+
+/*
+ * Raise the soft RLIMIT_NOFILE to the hard limit; fail clearly when fewer
+ * than need descriptors are allowed even then.
+ */
+static void need_fds(uint64_t need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		fail_err("getrlimit(RLIMIT_NOFILE)", errno);
+	if (rl.rlim_cur != rl.rlim_max) {
+		struct rlimit want = rl;
+
+		want.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &want) != 0 &&
+		    rl.rlim_max == RLIM_INFINITY) {
+			want.rlim_cur = 1u << 20;	/* fs.nr_open default */
+			setrlimit(RLIMIT_NOFILE, &want);
+		}
+		if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			fail_err("getrlimit(RLIMIT_NOFILE)", errno);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		fail("needs %" PRIu64 " file descriptors but RLIMIT_NOFILE "
+		     "allows only %llu (hard limit %llu); raise it with ulimit "
+		     "-Hn or use fewer fds/conns", need,
+		     (unsigned long long)rl.rlim_cur,
+		     (unsigned long long)rl.rlim_max);
+}
+
+/* A reactor driven by the calling thread, and the parker that drives it. */
+static struct rouse_reactor *driven_reactor(struct rouse_parker *parker)
+{
+	struct rouse_reactor *r;
+
+	check_rouse("rouse_reactor_new", rouse_reactor_new(&r, 0));
+	check_rouse("rouse_reactor_parker", rouse_reactor_parker(r, parker));
+	return r;
+}
+
+/* Poll f with the context of waker w (a leaf polled by a root future). */
+static enum rouse_poll poll_with(struct rouse_future *f,
+				 const struct rouse_waker *w)
+{
+	struct rouse_context cx = { w };
+	int ret = rouse_future_poll(f, &cx);
+
+	if (ret < 0)
+		fail_err("rouse_future_poll", -ret);
+	return (enum rouse_poll)ret;
+}
+
+/* Keep a clone of the root future's waker, for its leaves to wake. */
+static void root_waker_keep(struct rouse_waker *slot, struct rouse_context *cx)
+{
+	if (slot->vtable != NULL)
+		return;
+	check_rouse("rouse_waker_clone", rouse_waker_clone(cx->waker, slot));
+}
+
+static void root_waker_release(struct rouse_waker *slot)
+{
+	if (slot->vtable != NULL)
+		rouse_waker_drop(slot);
+}
+
+/*
+ * The ready queue of fds and echo: a FIFO of leaf indexes, each at most
+ * once.  A leaf's waker is a struct qwaker (its data points at it):
+ * waking it queues the leaf and, when the queue was empty, wakes the root
+ * future, which then polls exactly the queued leaves.  The wakers own no
+ * resource, so clone returns the same record and drop does nothing; the
+ * records outlive every future that holds them.
+ */
+struct readyq {
+	uint32_t *ring;
+	uint8_t *queued;		/* per leaf: already in the ring */
+	uint32_t cap, head, len;
+	struct rouse_waker root;	/* clone of the root's waker */
+};
+
+struct qwaker {
+	struct readyq *q;
+	uint32_t idx;
+};
+
+static void readyq_init(struct readyq *q, uint32_t cap)
+{
+	q->ring = xcalloc(cap, sizeof(*q->ring));
+	q->queued = xcalloc(cap, sizeof(*q->queued));
+	q->cap = cap;
+	q->head = q->len = 0;
+	q->root.data = NULL;
+	q->root.vtable = NULL;
+}
+
+static void readyq_free(struct readyq *q)
+{
+	root_waker_release(&q->root);
+	free(q->ring);
+	free(q->queued);
+}
+
+static void readyq_push(struct readyq *q, uint32_t idx)
+{
+	uint32_t tail;
+
+	if (q->queued[idx])
+		return;
+	q->queued[idx] = 1;
+	tail = q->head + q->len;
+	if (tail >= q->cap)
+		tail -= q->cap;
+	q->ring[tail] = idx;
+	if (q->len++ == 0 && q->root.vtable != NULL)
+		rouse_waker_wake_by_ref(&q->root);
+}
+
+static bool readyq_pop(struct readyq *q, uint32_t *idx)
+{
+	if (q->len == 0)
+		return false;
+	*idx = q->ring[q->head];
+	q->queued[*idx] = 0;
+	if (++q->head == q->cap)
+		q->head = 0;
+	q->len--;
+	return true;
+}
+
+static const struct rouse_waker_vtable qwaker_vtable;
+
+static struct rouse_waker qwaker_clone(void *data)
+{
+	struct rouse_waker w = { data, &qwaker_vtable };
+
+	return w;
+}
+
+static void qwaker_wake(void *data)
+{
+	struct qwaker *qw = data;
+
+	readyq_push(qw->q, qw->idx);
+}
+
+static void qwaker_drop(void *data)
+{
+	(void)data;
+}
+
+static const struct rouse_waker_vtable qwaker_vtable = {
+	.clone = qwaker_clone,
+	.wake = qwaker_wake,
+	.wake_by_ref = qwaker_wake,
+	.drop = qwaker_drop,
+};
+
+static struct rouse_waker qwaker_of(struct qwaker *qw)
+{
+	return qwaker_clone(qw);
+}
+
 /* ---- the suite ---------------------------------------------------- */
 
 struct param {
@@ -219,6 +469,12 @@ struct param {
 	const char *def;	/* default, as written on the command line */
 	uint64_t min;
 	uint64_t max;
+	/*
+	 * NULL: a decimal integer between min and max.  Otherwise the
+	 * words the value may be, "a|b|c", and the value is the index of
+	 * the one given (rouse-bench's own variant keys, like via=).
+	 */
+	const char *choices;
 };
 
 struct bench;
@@ -263,23 +519,48 @@ static const char *check_fds(const struct args *a)
 }
 
 static void run_pingpong(const struct args *a);
+static void run_wakestorm(const struct args *a);
+static void run_timers(const struct args *a);
+static void run_timeout(const struct args *a);
+static void run_fds(const struct args *a);
+static void run_echo(const struct args *a);
 
-#define COUNT(key, def) { key, def, 1, COUNT_MAX }
-#define PIN { "pin", "1", 0, 1 }
+/*
+ * Bounds that keep the benchmarks' own arithmetic in range: timer and fd
+ * indexes fit in 32 bits, delays and durations stay far from overflowing
+ * int64_t nanoseconds, and an echo message fits in memory.
+ */
+#define TIMERS_MAX (UINT64_C(1) << 31)
+#define SPREAD_MAX (UINT64_C(1) << 32)
+#define FDS_MAX (UINT64_C(1) << 28)
+#define SIZE_MAX_ECHO (UINT64_C(1) << 30)
+#define FDS_READ_MAX 65536
+#define SECS_MAX (UINT64_C(1) << 31)
+
+#define COUNT(key, def) { key, def, 1, COUNT_MAX, NULL }
+#define PIN { "pin", "1", 0, 1, NULL }
 
 static const struct bench suite[] = {
 	{ "yield", { COUNT("tasks", "100"), COUNT("iters", "10000") },
 	  NULL, NULL },
 	{ "spawn", { COUNT("n", "100000") }, NULL, NULL },
-	{ "pingpong", { COUNT("n", "100000"), PIN }, NULL, run_pingpong },
-	{ "wakestorm", { COUNT("n", "1000000"), PIN }, NULL, NULL },
-	{ "timers", { COUNT("n", "1000000"),
-		      { "spread_ms", "1000", 0, COUNT_MAX } }, NULL, NULL },
-	{ "timeout", { COUNT("n", "1000000") }, NULL, NULL },
-	{ "fds", { { "fds", "1000", 2, COUNT_MAX }, COUNT("active", "100"),
-		   { "writes", "100000", 0, COUNT_MAX } }, check_fds, NULL },
-	{ "echo", { COUNT("conns", "1"), COUNT("secs", "3"),
-		    COUNT("size", "64") }, NULL, NULL },
+	{ "pingpong", { COUNT("n", "100000"), PIN,
+			{ "via", "executor", 0, 1, "executor|reactor" } },
+	  NULL, run_pingpong },
+	{ "wakestorm", { COUNT("n", "1000000"), PIN }, NULL, run_wakestorm },
+	{ "timers", { { "n", "1000000", 1, TIMERS_MAX, NULL },
+		      { "spread_ms", "1000", 0, SPREAD_MAX, NULL } },
+	  NULL, run_timers },
+	{ "timeout", { { "n", "1000000", 1, TIMERS_MAX, NULL } }, NULL,
+	  run_timeout },
+	{ "fds", { { "fds", "1000", 2, FDS_MAX, NULL }, COUNT("active", "100"),
+		   { "writes", "100000", 0, COUNT_MAX, NULL },
+		   { "read_bytes", "64", 1, FDS_READ_MAX, NULL } }, check_fds,
+	  run_fds },
+	{ "echo", { { "conns", "1", 1, FDS_MAX, NULL },
+		    { "secs", "3", 1, SECS_MAX, NULL },
+		    { "size", "64", 1, SIZE_MAX_ECHO, NULL } },
+	  NULL, run_echo },
 	{ "inject", { COUNT("n", "100000"), PIN }, NULL, NULL },
 	{ "spawn-mt", { COUNT("n", "100000"), COUNT("workers", "2") },
 	  NULL, NULL },
@@ -295,20 +576,83 @@ static void print_usage(void)
 	fprintf(stderr, "usage: %s NAME [key=value ...]\n", prog);
 	for (b = 0; b < SUITE_SIZE; b++) {
 		fprintf(stderr, "  %-10s", suite[b].name);
-		for (i = 0; i < MAX_PARAMS && suite[b].params[i].key; i++)
-			fprintf(stderr, " %s=%s", suite[b].params[i].key,
-				suite[b].params[i].def);
+		for (i = 0; i < MAX_PARAMS && suite[b].params[i].key; i++) {
+			const struct param *p = &suite[b].params[i];
+
+			if (p->choices != NULL)
+				fprintf(stderr, " [%s=%s: %s]", p->key,
+					p->def, p->choices);
+			else
+				fprintf(stderr, " %s=%s", p->key, p->def);
+		}
 		if (suite[b].run == NULL)
 			fprintf(stderr, "  (unsupported)");
 		fputc('\n', stderr);
 	}
 }
 
-/* Parse text as the value of p: decimal digits only, within range. */
+/* Index of text among p's choices "a|b|c"; exit 2 when it is none. */
+static uint64_t parse_choice(const struct param *p, const char *text)
+{
+	const char *c = p->choices;
+	size_t len = strlen(text);
+	uint64_t i;
+
+	for (i = 0;; i++) {
+		const char *bar = strchr(c, '|');
+		size_t n = bar != NULL ? (size_t)(bar - c) : strlen(c);
+
+		if (n == len && strncmp(c, text, len) == 0)
+			return i;
+		if (bar == NULL)
+			break;
+		c = bar + 1;
+	}
+	usage_error("bad value %s=%s (expected one of %s)", p->key, text,
+		    p->choices);
+}
+
+/* The word of choice index v of p, for the result line. */
+static const char *choice_name(const struct param *p, uint64_t v,
+			       char *buf, size_t size)
+{
+	const char *c = p->choices;
+	size_t n;
+
+	while (v-- > 0)
+		c = strchr(c, '|') + 1;
+	n = strchr(c, '|') != NULL ? (size_t)(strchr(c, '|') - c)
+				   : strlen(c);
+	snprintf(buf, size, "%.*s", (int)n, c);
+	return buf;
+}
+
+/* The word of a choice parameter, for the result line. */
+static const char *arg_word(const struct args *a, const char *key,
+			    char *buf, size_t size)
+{
+	int i;
+
+	for (i = 0; i < MAX_PARAMS && a->bench->params[i].key != NULL; i++)
+		if (strcmp(a->bench->params[i].key, key) == 0)
+			return choice_name(&a->bench->params[i], a->val[i],
+					   buf, size);
+	fprintf(stderr, "%s: internal error: %s has no parameter %s\n", prog,
+		a->bench->name, key);
+	abort();
+}
+
+/*
+ * Parse text as the value of p: decimal digits only, within range, or
+ * one of p's choices.
+ */
 static uint64_t parse_value(const struct param *p, const char *text)
 {
 	const char *c;
 	uint64_t v = 0;
+
+	if (p->choices != NULL)
+		return parse_choice(p, text);
 
 	if (*text == '\0')
 		usage_error("bad value %s= (expected a decimal integer)",
@@ -386,6 +730,12 @@ static void parse_args(int argc, char **argv, struct args *a)
  * ping and pong are sequence numbers, so a poll that finds nothing new
  * (which block_on allows) is told apart from a delivery: B's "runs" count
  * pings handled, which must be n + 2 (handshake, n, stop).
+ *
+ * via=reactor: main creates a reactor per thread, and each thread runs
+ * rouse_block_on_with() on its own reactor's parker, so that each one
+ * blocks in its reactor's epoll_wait and the other side's wake writes
+ * that reactor's wake eventfd.  eventfd_writes= (the executor's counter)
+ * is printed for via=executor only: the reactor keeps no such count.
  */
 struct pingpong {
 	/* Written by A, read by B. */
@@ -423,6 +773,10 @@ struct pingpong {
 	pthread_cond_t cond;
 	bool b_ready;
 	uint64_t pin;
+
+	/* via=reactor: one reactor per thread; NULL for via=executor. */
+	struct rouse_reactor *reactor_a, *reactor_b;
+	struct rouse_parker parker_a, parker_b;
 };
 
 struct pp_future {
@@ -561,7 +915,10 @@ static void *pp_thread_b(void *arg)
 	struct pp_future fut = { { &pp_b_vtable }, pp };
 
 	pin_thread(pp->pin, 1);
-	pp->b_err = rouse_block_on(&fut.base);
+	if (pp->reactor_b != NULL)
+		pp->b_err = rouse_block_on_with(&fut.base, &pp->parker_b);
+	else
+		pp->b_err = rouse_block_on(&fut.base);
 	if (pp->b_err < 0)
 		fail_err("rouse_block_on (thread B)", -pp->b_err);
 	return NULL;
@@ -572,11 +929,17 @@ static void run_pingpong(const struct args *a)
 	struct pingpong *pp = &pp_state;
 	struct pp_future fut = { { &pp_a_vtable }, pp };
 	uint64_t n = arg(a, "n"), wall;
+	bool via_reactor = arg(a, "via") == 1;
+	char via[16];
 	pthread_t tb;
 	int err;
 
 	pp->n = n;
 	pp->pin = arg(a, "pin");
+	if (via_reactor) {
+		pp->reactor_a = driven_reactor(&pp->parker_a);
+		pp->reactor_b = driven_reactor(&pp->parker_b);
+	}
 	pp->lat = calloc(n, sizeof(*pp->lat));
 	if (pp->lat == NULL)
 		fail("out of memory for %" PRIu64 " samples", n);
@@ -600,7 +963,10 @@ static void run_pingpong(const struct args *a)
 	if (atomic_load_explicit(&pp->waker_b, memory_order_acquire) == NULL)
 		fail("thread B is ready but its waker is not published");
 
-	err = rouse_block_on(&fut.base);
+	if (via_reactor)
+		err = rouse_block_on_with(&fut.base, &pp->parker_a);
+	else
+		err = rouse_block_on(&fut.base);
 	if (err < 0)
 		fail_err("rouse_block_on (thread A)", -err);
 	err = pthread_join(tb, NULL);
@@ -618,17 +984,1030 @@ static void run_pingpong(const struct args *a)
 	rouse_waker_drop(&pp->waker_b_slot);
 	pthread_cond_destroy(&pp->cond);
 	pthread_mutex_destroy(&pp->lock);
+	rouse_reactor_free(pp->reactor_a);
+	rouse_reactor_free(pp->reactor_b);
 
 	qsort(pp->lat, n, sizeof(*pp->lat), cmp_u32);
 	wall = pp->m1.wall - pp->m0.wall;
 	print_head(n, wall, pp->m1.cpu - pp->m0.cpu, (double)wall / n);
-	printf(" p50_ns=%" PRIu32 " p99_ns=%" PRIu32 " eventfd_writes=%"
-	       PRIu64 " parks=%" PRIu64, percentile(pp->lat, n, 50),
-	       percentile(pp->lat, n, 99),
-	       pp->s1.eventfd_writes - pp->s0.eventfd_writes,
-	       pp->s1.parks - pp->s0.parks);
+	printf(" p50_ns=%" PRIu32 " p99_ns=%" PRIu32,
+	       percentile(pp->lat, n, 50), percentile(pp->lat, n, 99));
+	if (!via_reactor)
+		printf(" eventfd_writes=%" PRIu64 " parks=%" PRIu64,
+		       pp->s1.eventfd_writes - pp->s0.eventfd_writes,
+		       pp->s1.parks - pp->s0.parks);
+	printf(" via=%s", arg_word(a, "via", via, sizeof(via)));
 	print_end();
 	free(pp->lat);
+}
+
+/* ---- wakestorm ---------------------------------------------------- */
+
+/*
+ * The loop thread (main, role 0) runs rouse_block_on() on ws_future.  Its
+ * first poll clones its context's waker, publishes it, opens the CPU
+ * phase and meets the sender at the barrier; every later poll is one
+ * delivery.  The sender (role 1) calls rouse_waker_wake_by_ref() on that
+ * clone n times, storing last = 1 (seq_cst) before the final one.  The
+ * poll that sees last == 1 takes t_seen and is ready.
+ *
+ * A poll happens only after a wake was consumed (the thread parker never
+ * returns spuriously without a timeout), so 1 <= deliveries <= n.
+ */
+static struct wakestorm {
+	/* Written by the sender, read by the loop. */
+	_Alignas(64) atomic_int last;
+
+	/* Read by the sender: written once, before the barrier. */
+	_Alignas(64) struct rouse_waker waker;	/* the clone the sender wakes */
+
+	/* The loop's own. */
+	_Alignas(64) bool published;
+	uint64_t deliveries;
+	uint64_t t_seen;
+	uint64_t cpu0;
+	struct rouse_executor_stats s0;
+
+	/* The sender's own. */
+	_Alignas(64) uint64_t t0, t_sent;
+
+	uint64_t n, pin;
+	pthread_barrier_t go;
+} ws_state;
+
+struct ws_future {
+	struct rouse_future base;
+	struct wakestorm *ws;
+};
+
+static enum rouse_poll ws_poll(struct rouse_future *self,
+			       struct rouse_context *cx)
+{
+	struct wakestorm *ws = ((struct ws_future *)self)->ws;
+	int err;
+
+	if (!ws->published) {
+		check_rouse("rouse_waker_clone",
+			    rouse_waker_clone(cx->waker, &ws->waker));
+		ws->published = true;
+		check_rouse("rouse_executor_get_stats",
+			    rouse_executor_get_stats(&ws->s0));
+		ws->cpu0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+		/* The barrier publishes the waker to the sender. */
+		err = pthread_barrier_wait(&ws->go);
+		if (err != 0 && err != PTHREAD_BARRIER_SERIAL_THREAD)
+			fail_err("pthread_barrier_wait", err);
+		return ROUSE_PENDING;
+	}
+	ws->deliveries++;
+	if (atomic_load(&ws->last) == 0)
+		return ROUSE_PENDING;
+	ws->t_seen = now_ns();
+	return ROUSE_READY;
+}
+
+static const struct rouse_future_vtable ws_vtable = {
+	.poll = ws_poll,
+};
+
+static void *ws_sender(void *arg)
+{
+	struct wakestorm *ws = arg;
+	const struct rouse_waker *w = &ws->waker;
+	uint64_t i;
+	int err;
+
+	pin_thread(ws->pin, 1);
+	err = pthread_barrier_wait(&ws->go);
+	if (err != 0 && err != PTHREAD_BARRIER_SERIAL_THREAD)
+		fail_err("pthread_barrier_wait", err);
+	ws->t0 = now_ns();
+	for (i = 1; i < ws->n; i++)
+		rouse_waker_wake_by_ref(w);
+	atomic_store(&ws->last, 1);
+	rouse_waker_wake_by_ref(w);
+	ws->t_sent = now_ns();
+	return NULL;
+}
+
+static void run_wakestorm(const struct args *a)
+{
+	struct wakestorm *ws = &ws_state;
+	struct ws_future fut = { { &ws_vtable }, ws };
+	struct rouse_executor_stats s1;
+	uint64_t cpu1, wall;
+	pthread_t ts;
+	int err;
+
+	ws->n = arg(a, "n");
+	ws->pin = arg(a, "pin");
+	err = pthread_barrier_init(&ws->go, NULL, 2);
+	if (err != 0)
+		fail_err("pthread_barrier_init", err);
+	pin_thread(ws->pin, 0);
+	err = pthread_create(&ts, NULL, ws_sender, ws);
+	if (err != 0)
+		fail_err("pthread_create", err);
+
+	check_rouse("rouse_block_on", rouse_block_on(&fut.base));
+	err = pthread_join(ts, NULL);
+	if (err != 0)
+		fail_err("pthread_join", err);
+	cpu1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	check_rouse("rouse_executor_get_stats", rouse_executor_get_stats(&s1));
+
+	if (ws->deliveries < 1 || ws->deliveries > ws->n)
+		fail("%" PRIu64 " deliveries for %" PRIu64 " wakes",
+		     ws->deliveries, ws->n);
+	rouse_waker_drop(&ws->waker);
+	pthread_barrier_destroy(&ws->go);
+
+	wall = ws->t_seen - ws->t0;
+	print_head(ws->n, wall, cpu1 - ws->cpu0, (double)wall / ws->n);
+	printf(" send_ns_per_op=%.2f deliveries=%" PRIu64 " eventfd_writes=%"
+	       PRIu64 " parks=%" PRIu64,
+	       (double)(ws->t_sent - ws->t0) / ws->n, ws->deliveries,
+	       s1.eventfd_writes - ws->s0.eventfd_writes,
+	       s1.parks - ws->s0.parks);
+	print_end();
+}
+
+/* ---- timers and timeout ------------------------------------------- */
+
+/*
+ * Both run inside one root future polled by rouse_block_on_with() on a
+ * driven reactor's parker.  The n sleeps live in one array, touched
+ * before the measured phase (page faults are setup, like the peers'
+ * handle arrays), and sleep i is polled with a waker whose data points at
+ * fired[i]: its wake counts the expiry there, and the last one marks m2
+ * and wakes the root.  So the root is polled about once per reactor turn
+ * and never looks at the sleeps again.  The wakers own nothing: clone
+ * hands out the same record, drop only counts.
+ */
+static struct timer_bench {
+	struct rouse_reactor *reactor;
+	struct rouse_sleep *s;
+	uint8_t *fired;		/* per timer: expiries seen */
+	uint64_t n, spread_ms;
+	uint64_t expired;	/* wakes */
+	uint64_t clones, drops;
+	uint64_t twice;		/* wakes of a timer that had fired */
+	uint64_t immediate;	/* sleeps ready at their first poll */
+	bool started;
+	struct rouse_waker root;
+	struct mark m0, m1, m2;
+} tm;
+
+static const struct rouse_waker_vtable tm_waker_vtable;
+
+static struct rouse_waker tm_waker_clone(void *data)
+{
+	struct rouse_waker w = { data, &tm_waker_vtable };
+
+	tm.clones++;
+	return w;
+}
+
+/* Timer fired[] fired: count it; the last one closes the phase. */
+static void tm_expired(uint8_t *fired)
+{
+	if ((*fired)++ != 0)
+		tm.twice++;
+	if (++tm.expired == tm.n) {
+		tm.m2 = mark_end();
+		if (tm.root.vtable != NULL)
+			rouse_waker_wake_by_ref(&tm.root);
+	}
+}
+
+static void tm_waker_wake(void *data)
+{
+	tm_expired(data);
+}
+
+static void tm_waker_drop(void *data)
+{
+	(void)data;
+	tm.drops++;
+}
+
+static const struct rouse_waker_vtable tm_waker_vtable = {
+	.clone = tm_waker_clone,
+	.wake = tm_waker_wake,
+	.wake_by_ref = tm_waker_wake,
+	.drop = tm_waker_drop,
+};
+
+/*
+ * Start sleep i for deadline: initialise it and poll it once.  A sleep
+ * whose deadline the reactor knows has passed may be ready at once
+ * (timers with delay 0); that is its expiry.  Returns whether it was.
+ */
+static bool tm_start(uint64_t i, int64_t deadline)
+{
+	struct rouse_waker w = { &tm.fired[i], &tm_waker_vtable };
+	int err;
+
+	err = rouse_sleep_until_init(&tm.s[i], tm.reactor, deadline);
+	if (err < 0)
+		fail_err("rouse_sleep_until_init", -err);
+	if (poll_with(&tm.s[i].base, &w) == ROUSE_PENDING)
+		return false;
+	if (tm.s[i].result != 0)
+		fail("sleep %" PRIu64 ": result %d", i, tm.s[i].result);
+	tm_expired(&tm.fired[i]);
+	return true;
+}
+
+static enum rouse_poll timers_poll(struct rouse_future *self,
+				   struct rouse_context *cx)
+{
+	uint64_t i;
+	int64_t now;
+
+	(void)self;
+	if (!tm.started) {
+		tm.started = true;
+		root_waker_keep(&tm.root, cx);
+		/* One clock reading, as the peers use their loop's time. */
+		now = rouse_reactor_now(tm.reactor);
+		if (now < 0)
+			fail_err("rouse_reactor_now", (int)-now);
+		tm.m0 = mark_begin();
+		for (i = 0; i < tm.n; i++)
+			tm.immediate += tm_start(i, now + (int64_t)
+				timer_delay_ms(i, tm.spread_ms) * 1000000);
+		tm.m1 = mark_end();
+		/* All were due at once: the phase ends with the starts. */
+		if (tm.expired == tm.n)
+			tm.m2 = tm.m1;
+	}
+	return tm.expired == tm.n ? ROUSE_READY : ROUSE_PENDING;
+}
+
+static const struct rouse_future_vtable timers_vtable = {
+	.poll = timers_poll,
+};
+
+/* Setup shared by timers and timeout; returns the parker. */
+static struct rouse_parker tm_setup(uint64_t n)
+{
+	struct rouse_parker parker;
+
+	memset(&tm, 0, sizeof(tm));
+	tm.n = n;
+	tm.s = xcalloc(n, sizeof(*tm.s));
+	tm.fired = xcalloc(n, sizeof(*tm.fired));
+	/* calloc may hand out fresh zero pages: fault them in now. */
+	memset(tm.s, 0xff, n * sizeof(*tm.s));
+	memset(tm.s, 0, n * sizeof(*tm.s));
+	memset(tm.fired, 1, n);
+	memset(tm.fired, 0, n);
+	tm.reactor = driven_reactor(&parker);
+	return parker;
+}
+
+static void tm_teardown(void)
+{
+	uint64_t i;
+
+	for (i = 0; i < tm.n; i++)
+		if (tm.s[i].base.vtable != NULL)
+			rouse_future_drop(&tm.s[i].base);
+	root_waker_release(&tm.root);
+	rouse_reactor_free(tm.reactor);
+	free(tm.s);
+	free(tm.fired);
+}
+
+static void run_timers(const struct args *a)
+{
+	struct rouse_future root = { &timers_vtable };
+	struct rouse_parker parker;
+	uint64_t n = arg(a, "n"), i, max_delay = 0, cpu, wall;
+
+	parker = tm_setup(n);
+	tm.spread_ms = arg(a, "spread_ms");
+	for (i = 0; i < n; i++) {
+		uint64_t d = timer_delay_ms(i, tm.spread_ms);
+
+		if (d > max_delay)
+			max_delay = d;
+	}
+
+	check_rouse("rouse_block_on_with", rouse_block_on_with(&root, &parker));
+
+	if (tm.expired != n || tm.twice != 0)
+		fail("%" PRIu64 " expiries of %" PRIu64 " timers (%" PRIu64
+		     " of a timer that had fired)", tm.expired, n, tm.twice);
+	for (i = 0; i < n; i++) {
+		if (tm.fired[i] != 1)
+			fail("timer %" PRIu64 " fired %u times", i,
+			     tm.fired[i]);
+		if (tm.s[i].result != 0)
+			fail("timer %" PRIu64 " has result %d", i,
+			     tm.s[i].result);
+	}
+	if (tm.clones + tm.immediate != n || tm.drops != 0)
+		fail("%" PRIu64 " waker clones and %" PRIu64 " drops for %"
+		     PRIu64 " timers (%" PRIu64 " ready at once)", tm.clones,
+		     tm.drops, n, tm.immediate);
+	wall = tm.m2.wall - tm.m0.wall;
+	check_not_early(wall, max_delay);
+	cpu = tm.m2.cpu - tm.m0.cpu;
+	tm_teardown();
+
+	print_head(n, wall, cpu, (double)cpu / n);
+	printf(" start_ns_per_op=%.2f expire_ns_per_op=%.2f bytes_per_timer=%zu"
+	       " future_bytes=%zu", (double)(tm.m1.cpu - tm.m0.cpu) / n,
+	       (double)(tm.m2.cpu - tm.m1.cpu) / n,
+	       sizeof(struct rouse_timer_entry) + sizeof(struct rouse_waker),
+	       sizeof(struct rouse_sleep));
+	print_end();
+}
+
+/*
+ * timeout: the root's one poll starts n sleeps of 10 s (one clock
+ * reading), then drops all n oldest first; none may fire, and dropping
+ * must hand every waker back (drops == clones == n proves the reactor
+ * holds no registration any more).
+ */
+static enum rouse_poll timeout_poll(struct rouse_future *self,
+				    struct rouse_context *cx)
+{
+	int64_t deadline;
+	uint64_t i;
+
+	(void)self;
+	(void)cx;
+	deadline = rouse_reactor_now(tm.reactor);
+	if (deadline < 0)
+		fail_err("rouse_reactor_now", (int)-deadline);
+	deadline += INT64_C(10000000000);
+	tm.m0 = mark_begin();
+	for (i = 0; i < tm.n; i++)
+		if (tm_start(i, deadline))
+			fail("a sleep of 10 s was ready at its first poll");
+	tm.m1 = mark_end();
+	for (i = 0; i < tm.n; i++)
+		rouse_future_drop(&tm.s[i].base);
+	tm.m2 = mark_end();
+	return ROUSE_READY;
+}
+
+static const struct rouse_future_vtable timeout_vtable = {
+	.poll = timeout_poll,
+};
+
+static void run_timeout(const struct args *a)
+{
+	struct rouse_future root = { &timeout_vtable };
+	struct rouse_parker parker;
+	uint64_t n = arg(a, "n"), i, cpu;
+	int woken;
+
+	parker = tm_setup(n);
+	check_rouse("rouse_block_on_with", rouse_block_on_with(&root, &parker));
+	/* A turn that would fire anything left over: nothing may come. */
+	woken = rouse_reactor_turn(tm.reactor, 0);
+	check_rouse("rouse_reactor_turn", woken < 0 ? woken : 0);
+
+	if (tm.expired != 0 || woken != 0)
+		fail("%" PRIu64 " of the cancelled timers fired", tm.expired);
+	if (tm.clones != n || tm.drops != n)
+		fail("%" PRIu64 " waker clones and %" PRIu64 " drops for %"
+		     PRIu64 " cancelled timers: some are still pending",
+		     tm.clones, tm.drops, n);
+	for (i = 0; i < n; i++)
+		if (tm.s[i].base.vtable != NULL || tm.fired[i] != 0)
+			fail("timer %" PRIu64 " was not cancelled", i);
+	cpu = tm.m2.cpu - tm.m0.cpu;
+	tm_teardown();
+
+	print_head(n, tm.m2.wall - tm.m0.wall, cpu, (double)cpu / n);
+	printf(" start_ns_per_op=%.2f cancel_ns_per_op=%.2f",
+	       (double)(tm.m1.cpu - tm.m0.cpu) / n,
+	       (double)(tm.m2.cpu - tm.m1.cpu) / n);
+	print_end();
+}
+
+/* ---- fds ---------------------------------------------------------- */
+
+/*
+ * libevent's bench.c ring on a driven reactor.  Every read end is
+ * registered and has a one-byte read future, polled with the pair's own
+ * qwaker; the reactor's wake of pair i queues i, and the root future
+ * polls the read futures of the queued pairs only.  A read that returns
+ * its byte passes the token on (one send into the next pair while writes
+ * remain) and the pair's next read future is polled at once: it takes a
+ * second byte if one is there, or leaves the waker with the reactor.
+ *
+ * Extra key read_bytes= (default 64): the length of each read future.
+ * A read takes every byte that is there, and each byte read passes one
+ * token on (the contract allows it); ops stay bytes.  An edge-triggered
+ * reactor learns that a socket is empty from a short read; a read of
+ * exactly one byte is never short, so read_bytes=1 costs an extra EAGAIN
+ * read per event, which the level-triggered peers do not need.
+ */
+struct fd_pair {
+	struct rouse_io_rw rd;	/* the read in flight */
+	struct rouse_io *io;
+	struct qwaker qw;
+	int rfd, wfd;
+};
+
+static struct fds_bench {
+	struct rouse_reactor *reactor;
+	struct readyq q;
+	struct fd_pair *pair;
+	uint64_t n;
+	uint64_t writes_left;
+	uint64_t written;	/* bytes written, the initial tokens too */
+	uint64_t read;		/* bytes read */
+	uint64_t failures;	/* failed reads and writes */
+	size_t read_len;
+	char *buf;		/* shared: each read is consumed at once */
+} fx;
+
+static void fds_read_init(struct fd_pair *p)
+{
+	check_rouse("rouse_io_read_init",
+		    rouse_io_read_init(&p->rd, p->io, fx.buf, fx.read_len));
+}
+
+/* Drive pair i until its read is pending again. */
+static void fds_drive(uint32_t i)
+{
+	struct fd_pair *p = &fx.pair[i];
+	struct rouse_waker w = qwaker_of(&p->qw);
+
+	while (poll_with(&p->rd.op.base, &w) == ROUSE_READY) {
+		ssize_t got = p->rd.result;
+		uint32_t next = i + 1 == fx.n ? 0 : i + 1;
+
+		rouse_future_drop(&p->rd.op.base);
+		fds_read_init(p);
+		if (got <= 0) {
+			/* EOF or an error: the pair is broken for good. */
+			fx.failures++;
+			return;
+		}
+		fx.read += (uint64_t)got;
+		/* One token on per byte read, while writes remain. */
+		while (got-- > 0 && fx.writes_left > 0) {
+			if (send(fx.pair[next].wfd, "e", 1, 0) != 1) {
+				fx.failures++;
+				break;
+			}
+			fx.writes_left--;
+			fx.written++;
+		}
+	}
+}
+
+static enum rouse_poll fds_poll(struct rouse_future *self,
+				struct rouse_context *cx)
+{
+	uint32_t i;
+
+	(void)self;
+	root_waker_keep(&fx.q.root, cx);
+	while (readyq_pop(&fx.q, &i))
+		fds_drive(i);
+	if (fx.failures != 0 ||
+	    (fx.writes_left == 0 && fx.read == fx.written))
+		return ROUSE_READY;
+	return ROUSE_PENDING;
+}
+
+static const struct rouse_future_vtable fds_vtable = {
+	.poll = fds_poll,
+};
+
+static void run_fds(const struct args *a)
+{
+	struct rouse_future root = { &fds_vtable };
+	struct rouse_parker parker;
+	uint64_t n = arg(a, "fds"), active = arg(a, "active");
+	uint64_t writes = arg(a, "writes"), space, i, k;
+	struct mark m0, m1;
+	int woken;
+
+	need_fds(2 * n + 64);
+	memset(&fx, 0, sizeof(fx));
+	fx.n = n;
+	fx.writes_left = writes;
+	fx.read_len = (size_t)arg(a, "read_bytes");
+	fx.buf = xcalloc(fx.read_len, 1);
+	fx.pair = xcalloc(n, sizeof(*fx.pair));
+	readyq_init(&fx.q, (uint32_t)n);
+	fx.reactor = driven_reactor(&parker);
+	for (i = 0; i < n; i++) {
+		struct fd_pair *p = &fx.pair[i];
+		struct rouse_waker w;
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+			       SOCK_CLOEXEC, 0, sv) != 0)
+			fail("socketpair #%" PRIu64 ": %s", i,
+			     strerror(errno));
+		p->rfd = sv[0];
+		p->wfd = sv[1];
+		p->qw.q = &fx.q;
+		p->qw.idx = (uint32_t)i;
+		check_rouse("rouse_io_register",
+			    rouse_io_register(fx.reactor, p->rfd, &p->io));
+		fds_read_init(p);
+		w = qwaker_of(&p->qw);
+		if (poll_with(&p->rd.op.base, &w) == ROUSE_READY)
+			fail("pair %" PRIu64 " had data before the run", i);
+	}
+	/* One non-blocking pass: the registrations' first events. */
+	woken = rouse_reactor_turn(fx.reactor, 0);
+	check_rouse("rouse_reactor_turn", woken < 0 ? woken : 0);
+	if (woken != 0 || fx.q.len != 0)
+		fail("a read end was readable before the run");
+	space = n / active;
+	for (k = 0; k < active; k++) {
+		if (send(fx.pair[k * space].wfd, "e", 1, 0) != 1)
+			fail_err("send (initial token)", errno);
+		fx.written++;
+	}
+
+	m0 = mark_begin();
+	check_rouse("rouse_block_on_with", rouse_block_on_with(&root, &parker));
+	m1 = mark_end();
+
+	if (fx.failures != 0)
+		fail("%" PRIu64 " failed reads/writes", fx.failures);
+	if (fx.read != active + writes || fx.written != fx.read)
+		fail("handled %" PRIu64 " events, wrote %" PRIu64 ", expected %"
+		     PRIu64, fx.read, fx.written, active + writes);
+	for (i = 0; i < n; i++) {
+		char ch;
+
+		if (recv(fx.pair[i].rfd, &ch, 1, MSG_DONTWAIT) >= 0 ||
+		    (errno != EAGAIN && errno != EWOULDBLOCK))
+			fail("socketpair %" PRIu64 " still holds data after "
+			     "the run", i);
+	}
+
+	for (i = 0; i < n; i++) {
+		rouse_future_drop(&fx.pair[i].rd.op.base);
+		check_rouse("rouse_io_deregister",
+			    rouse_io_deregister(fx.pair[i].io));
+		close(fx.pair[i].rfd);
+		close(fx.pair[i].wfd);
+	}
+	readyq_free(&fx.q);
+	rouse_reactor_free(fx.reactor);
+	free(fx.pair);
+	free(fx.buf);
+
+	print_head(fx.read, m1.wall - m0.wall, m1.cpu - m0.cpu,
+		   (double)(m1.wall - m0.wall) / fx.read);
+	printf(" read_bytes=%zu", fx.read_len);
+	print_end();
+}
+
+/* ---- echo --------------------------------------------------------- */
+
+/*
+ * Clients and server sides are the 2 * conns "sides" of one driven
+ * reactor, each with a qwaker (clients 0..conns-1, servers after).  Every
+ * side always has a read future pending into the shared 64 KiB buffer
+ * (its data is consumed before anything else is polled); a write is a
+ * write future, ready at once unless the socket is full.  The root future
+ * drives the queued sides only.  The secs timer is a sleep future with a
+ * waker of its own that marks the end and wakes the root.
+ *
+ * A client sends its message, reads the echo into place (byte for byte
+ * equal to what it sent), and sends the next one.  A server side echoes
+ * what it read; output the socket does not take at once is copied to the
+ * side's own buffer, and the side reads no more until it is flushed.
+ */
+#define ECHO_BUF 65536
+
+struct echo_side {
+	struct qwaker qw;
+	struct rouse_io *io;
+	int fd;
+	bool client;
+	uint32_t conn;
+	struct rouse_io_rw rd, wr;
+	bool rd_live, wr_live;
+	uint8_t *msg;		/* client: the message in flight */
+	size_t sent;		/* client: bytes of msg written */
+	size_t got;		/* client: bytes of its echo read */
+	bool slow;		/* client: this message had to wait */
+	uint8_t *out;		/* server: echo the socket did not take */
+	size_t out_len, out_off, out_cap;
+};
+
+struct echo_stop {
+	struct rouse_waker *root;
+	bool fired;
+	struct mark at;
+};
+
+static struct echo_bench {
+	struct rouse_reactor *reactor;
+	struct readyq q;
+	struct echo_side *side;	/* 2 * conns */
+	uint64_t conns;
+	size_t size;
+	uint64_t secs;
+	uint64_t rt;		/* round trips completed */
+	uint64_t slow_writes;	/* writes the socket did not take at once */
+	bool started;
+	struct rouse_sleep timer;
+	struct echo_stop stop;
+	struct mark m0;
+	uint8_t rbuf[ECHO_BUF];
+} *ex;
+
+static const struct rouse_waker_vtable stop_waker_vtable;
+
+static struct rouse_waker stop_waker_clone(void *data)
+{
+	struct rouse_waker w = { data, &stop_waker_vtable };
+
+	return w;
+}
+
+static void stop_waker_wake(void *data)
+{
+	struct echo_stop *st = data;
+
+	if (!st->fired) {
+		st->at = mark_end();
+		st->fired = true;
+	}
+	rouse_waker_wake_by_ref(st->root);
+}
+
+static const struct rouse_waker_vtable stop_waker_vtable = {
+	.clone = stop_waker_clone,
+	.wake = stop_waker_wake,
+	.wake_by_ref = stop_waker_wake,
+	.drop = qwaker_drop,
+};
+
+static void echo_read_init(struct echo_side *s)
+{
+	check_rouse("rouse_io_read_init",
+		    rouse_io_read_init(&s->rd, s->io, ex->rbuf, ECHO_BUF));
+	s->rd_live = true;
+}
+
+static void echo_write_init(struct echo_side *s, const void *buf, size_t len)
+{
+	check_rouse("rouse_io_write_init",
+		    rouse_io_write_init(&s->wr, s->io, buf, len));
+	s->wr_live = true;
+}
+
+/* Poll side s's read; its result once it is ready, else -EAGAIN. */
+static ssize_t echo_read(struct echo_side *s, const struct rouse_waker *w)
+{
+	ssize_t n;
+
+	if (poll_with(&s->rd.op.base, w) == ROUSE_PENDING)
+		return -EAGAIN;
+	n = s->rd.result;
+	rouse_future_drop(&s->rd.op.base);
+	echo_read_init(s);
+	if (n == 0)
+		fail("%s %" PRIu32 ": unexpected end of file",
+		     s->client ? "client" : "server", s->conn);
+	if (n < 0)
+		fail("%s %" PRIu32 ": read: %s", s->client ? "client" :
+		     "server", s->conn, strerror((int)-n));
+	return n;
+}
+
+/* Poll side s's write; its result once it is ready, else -EAGAIN. */
+static ssize_t echo_write(struct echo_side *s, const struct rouse_waker *w)
+{
+	ssize_t n;
+
+	if (poll_with(&s->wr.op.base, w) == ROUSE_PENDING)
+		return -EAGAIN;
+	n = s->wr.result;
+	rouse_future_drop(&s->wr.op.base);
+	s->wr_live = false;
+	if (n < 0)
+		fail("%s %" PRIu32 ": write: %s", s->client ? "client" :
+		     "server", s->conn, strerror((int)-n));
+	return n;
+}
+
+/* Client: write what is left of the message while the socket takes it. */
+static void client_send(struct echo_side *c, const struct rouse_waker *w)
+{
+	ssize_t n;
+
+	while (c->sent < ex->size) {
+		if (!c->wr_live)
+			echo_write_init(c, c->msg + c->sent,
+					ex->size - c->sent);
+		n = echo_write(c, w);
+		if (n < 0) {
+			if (!c->slow)
+				ex->slow_writes++;
+			c->slow = true;
+			return;
+		}
+		c->sent += (size_t)n;
+	}
+}
+
+static void client_drive(struct echo_side *c)
+{
+	struct rouse_waker w = qwaker_of(&c->qw);
+	ssize_t n;
+
+	client_send(c, &w);
+	while ((n = echo_read(c, &w)) > 0) {
+		if (c->got + (size_t)n > ex->size ||
+		    memcmp(ex->rbuf, c->msg + c->got, (size_t)n) != 0)
+			fail("connection %" PRIu32 ": the echo differs from "
+			     "what was sent", c->conn);
+		c->got += (size_t)n;
+		if (c->got < ex->size)
+			continue;
+		ex->rt++;
+		c->got = 0;
+		c->sent = 0;
+		c->slow = false;
+		c->msg[0]++;
+		client_send(c, &w);
+	}
+}
+
+/* Server: flush buffered echo; true when nothing is left to write. */
+static bool server_flush(struct echo_side *s, const struct rouse_waker *w)
+{
+	ssize_t n;
+
+	while (s->out_off < s->out_len) {
+		if (!s->wr_live)
+			echo_write_init(s, s->out + s->out_off,
+					s->out_len - s->out_off);
+		n = echo_write(s, w);
+		if (n < 0)
+			return false;
+		s->out_off += (size_t)n;
+	}
+	s->out_off = s->out_len = 0;
+	return true;
+}
+
+/* Server: keep bytes the socket did not take (the read buffer is shared). */
+static void server_keep(struct echo_side *s, const uint8_t *data, size_t len)
+{
+	if (len > s->out_cap) {
+		s->out = realloc(s->out, len);
+		if (s->out == NULL)
+			fail("out of memory");
+		s->out_cap = len;
+	}
+	memcpy(s->out, data, len);
+	s->out_off = 0;
+	s->out_len = len;
+	ex->slow_writes++;
+}
+
+static void server_drive(struct echo_side *s)
+{
+	struct rouse_waker w = qwaker_of(&s->qw);
+	ssize_t n, put;
+
+	if (!server_flush(s, &w))
+		return;
+	while ((n = echo_read(s, &w)) > 0) {
+		echo_write_init(s, ex->rbuf, (size_t)n);
+		put = echo_write(s, &w);
+		if (put == n)
+			continue;
+		if (put < 0) {
+			/* Pending on the shared buffer: retry on a copy. */
+			rouse_future_drop(&s->wr.op.base);
+			s->wr_live = false;
+			put = 0;
+		}
+		server_keep(s, ex->rbuf + put, (size_t)(n - put));
+		if (!server_flush(s, &w))
+			return;
+	}
+}
+
+static enum rouse_poll echo_poll(struct rouse_future *self,
+				 struct rouse_context *cx)
+{
+	uint32_t i;
+	uint64_t k;
+
+	(void)self;
+	if (!ex->started) {
+		struct rouse_waker w = stop_waker_clone(&ex->stop);
+
+		ex->started = true;
+		root_waker_keep(&ex->q.root, cx);
+		ex->stop.root = &ex->q.root;
+		ex->m0 = mark_begin();
+		check_rouse("rouse_sleep_init",
+			    rouse_sleep_init(&ex->timer, ex->reactor,
+					     (int64_t)ex->secs * 1000000000));
+		if (poll_with(&ex->timer.base, &w) == ROUSE_READY)
+			fail("the %" PRIu64 " s timer was ready at once",
+			     ex->secs);
+		for (k = 0; k < ex->conns; k++)
+			client_drive(&ex->side[k]);
+	}
+	while (!ex->stop.fired && readyq_pop(&ex->q, &i)) {
+		if (ex->side[i].client)
+			client_drive(&ex->side[i]);
+		else
+			server_drive(&ex->side[i]);
+	}
+	return ex->stop.fired ? ROUSE_READY : ROUSE_PENDING;
+}
+
+static const struct rouse_future_vtable echo_vtable = {
+	.poll = echo_poll,
+};
+
+/*
+ * Setup (untimed): the clients' connect futures and the listener's accept
+ * future, all polled on every wake (a few hundred polls at most) until
+ * every connection is up on both sides.
+ */
+struct echo_setup {
+	struct rouse_future base;
+	struct rouse_io *listen_io;
+	struct rouse_io_accept accept;
+	struct rouse_io_connect *connect;
+	bool *connected;
+	uint64_t nconnected, accepted;
+};
+
+static void echo_side_start(struct echo_side *s, int fd, bool client,
+			    uint32_t conn, uint32_t idx)
+{
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+		fail_err("setsockopt(TCP_NODELAY)", errno);
+	s->fd = fd;
+	s->client = client;
+	s->conn = conn;
+	s->qw.q = &ex->q;
+	s->qw.idx = idx;
+}
+
+static enum rouse_poll echo_setup_poll(struct rouse_future *self,
+				       struct rouse_context *cx)
+{
+	struct echo_setup *st = (struct echo_setup *)self;
+	uint64_t k;
+
+	for (k = 0; k < ex->conns; k++) {
+		struct rouse_io_connect *c = &st->connect[k];
+
+		if (st->connected[k] ||
+		    poll_with(&c->op.base, cx->waker) == ROUSE_PENDING)
+			continue;
+		if (c->result < 0)
+			fail("connect: %s", strerror(-c->result));
+		rouse_future_drop(&c->op.base);
+		st->connected[k] = true;
+		st->nconnected++;
+	}
+	while (st->accepted < ex->conns &&
+	       poll_with(&st->accept.op.base, cx->waker) == ROUSE_READY) {
+		struct echo_side *s = &ex->side[ex->conns + st->accepted];
+		int fd = st->accept.result;
+
+		if (fd < 0)
+			fail("accept: %s", strerror(-fd));
+		rouse_future_drop(&st->accept.op.base);
+		check_rouse("rouse_io_accept_init",
+			    rouse_io_accept_init(&st->accept, st->listen_io));
+		check_rouse("rouse_io_register",
+			    rouse_io_register(ex->reactor, fd, &s->io));
+		echo_side_start(s, fd, false, (uint32_t)st->accepted,
+				(uint32_t)(ex->conns + st->accepted));
+		st->accepted++;
+	}
+	if (st->nconnected == ex->conns && st->accepted == ex->conns)
+		return ROUSE_READY;
+	return ROUSE_PENDING;
+}
+
+static const struct rouse_future_vtable echo_setup_vtable = {
+	.poll = echo_setup_poll,
+};
+
+static void run_echo(const struct args *a)
+{
+	struct rouse_future root = { &echo_vtable };
+	struct echo_setup st = { .base = { &echo_setup_vtable } };
+	struct sockaddr_in addr;
+	socklen_t len = sizeof(addr);
+	struct rouse_parker parker;
+	uint64_t k, rt, wall;
+	int lfd;
+
+	ex = xcalloc(1, sizeof(*ex));
+	ex->conns = arg(a, "conns");
+	ex->secs = arg(a, "secs");
+	ex->size = (size_t)arg(a, "size");
+	need_fds(2 * ex->conns + 64);
+	ex->side = xcalloc(2 * ex->conns, sizeof(*ex->side));
+	readyq_init(&ex->q, (uint32_t)(2 * ex->conns));
+	ex->reactor = driven_reactor(&parker);
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		fail_err("socket", errno);
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+	    listen(lfd, SOMAXCONN) != 0 ||
+	    getsockname(lfd, (struct sockaddr *)&addr, &len) != 0)
+		fail_err("listening on 127.0.0.1:0", errno);
+	check_rouse("rouse_io_register",
+		    rouse_io_register(ex->reactor, lfd, &st.listen_io));
+	check_rouse("rouse_io_accept_init",
+		    rouse_io_accept_init(&st.accept, st.listen_io));
+	st.connect = xcalloc(ex->conns, sizeof(*st.connect));
+	st.connected = xcalloc(ex->conns, sizeof(*st.connected));
+	for (k = 0; k < ex->conns; k++) {
+		struct echo_side *c = &ex->side[k];
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
+				SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			fail_err("socket", errno);
+		check_rouse("rouse_io_register",
+			    rouse_io_register(ex->reactor, fd, &c->io));
+		echo_side_start(c, fd, true, (uint32_t)k, (uint32_t)k);
+		c->msg = xcalloc(ex->size, 1);
+		for (size_t j = 0; j < ex->size; j++)
+			c->msg[j] = (uint8_t)(k * 31 + j);
+		check_rouse("rouse_io_connect_init",
+			    rouse_io_connect_init(&st.connect[k], c->io,
+						  (struct sockaddr *)&addr,
+						  sizeof(addr)));
+	}
+	check_rouse("rouse_block_on_with (setup)",
+		    rouse_block_on_with(&st.base, &parker));
+	rouse_future_drop(&st.accept.op.base);
+	free(st.connect);
+	free(st.connected);
+	/* Every side's read is pending before the measured phase. */
+	for (k = 0; k < 2 * ex->conns; k++) {
+		struct echo_side *s = &ex->side[k];
+		struct rouse_waker w = qwaker_of(&s->qw);
+
+		echo_read_init(s);
+		if (poll_with(&s->rd.op.base, &w) == ROUSE_READY)
+			fail("data on connection %" PRIu32 " before the run",
+			     s->conn);
+	}
+
+	check_rouse("rouse_block_on_with", rouse_block_on_with(&root, &parker));
+
+	rt = ex->rt;
+	wall = ex->stop.at.wall - ex->m0.wall;
+	if (rt == 0)
+		fail("no round trip completed");
+	print_head(rt, wall, ex->stop.at.cpu - ex->m0.cpu, (double)wall / rt);
+	printf(" rtt_per_s=%.2f slow_writes=%" PRIu64,
+	       (double)rt * 1e9 / (double)wall, ex->slow_writes);
+	print_end();
+
+	rouse_future_drop(&ex->timer.base);
+	for (k = 0; k < 2 * ex->conns; k++) {
+		struct echo_side *s = &ex->side[k];
+
+		if (s->rd_live)
+			rouse_future_drop(&s->rd.op.base);
+		if (s->wr_live)
+			rouse_future_drop(&s->wr.op.base);
+		check_rouse("rouse_io_deregister", rouse_io_deregister(s->io));
+		close(s->fd);
+		free(s->msg);
+		free(s->out);
+	}
+	check_rouse("rouse_io_deregister", rouse_io_deregister(st.listen_io));
+	close(lfd);
+	readyq_free(&ex->q);
+	rouse_reactor_free(ex->reactor);
+	free(ex->side);
+	free(ex);
 }
 
 /* ---- main --------------------------------------------------------- */
@@ -650,6 +2029,8 @@ int main(int argc, char **argv)
 		    "yet)");
 	if (sched_getaffinity(0, sizeof(startup_cpus), &startup_cpus) != 0)
 		fail_err("sched_getaffinity", errno);
+	/* A write to a closed socket is an error, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	a.bench->run(&a);
 	return 0;
 }

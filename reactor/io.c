@@ -134,7 +134,7 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 	io->stream = false;
 	io->socket = false;
 	if (kind == ROUSE__SRC_IO) {
-		int type = 0, domain = 0;
+		int type = 0, domain = 0, passcred = 0;
 		socklen_t len = sizeof(type);
 		struct stat st;
 
@@ -142,14 +142,21 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 			io->socket = true;
 			len = sizeof(domain);
 			getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+			len = sizeof(passcred);
+			if (domain == AF_UNIX)
+				getsockopt(fd, SOL_SOCKET, SO_PASSCRED,
+					   &passcred, &len);
 			/*
-			 * TCP returns whatever is queued, so a short read
-			 * drains it (but for an urgent mark read inline
-			 * with SO_OOBINLINE).  Not so a Unix stream socket,
-			 * whose reads stop where ancillary data changes.
+			 * A stream socket's read returns whatever is
+			 * queued, so a short read drains it; but for TCP's
+			 * urgent mark read inline (SO_OOBINLINE), and for a
+			 * Unix socket's reads, which stop where the sender's
+			 * credentials change (SO_PASSCRED, checked here) or
+			 * where descriptors were passed.
 			 */
 			io->stream = type == SOCK_STREAM &&
-				     (domain == AF_INET || domain == AF_INET6);
+				     (domain == AF_INET || domain == AF_INET6 ||
+				      (domain == AF_UNIX && !passcred));
 		} else if (errno == ENOTSOCK && fstat(fd, &st) == 0) {
 			io->stream = S_ISFIFO(st.st_mode);
 		}

@@ -62,7 +62,7 @@ struct rouse_io {
 	uint32_t gen;
 	atomic_uint ready;		/* cached readiness, ROUSE_IO_* */
 	atomic_uint tick;		/* bumped on every event */
-	bool stream;			/* TCP or pipe: a short read drains it */
+	bool stream;			/* a short read drains it */
 	bool socket;			/* recv/send rather than read/write */
 	unsigned int seen_tick[2];	/* tick when readiness was last reported,
 					   per direction */

@@ -16,14 +16,6 @@
 
 #include "testutil.h"
 
-static struct rouse_reactor *reactor_make(void)
-{
-	struct rouse_reactor *r = NULL;
-
-	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
-	return r;
-}
-
 static struct rouse_event *event_make(struct rouse_reactor *r)
 {
 	struct rouse_event *ev = NULL;
@@ -33,98 +25,11 @@ static struct rouse_event *event_make(struct rouse_reactor *r)
 	return ev;
 }
 
-static int poll_with(struct rouse_future *f, struct rouse_waker *w)
-{
-	struct rouse_context cx = { .waker = w };
-
-	return rouse_future_poll(f, &cx);
-}
-
-static void warm_thread_parker(void)
-{
-	struct rouse_parker p;
-
-	ck_assert_int_eq(rouse_thread_parker(&p), 0);
-}
-
-static uint64_t parks(void)
-{
-	struct rouse_executor_stats st;
-
-	ck_assert_int_eq(rouse_executor_get_stats(&st), 0);
-	return st.parks;
-}
-
-/* The two ways to run a reactor, as the _i of a loop test. */
-enum mode {
-	MODE_THREADED,
-	MODE_DRIVEN,
-	MODES,
-};
-
-struct runner {
-	struct rouse_reactor *r;
-	enum mode mode;
-	struct rouse_parker parker;
-};
-
-static void runner_init(struct runner *ru, enum mode mode)
-{
-	ru->r = reactor_make();
-	ru->mode = mode;
-	if (mode == MODE_THREADED)
-		ck_assert_int_eq(rouse_reactor_start(ru->r), 0);
-	else
-		ck_assert_int_eq(rouse_reactor_parker(ru->r, &ru->parker), 0);
-}
-
-static int runner_block_on(struct runner *ru, struct rouse_future *f)
-{
-	if (ru->mode == MODE_THREADED)
-		return rouse_block_on(f);
-	return rouse_block_on_with(f, &ru->parker);
-}
-
-static void runner_free(struct runner *ru)
-{
-	if (ru->mode == MODE_THREADED)
-		ck_assert_int_eq(rouse_reactor_stop(ru->r), 0);
-	rouse_reactor_free(ru->r);
-}
-
-/* Polls inner and counts the polls that returned, for handshakes. */
-struct watched {
-	struct rouse_future base;
-	struct rouse_future *inner;
-	atomic_int polls;
-};
-
-static enum rouse_poll watched_poll(struct rouse_future *f,
-				    struct rouse_context *cx)
-{
-	struct watched *w = (struct watched *)f;
-	enum rouse_poll p = w->inner->vtable->poll(w->inner, cx);
-
-	atomic_fetch_add(&w->polls, 1);
-	return p;
-}
-
-static const struct rouse_future_vtable watched_vtable = {
-	watched_poll, NULL,
-};
-
-static void watched_init(struct watched *w, struct rouse_future *inner)
-{
-	w->base.vtable = &watched_vtable;
-	w->inner = inner;
-	atomic_init(&w->polls, 0);
-}
-
 /* ---- notify from another thread ------------------------------------ */
 
 struct notifier {
 	struct rouse_event *ev;
-	struct watched *w;
+	struct test_watched *w;
 	int after;	/* notify once this many polls have returned */
 };
 
@@ -139,34 +44,33 @@ static void *notifier_thread(void *arg)
 
 START_TEST(test_notify_other_thread)
 {
-	struct runner ru;
+	struct test_runner ru;
 	struct rouse_event *ev;
 	int fds0, i;
 
-	warm_thread_parker();
-	fds0 = test_count_fds();
-	runner_init(&ru, (enum mode)_i);
+	fds0 = test_count_fds_warm();
+	test_runner_init(&ru, (enum test_mode)_i);
 	ev = event_make(ru.r);
 	for (i = 0; i < 200; i++) {
 		struct rouse_event_wait wait;
-		struct watched w;
+		struct test_watched w;
 		struct notifier n = { ev, &w, 1 };
 		pthread_t t;
 
 		ck_assert_int_eq(rouse_event_wait_init(&wait, ev), 0);
-		watched_init(&w, &wait.op.base);
+		test_watched_init(&w, &wait.op.base);
 		wait.count = 0;
 		wait.result = 1;
 		/* Notified once the waiter is registered (and then parks). */
 		t = test_thread_start(notifier_thread, &n);
-		ck_assert_int_eq(runner_block_on(&ru, &w.base), 0);
+		ck_assert_int_eq(test_runner_block_on(&ru, &w.base), 0);
 		test_thread_join(t);
 		ck_assert_int_eq(wait.result, 0);
 		ck_assert_uint_eq(wait.count, 1);
 		ck_assert_int_eq(rouse_future_drop(&wait.op.base), 0);
 	}
 	rouse_event_free(ev);
-	runner_free(&ru);
+	test_runner_free(&ru);
 	ck_assert_int_eq(test_count_fds(), fds0);
 }
 END_TEST
@@ -175,51 +79,49 @@ END_TEST
 
 START_TEST(test_coalesce)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct rouse_event *ev = event_make(r);
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct test_fixture fx;
+	struct rouse_event *ev;
 	struct rouse_event_wait wait;
 	int i;
 
+	test_fixture_init(&fx);
+	ev = event_make(fx.r);
 	for (i = 0; i < 1000; i++)
 		ck_assert_int_eq(rouse_event_notify(ev), 0);
 	/* One poll takes all thousand, without waiting. */
 	ck_assert_int_eq(rouse_event_wait_init(&wait, ev), 0);
-	ck_assert_int_eq(poll_with(&wait.op.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&wait.op.base, &fx.w), ROUSE_READY);
 	ck_assert_int_eq(wait.result, 0);
 	ck_assert_uint_eq(wait.count, 1000);
 	ck_assert_int_eq(rouse_future_drop(&wait.op.base), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 1);
+	ck_assert_int_eq(atomic_load(&fx.cw.live), 1);
 
 	/* Nothing left: the next wait waits, and turns do not wake it. */
-	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
+	ck_assert_int_ge(rouse_reactor_turn(fx.r, 0), 0);
 	ck_assert_int_eq(rouse_event_wait_init(&wait, ev), 0);
-	ck_assert_int_eq(poll_with(&wait.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
-	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
+	ck_assert_int_eq(test_poll_with(&wait.op.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&fx.cw), 0);
 	/* Three notifies while it waits: one wake (at the turn), count 3. */
 	for (i = 0; i < 3; i++)
 		ck_assert_int_eq(rouse_event_notify(ev), 0);
-	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 1);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
-	ck_assert_int_eq(poll_with(&wait.op.base, &w), ROUSE_READY);
+	ck_assert_int_eq(counting_waker_total_wakes(&fx.cw), 0);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 1);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 1);
+	ck_assert_int_eq(test_poll_with(&wait.op.base, &fx.w), ROUSE_READY);
 	ck_assert_uint_eq(wait.count, 3);
 	ck_assert_int_eq(rouse_future_drop(&wait.op.base), 0);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 1);
 
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
 	rouse_event_free(ev);
-	rouse_reactor_free(r);
+	test_fixture_free(&fx);
 }
 END_TEST
 
 START_TEST(test_second_waiter_busy)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_event *ev = event_make(r);
 	struct counting_waker c1, c2;
 	struct rouse_waker w1 = counting_waker(&c1), w2 = counting_waker(&c2);
@@ -227,10 +129,10 @@ START_TEST(test_second_waiter_busy)
 
 	ck_assert_int_eq(rouse_event_wait_init(&a, ev), 0);
 	ck_assert_int_eq(rouse_event_wait_init(&b, ev), 0);
-	ck_assert_int_eq(poll_with(&a.op.base, &w1), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&a.op.base, &w1), ROUSE_PENDING);
 	/* One waiter per event: the second is told so. */
 	b.result = 1;
-	ck_assert_int_eq(poll_with(&b.op.base, &w2), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&b.op.base, &w2), ROUSE_READY);
 	ck_assert_int_eq(b.result, -EBUSY);
 	ck_assert_int_eq(rouse_future_drop(&b.op.base), 0);
 	ck_assert_int_eq(atomic_load(&c2.live), 1);
@@ -238,18 +140,16 @@ START_TEST(test_second_waiter_busy)
 	ck_assert_int_eq(rouse_event_notify(ev), 0);
 	ck_assert_int_eq(rouse_reactor_turn(r, 0), 1);
 	ck_assert_int_eq(atomic_load(&c1.wakes), 1);
-	ck_assert_int_eq(poll_with(&a.op.base, &w1), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&a.op.base, &w1), ROUSE_READY);
 	ck_assert_int_eq(a.result, 0);
 	ck_assert_uint_eq(a.count, 1);
 	ck_assert_int_eq(rouse_future_drop(&a.op.base), 0);
 	/* Once it is gone another may wait. */
 	ck_assert_int_eq(rouse_event_wait_init(&b, ev), 0);
-	ck_assert_int_eq(poll_with(&b.op.base, &w2), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&b.op.base, &w2), ROUSE_PENDING);
 	ck_assert_int_eq(rouse_future_drop(&b.op.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w1), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w2), 0);
-	ck_assert_int_eq(atomic_load(&c1.live), 0);
-	ck_assert_int_eq(atomic_load(&c2.live), 0);
+	counting_waker_drop_last(&w1, &c1);
+	counting_waker_drop_last(&w2, &c2);
 	rouse_event_free(ev);
 	rouse_reactor_free(r);
 }
@@ -280,8 +180,7 @@ static void *signal_thread(void *arg)
 	struct sig_arg *a = arg;
 
 	/* Once the waiter has really parked in rouse_block_on()... */
-	while (parks() < a->parks0 + 1)
-		sched_yield();
+	test_wait_parks(a->parks0 + 1);
 	if (a->use_raise)
 		ck_assert_int_eq(raise(SIGUSR1), 0);
 	else
@@ -311,9 +210,8 @@ START_TEST(test_notify_from_signal)
 	if (_i != 0)
 		return;
 #endif
-	warm_thread_parker();
-	fds0 = test_count_fds();
-	r = reactor_make();
+	fds0 = test_count_fds_warm();
+	r = test_reactor_make();
 	ck_assert_int_eq(rouse_reactor_start(r), 0);
 	sig_event = event_make(r);
 	memset(&sa, 0, sizeof(sa));
@@ -326,7 +224,7 @@ START_TEST(test_notify_from_signal)
 	for (i = 0; i < 20; i++) {
 		a.target = pthread_self();
 		a.use_raise = _i == 0;
-		a.parks0 = parks();
+		a.parks0 = test_executor_stats().parks;
 		sig_err = 1;
 		ck_assert_int_eq(rouse_event_wait_init(&wait, sig_event), 0);
 		wait.result = 1;
@@ -371,14 +269,13 @@ START_TEST(test_million_none_lost)
 	const uint64_t total = (uint64_t)NOTIFIERS * NOTIFIES;
 	struct test_barrier start;
 	struct flood f;
-	struct runner ru;
+	struct test_runner ru;
 	pthread_t t[NOTIFIERS];
 	uint64_t sum = 0, waits = 0;
 	int fds0, i;
 
-	warm_thread_parker();
-	fds0 = test_count_fds();
-	runner_init(&ru, (enum mode)_i);
+	fds0 = test_count_fds_warm();
+	test_runner_init(&ru, (enum test_mode)_i);
 	f.ev = event_make(ru.r);
 	f.start = &start;
 	test_barrier_init(&start, NOTIFIERS + 1);
@@ -391,7 +288,7 @@ START_TEST(test_million_none_lost)
 
 		ck_assert_int_eq(rouse_event_wait_init(&wait, f.ev), 0);
 		wait.count = 0;
-		ck_assert_int_eq(runner_block_on(&ru, &wait.op.base), 0);
+		ck_assert_int_eq(test_runner_block_on(&ru, &wait.op.base), 0);
 		ck_assert_int_eq(wait.result, 0);
 		ck_assert_uint_ge(wait.count, 1);
 		sum += wait.count;
@@ -409,14 +306,14 @@ START_TEST(test_million_none_lost)
 		struct rouse_event_wait wait;
 
 		ck_assert_int_eq(rouse_event_wait_init(&wait, f.ev), 0);
-		ck_assert_int_eq(poll_with(&wait.op.base, &w), ROUSE_PENDING);
+		ck_assert_int_eq(test_poll_with(&wait.op.base, &w),
+				 ROUSE_PENDING);
 		ck_assert_int_eq(rouse_future_drop(&wait.op.base), 0);
-		ck_assert_int_eq(rouse_waker_drop(&w), 0);
-		ck_assert_int_eq(atomic_load(&cw.live), 0);
+		counting_waker_drop_last(&w, &cw);
 	}
 	test_barrier_destroy(&start);
 	rouse_event_free(f.ev);
-	runner_free(&ru);
+	test_runner_free(&ru);
 	ck_assert_int_eq(test_count_fds(), fds0);
 }
 END_TEST
@@ -425,39 +322,39 @@ END_TEST
 
 START_TEST(test_free_pending)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct rouse_event *ev = event_make(r);
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct test_fixture fx;
+	struct rouse_event *ev;
 	struct rouse_event_wait wait;
-	int fds0 = test_count_fds();
+	int fds0;
 
+	test_fixture_init(&fx);
+	ev = event_make(fx.r);
+	fds0 = test_count_fds();
 	ck_assert_int_eq(rouse_event_wait_init(&wait, ev), 0);
-	ck_assert_int_eq(poll_with(&wait.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(atomic_load(&cw.live), 2);
+	ck_assert_int_eq(test_poll_with(&wait.op.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(atomic_load(&fx.cw.live), 2);
 	rouse_event_free(ev);
 	/* Its eventfd is closed, its waiter woken once. */
 	ck_assert_int_eq(test_count_fds(), fds0 - 1);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
-	ck_assert_int_eq(atomic_load(&cw.drops), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 1);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 1);
+	ck_assert_int_eq(atomic_load(&fx.cw.drops), 0);
+	ck_assert_int_eq(atomic_load(&fx.cw.live), 1);
 	wait.result = 1;
-	ck_assert_int_eq(poll_with(&wait.op.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&wait.op.base, &fx.w), ROUSE_READY);
 	ck_assert_int_eq(wait.result, -ECANCELED);
-	ck_assert_int_eq(atomic_load(&cw.live), 1);
+	ck_assert_int_eq(atomic_load(&fx.cw.live), 1);
 	ck_assert_int_eq(rouse_future_drop(&wait.op.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	ck_assert_int_eq(counting_waker_total_wakes(&cw), 1);
+	counting_waker_drop_last(&fx.w, &fx.cw);
+	ck_assert_int_eq(counting_waker_total_wakes(&fx.cw), 1);
 	/* The reactor goes on. */
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
-	rouse_reactor_free(r);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 0);
+	rouse_reactor_free(fx.r);
 }
 END_TEST
 
 struct blocked {
 	struct rouse_event_wait wait;
-	struct watched w;
+	struct test_watched w;
 	int err;
 };
 
@@ -471,14 +368,14 @@ static void *blocked_thread(void *arg)
 
 START_TEST(test_free_wakes_blocked_thread)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_event *ev = event_make(r);
 	struct blocked b = { .err = 1 };
 	pthread_t t;
 
 	ck_assert_int_eq(rouse_reactor_start(r), 0);
 	ck_assert_int_eq(rouse_event_wait_init(&b.wait, ev), 0);
-	watched_init(&b.w, &b.wait.op.base);
+	test_watched_init(&b.w, &b.wait.op.base);
 	b.wait.result = 1;
 	t = test_thread_start(blocked_thread, &b);
 	/* Once its poll has returned (it parks next), free the event. */
@@ -497,7 +394,7 @@ END_TEST
 START_TEST(test_fds)
 {
 	struct test_fdset before, during;
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_event *ev[100];
 	int fds0, fd = -1, i;
 	char link[128];
@@ -531,7 +428,7 @@ END_TEST
 
 START_TEST(test_freed_with_reactor)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	int fds0 = test_count_fds();
 	int i;
 
@@ -550,7 +447,7 @@ END_TEST
 
 START_TEST(test_einval)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_event *ev = (struct rouse_event *)(void *)0x5e47;
 	struct rouse_event_wait wait;
 	int fds0 = test_count_fds();
@@ -577,7 +474,7 @@ static Suite *event_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("notify_thread");
-	tcase_add_loop_test(tc, test_notify_other_thread, 0, MODES);
+	tcase_add_loop_test(tc, test_notify_other_thread, 0, TEST_MODES);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 
@@ -592,7 +489,7 @@ static Suite *event_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("none_lost");
-	tcase_add_loop_test(tc, test_million_none_lost, 0, MODES);
+	tcase_add_loop_test(tc, test_million_none_lost, 0, TEST_MODES);
 	tcase_set_timeout(tc, TEST_STRESS_TIMEOUT);
 	suite_add_tcase(s, tc);
 
@@ -616,11 +513,5 @@ static Suite *event_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(event_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return test_run_suite(event_suite());
 }

@@ -17,28 +17,6 @@
 
 /* ---- shared scaffolding -------------------------------------------- */
 
-/* No Check macro here: it also runs in forked children (see "fork"). */
-static struct rouse_executor_stats stats(void)
-{
-	struct rouse_executor_stats s;
-
-	if (rouse_executor_get_stats(&s) != 0)
-		abort();
-	return s;
-}
-
-/*
- * Wait until the process-wide park counter reaches n.  The parker counts a
- * park after its EMPTY -> PARKED exchange, so once this returns the parked
- * thread is (or is about to be) blocked in read(): a wake now has to write
- * the eventfd.
- */
-static void wait_parks(uint64_t n)
-{
-	while (stats().parks < n)
-		sched_yield();
-}
-
 /*
  * A future that counts its polls and drops and asks fn what to answer.
  * polls is counted before fn runs, so fn sees 1 on the first poll.
@@ -94,21 +72,31 @@ static enum rouse_poll fn_self_wake_once(struct tfut *f,
 	return ROUSE_PENDING;
 }
 
+/*
+ * Block on f: it must be ready after polls polls, and the eventfd parker
+ * must neither park nor be written to meanwhile.
+ */
+static void block_on_unparked(struct tfut *f, int polls)
+{
+	struct rouse_executor_stats s0 = test_executor_stats(), s1;
+
+	ck_assert_int_eq(rouse_block_on(&f->base), 0);
+	s1 = test_executor_stats();
+	ck_assert_int_eq(f->polls, polls);
+	ck_assert(s1.parks == s0.parks);
+	ck_assert(s1.eventfd_writes == s0.eventfd_writes);
+}
+
 /* ---- ready on the first poll --------------------------------------- */
 
 START_TEST(test_ready_first_poll)
 {
 	struct tfut f = tfut_make(fn_ready, NULL);
-	struct rouse_executor_stats s0 = stats(), s1;
 
-	ck_assert_int_eq(rouse_block_on(&f.base), 0);
-	s1 = stats();
-	ck_assert_int_eq(f.polls, 1);
+	block_on_unparked(&f, 1);
 	/* block_on does not drop the future: that is the caller's call. */
 	ck_assert_int_eq(f.drops, 0);
 	ck_assert_int_eq(f.poll_tid, test_gettid());
-	ck_assert(s1.parks == s0.parks);
-	ck_assert(s1.eventfd_writes == s0.eventfd_writes);
 	/* And again on the same thread, with the same parker. */
 	ck_assert_int_eq(rouse_block_on(&f.base), 0);
 	ck_assert_int_eq(f.polls, 2);
@@ -129,7 +117,7 @@ static void *xwake_thread(void *arg)
 	struct xwake *x = arg;
 
 	/* Wake only once the block_on thread is provably parked. */
-	wait_parks(x->parks0 + 1);
+	test_wait_parks(x->parks0 + 1);
 	atomic_store(&x->waker_tid, test_gettid());
 	ck_assert_int_eq(rouse_waker_wake(&x->kept), 0);
 	return NULL;
@@ -151,11 +139,11 @@ START_TEST(test_woken_from_other_thread)
 {
 	struct xwake x = { 0 };
 	struct tfut f = tfut_make(fn_xwake, &x);
-	struct rouse_executor_stats s0 = stats(), s1;
+	struct rouse_executor_stats s0 = test_executor_stats(), s1;
 
 	x.parks0 = s0.parks;
 	ck_assert_int_eq(rouse_block_on(&f.base), 0);
-	s1 = stats();
+	s1 = test_executor_stats();
 	test_thread_join(x.thread);
 	/* One pending poll, one park, one wake that wrote the eventfd. */
 	ck_assert_int_eq(f.polls, 2);
@@ -211,29 +199,19 @@ START_TEST(test_wakes_during_poll_no_syscall)
 {
 	struct during d = { 0 };
 	struct tfut f = tfut_make(fn_during, &d);
-	struct rouse_executor_stats s0 = stats(), s1;
 
-	ck_assert_int_eq(rouse_block_on(&f.base), 0);
-	s1 = stats();
-	test_thread_join(d.thread);
 	/* 2 * MANY_WAKES wakes, all while running: no write, no park. */
-	ck_assert_int_eq(f.polls, 2);
-	ck_assert(s1.eventfd_writes == s0.eventfd_writes);
-	ck_assert(s1.parks == s0.parks);
+	block_on_unparked(&f, 2);
+	test_thread_join(d.thread);
 }
 END_TEST
 
 START_TEST(test_wake_before_park)
 {
 	struct tfut f = tfut_make(fn_self_wake_once, NULL);
-	struct rouse_executor_stats s0 = stats(), s1;
 
-	ck_assert_int_eq(rouse_block_on(&f.base), 0);
-	s1 = stats();
 	/* The wake was found at park time: re-poll without blocking. */
-	ck_assert_int_eq(f.polls, 2);
-	ck_assert(s1.parks == s0.parks);
-	ck_assert(s1.eventfd_writes == s0.eventfd_writes);
+	block_on_unparked(&f, 2);
 }
 END_TEST
 
@@ -254,13 +232,8 @@ static enum rouse_poll fn_clone_wake_once(struct tfut *f,
 START_TEST(test_clone_wake_before_park)
 {
 	struct tfut f = tfut_make(fn_clone_wake_once, NULL);
-	struct rouse_executor_stats s0 = stats(), s1;
 
-	ck_assert_int_eq(rouse_block_on(&f.base), 0);
-	s1 = stats();
-	ck_assert_int_eq(f.polls, 2);
-	ck_assert(s1.parks == s0.parks);
-	ck_assert(s1.eventfd_writes == s0.eventfd_writes);
+	block_on_unparked(&f, 2);
 }
 END_TEST
 
@@ -304,11 +277,11 @@ START_TEST(test_million_wakes)
 {
 	struct counter_wake c = { .target = MILLION };
 	struct tfut f = tfut_make(fn_million, &c);
-	struct rouse_executor_stats s0 = stats(), s1;
+	struct rouse_executor_stats s0 = test_executor_stats(), s1;
 
 	/* A lost wake leaves block_on parked for ever: the timeout fails it. */
 	ck_assert_int_eq(rouse_block_on(&f.base), 0);
-	s1 = stats();
+	s1 = test_executor_stats();
 	test_thread_join(c.thread);
 	ck_assert_int_eq(atomic_load(&c.counter), MILLION);
 	ck_assert(s1.eventfd_writes - s0.eventfd_writes <= MILLION);
@@ -376,12 +349,12 @@ START_TEST(test_hammer_park_boundary)
 {
 	struct hammer h = { 0 };
 	struct tfut f = tfut_make(fn_hammer, &h);
-	struct rouse_executor_stats s0 = stats(), s1;
+	struct rouse_executor_stats s0 = test_executor_stats(), s1;
 	int i;
 
 	test_barrier_init(&h.start, HAMMER_THREADS);
 	ck_assert_int_eq(rouse_block_on(&f.base), 0);
-	s1 = stats();
+	s1 = test_executor_stats();
 	for (i = 0; i < HAMMER_THREADS; i++)
 		test_thread_join(h.threads[i]);
 	test_barrier_destroy(&h.start);
@@ -492,7 +465,7 @@ static void *pingpong_thread(void *arg)
 
 	for (i = 1; i <= p->rounds; i++) {
 		if (p->wait_for_park)
-			wait_parks(p->parks0 + (uint64_t)i);
+			test_wait_parks(p->parks0 + (uint64_t)i);
 		else
 			test_spin_until_eq(&p->published, i);
 		ck_assert_int_eq(rouse_waker_wake_by_ref(&p->clone), 0);
@@ -520,11 +493,11 @@ START_TEST(test_pingpong_parked)
 {
 	struct pingpong p = { .rounds = PINGPONG, .wait_for_park = true };
 	struct tfut f = tfut_make(fn_pingpong, &p);
-	struct rouse_executor_stats s0 = stats(), s1;
+	struct rouse_executor_stats s0 = test_executor_stats(), s1;
 
 	p.parks0 = s0.parks;
 	ck_assert_int_eq(rouse_block_on(&f.base), 0);
-	s1 = stats();
+	s1 = test_executor_stats();
 	test_thread_join(p.thread);
 	/* Each wake found the thread parked: one park, one write, each. */
 	ck_assert_int_eq(f.polls, PINGPONG + 1);
@@ -537,10 +510,10 @@ START_TEST(test_pingpong_racing)
 {
 	struct pingpong p = { .rounds = PINGPONG, .wait_for_park = false };
 	struct tfut f = tfut_make(fn_pingpong, &p);
-	struct rouse_executor_stats s0 = stats(), s1;
+	struct rouse_executor_stats s0 = test_executor_stats(), s1;
 
 	ck_assert_int_eq(rouse_block_on(&f.base), 0);
-	s1 = stats();
+	s1 = test_executor_stats();
 	test_thread_join(p.thread);
 	/*
 	 * Each wake races the park: it is either found as NOTIFIED (no park,
@@ -997,11 +970,11 @@ START_TEST(test_custom_parker)
 	struct rouse_parker parker = { &p, &cvp_vtable };
 	struct cv_use u = { .p = &p };
 	struct tfut f = tfut_make(fn_cv, &u);
-	struct rouse_executor_stats s0 = stats(), s1;
+	struct rouse_executor_stats s0 = test_executor_stats(), s1;
 
 	cvp_init(&p);
 	ck_assert_int_eq(rouse_block_on_with(&f.base, &parker), 0);
-	s1 = stats();
+	s1 = test_executor_stats();
 	test_thread_join(u.thread);
 	ck_assert_int_eq(f.polls, 2);
 	/* The poll's waker is the one the parker made. */
@@ -1086,7 +1059,7 @@ START_TEST(test_park_timeout_zero)
 	struct rouse_executor_stats s0, s1;
 
 	ck_assert_int_eq(rouse_thread_parker(&p), 0);
-	s0 = stats();
+	s0 = test_executor_stats();
 	ck_assert_int_eq(rouse_parker_park(&p, 0), -ETIMEDOUT);
 	ck_assert_int_eq(rouse_parker_unpark(&p), 0);
 	ck_assert_int_eq(rouse_parker_park(&p, 0), 0);
@@ -1097,7 +1070,7 @@ START_TEST(test_park_timeout_zero)
 	ck_assert_int_eq(rouse_parker_unpark(&p), 0);
 	ck_assert_int_eq(rouse_parker_park(&p, 0), 0);
 	ck_assert_int_eq(rouse_parker_park(&p, 0), -ETIMEDOUT);
-	s1 = stats();
+	s1 = test_executor_stats();
 	/* A park that does not block is no park, and nothing was written. */
 	ck_assert(s1.parks == s0.parks);
 	ck_assert(s1.eventfd_writes == s0.eventfd_writes);
@@ -1126,13 +1099,13 @@ START_TEST(test_unpark_before_park)
 	struct rouse_executor_stats s0, s1;
 
 	ck_assert_int_eq(rouse_thread_parker(&p), 0);
-	s0 = stats();
+	s0 = test_executor_stats();
 	ck_assert_int_eq(rouse_parker_unpark(&p), 0);
 	/* Would block for ever if the unpark were lost. */
 	ck_assert_int_eq(rouse_parker_park(&p, -1), 0);
 	ck_assert_int_eq(rouse_parker_unpark(&p), 0);
 	ck_assert_int_eq(rouse_parker_park(&p, INT64_MAX), 0);
-	s1 = stats();
+	s1 = test_executor_stats();
 	ck_assert(s1.parks == s0.parks);
 	ck_assert(s1.eventfd_writes == s0.eventfd_writes);
 }
@@ -1150,7 +1123,7 @@ static void *unparker_thread(void *arg)
 	int i;
 
 	for (i = 1; i <= u->n; i++) {
-		wait_parks(u->parks_target + (uint64_t)i);
+		test_wait_parks(u->parks_target + (uint64_t)i);
 		ck_assert_int_eq(rouse_parker_unpark(&u->p), 0);
 	}
 	return NULL;
@@ -1163,12 +1136,12 @@ static void park_cross_thread(int64_t timeout_ns)
 	pthread_t t;
 
 	ck_assert_int_eq(rouse_thread_parker(&u.p), 0);
-	s0 = stats();
+	s0 = test_executor_stats();
 	u.parks_target = s0.parks;
 	t = test_thread_start(unparker_thread, &u);
 	ck_assert_int_eq(rouse_parker_park(&u.p, timeout_ns), 0);
 	test_thread_join(t);
-	s1 = stats();
+	s1 = test_executor_stats();
 	ck_assert(s1.parks - s0.parks == 1);
 	ck_assert(s1.eventfd_writes - s0.eventfd_writes == 1);
 	ck_assert_int_eq(rouse_parker_park(&u.p, 0), -ETIMEDOUT);
@@ -1327,7 +1300,7 @@ static void *block_on_thread(void *arg)
 	struct xwake x = { 0 };
 	struct tfut f = tfut_make(fn_xwake, &x);
 
-	x.parks0 = stats().parks;
+	x.parks0 = test_executor_stats().parks;
 	ck_assert_int_eq(rouse_block_on(&f.base), 0);
 	test_thread_join(x.thread);
 	ck_assert_int_eq(f.polls, 2);
@@ -1434,9 +1407,9 @@ START_TEST(test_cancel_while_parked)
 	pthread_t t;
 
 	c.f = tfut_make(fn_cancel, &c);
-	c.parks0 = stats().parks;
+	c.parks0 = test_executor_stats().parks;
 	t = test_thread_start(cancel_thread, &c);
-	wait_parks(c.parks0 + 1);
+	test_wait_parks(c.parks0 + 1);
 	ck_assert_int_eq(pthread_cancel(t), 0);
 	atomic_store(&c.woken, 1);
 	ck_assert_int_eq(rouse_waker_wake(&c.kept), 0);
@@ -1489,7 +1462,7 @@ static void *fork_pp_thread(void *arg)
 	int i;
 
 	for (i = 1; i <= FORK_ROUNDS; i++) {
-		wait_parks(p->parks0 + (uint64_t)i);
+		test_wait_parks(p->parks0 + (uint64_t)i);
 		rouse_waker_wake_by_ref(&p->clone);
 	}
 	rouse_waker_drop(&p->clone);
@@ -1509,7 +1482,7 @@ static enum rouse_poll fn_fork_pp(struct tfut *f, struct rouse_context *cx)
 
 static void fork_child(void)
 {
-	struct fork_pp p = { .parks0 = stats().parks };
+	struct fork_pp p = { .parks0 = test_executor_stats().parks };
 	struct tfut f = tfut_make(fn_fork_pp, &p);
 
 	if (rouse_block_on(&f.base) != 0)
@@ -1655,11 +1628,5 @@ static Suite *executor_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(executor_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return test_run_suite(executor_suite());
 }

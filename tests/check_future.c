@@ -456,11 +456,5 @@ static Suite *future_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(future_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return test_run_suite(future_suite());
 }

@@ -26,14 +26,7 @@
 
 /* ---- shared scaffolding -------------------------------------------- */
 
-static struct rouse_reactor *reactor_make(void)
-{
-	struct rouse_reactor *r = NULL;
-
-	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
-	return r;
-}
-
+/* Register fd on r; returns its source. */
 static struct rouse_io *io_reg(struct rouse_reactor *r, int fd)
 {
 	struct rouse_io *io = NULL;
@@ -44,74 +37,50 @@ static struct rouse_io *io_reg(struct rouse_reactor *r, int fd)
 	return io;
 }
 
-static void pair_make(int sv[2])
+/* A new pair whose first end is registered on r: the source returned. */
+static struct rouse_io *pair_reg(struct rouse_reactor *r, int sv[2])
 {
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-					    SOCK_CLOEXEC, 0, sv), 0);
+	test_pair_make(sv);
+	return io_reg(r, sv[0]);
 }
 
-static int poll_with(struct rouse_future *f, struct rouse_waker *w)
+/* Deregister io, the source of the pair sv, and close both ends. */
+static void pair_unreg(struct rouse_io *io, int sv[2])
 {
-	struct rouse_context cx = { .waker = w };
-
-	return rouse_future_poll(f, &cx);
+	ck_assert_int_eq(rouse_io_deregister(io), 0);
+	close(sv[0]);
+	close(sv[1]);
 }
 
-static int poll_noop(struct rouse_future *f)
-{
-	struct rouse_waker w = rouse_waker_noop();
+/* The scene of most readiness tests: a reactor, a source, a waker. */
+struct io_fixture {
+	struct rouse_reactor *r;
+	struct counting_waker cw;
+	struct rouse_waker w;
+	struct rouse_io *io;	/* registered on r: the first end of sv */
+	int sv[2];
+};
 
-	return poll_with(f, &w);
+/* Make the reactor, the waker (its first reference) and the source. */
+static void io_fixture_init(struct io_fixture *fx)
+{
+	fx->r = test_reactor_make();
+	fx->w = counting_waker(&fx->cw);
+	fx->io = pair_reg(fx->r, fx->sv);
 }
 
-static void warm_thread_parker(void)
+/* Drop the last reference to the waker; free the source and reactor. */
+static void io_fixture_free(struct io_fixture *fx)
 {
-	struct rouse_parker p;
-
-	ck_assert_int_eq(rouse_thread_parker(&p), 0);
+	counting_waker_drop_last(&fx->w, &fx->cw);
+	pair_unreg(fx->io, fx->sv);
+	rouse_reactor_free(fx->r);
 }
 
 /* Nothing here may die of SIGPIPE: a write to a closed peer is -EPIPE. */
 static void setup_sigpipe(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-}
-
-/* The two ways to run a reactor, as the _i of a loop test. */
-enum mode {
-	MODE_THREADED,
-	MODE_DRIVEN,
-	MODES,
-};
-
-struct runner {
-	struct rouse_reactor *r;
-	enum mode mode;
-	struct rouse_parker parker;
-};
-
-static void runner_init(struct runner *ru, enum mode mode)
-{
-	ru->r = reactor_make();
-	ru->mode = mode;
-	if (mode == MODE_THREADED)
-		ck_assert_int_eq(rouse_reactor_start(ru->r), 0);
-	else
-		ck_assert_int_eq(rouse_reactor_parker(ru->r, &ru->parker), 0);
-}
-
-static int runner_block_on(struct runner *ru, struct rouse_future *f)
-{
-	if (ru->mode == MODE_THREADED)
-		return rouse_block_on(f);
-	return rouse_block_on_with(f, &ru->parker);
-}
-
-static void runner_free(struct runner *ru)
-{
-	if (ru->mode == MODE_THREADED)
-		ck_assert_int_eq(rouse_reactor_stop(ru->r), 0);
-	rouse_reactor_free(ru->r);
 }
 
 /*
@@ -123,11 +92,87 @@ static void ready_after_turn(struct rouse_reactor *r, struct rouse_future *f,
 {
 	int wakes = atomic_load(&cw->wakes);
 
-	if (poll_with(f, w) == ROUSE_READY)
+	if (test_poll_with(f, w) == ROUSE_READY)
 		return;
 	ck_assert_int_ge(rouse_reactor_turn(r, 0), 1);
 	ck_assert_int_eq(atomic_load(&cw->wakes), wakes + 1);
-	ck_assert_int_eq(poll_with(f, w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(f, w), ROUSE_READY);
+}
+
+/* Poll a new readiness future (made by init) on io once with w; drop it. */
+static int poll_fresh(int (*init)(struct rouse_io_ready *, struct rouse_io *),
+		      struct rouse_io *io, struct rouse_waker *w)
+{
+	struct rouse_io_ready f;
+	int p;
+
+	ck_assert_int_eq(init(&f, io), 0);
+	p = test_poll_with(&f.op.base, w);
+	ck_assert_int_eq(rouse_future_drop(&f.op.base), 0);
+	return p;
+}
+
+/* What a new future waiting for io to be readable says to one poll. */
+static int poll_readable(struct rouse_io *io, struct rouse_waker *w)
+{
+	return poll_fresh(rouse_io_readable_init, io, w);
+}
+
+/* What a new future waiting for io to be writable says to one poll. */
+static int poll_writable(struct rouse_io *io, struct rouse_waker *w)
+{
+	return poll_fresh(rouse_io_writable_init, io, w);
+}
+
+/*
+ * op, just set up by a call that returned init_err, must be ready at its
+ * first poll with w; it is dropped, and its result returned.
+ */
+static ssize_t rw_now(struct rouse_io_rw *op, int init_err,
+		      struct rouse_waker *w)
+{
+	ck_assert_int_eq(init_err, 0);
+	ck_assert_int_eq(test_poll_with(&op->op.base, w), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&op->op.base), 0);
+	return op->result;
+}
+
+/* The result of a read into buf from io, ready at its first poll. */
+static ssize_t read_now(struct rouse_io *io, void *buf, size_t len,
+			struct rouse_waker *w)
+{
+	struct rouse_io_rw op;
+
+	return rw_now(&op, rouse_io_read_init(&op, io, buf, len), w);
+}
+
+/* The result of a write of buf to io, ready at its first poll. */
+static ssize_t write_now(struct rouse_io *io, const void *buf, size_t len,
+			 struct rouse_waker *w)
+{
+	struct rouse_io_rw op;
+
+	return rw_now(&op, rouse_io_write_init(&op, io, buf, len), w);
+}
+
+/*
+ * rd, a read into buf, waits with w, whose counter c has seen no wake yet:
+ * once data is written to peer, one turn of r must wake c, and rd be ready
+ * with that data.
+ */
+static void read_arrives(struct rouse_reactor *r, int peer, const char *data,
+			 struct rouse_io_rw *rd, char *buf,
+			 struct rouse_waker *w, struct counting_waker *c)
+{
+	size_t n = strlen(data);
+
+	ck_assert_int_eq(write(peer, data, n), n);
+	ck_assert_int_eq(rouse_reactor_turn(r, 0), 1);
+	ck_assert_int_eq(atomic_load(&c->wakes), 1);
+	ck_assert_int_eq(test_poll_with(&rd->op.base, w), ROUSE_READY);
+	ck_assert_int_eq(rd->result, n);
+	ck_assert_int_eq(memcmp(buf, data, n), 0);
+	ck_assert_int_eq(rouse_future_drop(&rd->op.base), 0);
 }
 
 /* ---- registering ----------------------------------------------------- */
@@ -157,13 +202,12 @@ START_TEST(test_register_errors)
 	int sv[2], sq[2], p[2], file, closed, fds0;
 
 	fds0 = test_count_fds();
-	r = reactor_make();
+	r = test_reactor_make();
 	/* A source with a read pending, which nothing below may disturb. */
-	pair_make(sv);
-	keep = io_reg(r, sv[0]);
+	keep = pair_reg(r, sv);
 	w = counting_waker(&cw);
 	ck_assert_int_eq(rouse_io_read_init(&rd, keep, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(poll_with(&rd.op.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&rd.op.base, &w), ROUSE_PENDING);
 
 	io = SENTINEL;
 	ck_assert_int_eq(rouse_io_register(r, -1, &io), -EBADF);
@@ -180,8 +224,7 @@ START_TEST(test_register_errors)
 	ck_assert_int_eq(rouse_io_register(r, file, &io), -EPERM);
 	ck_assert_ptr_eq(io, SENTINEL);
 	/* Registered twice. */
-	pair_make(sq);
-	other = io_reg(r, sq[0]);
+	other = pair_reg(r, sq);
 	ck_assert_int_eq(rouse_io_register(r, sq[0], &io), -EEXIST);
 	ck_assert_ptr_eq(io, SENTINEL);
 	ck_assert_int_eq(rouse_io_register(r, sv[0], &io), -EEXIST);
@@ -189,15 +232,8 @@ START_TEST(test_register_errors)
 	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
 
 	/* The pending read is still there and completes. */
-	ck_assert_int_eq(write(sv[1], "hello", 5), 5);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 1);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
-	ck_assert_int_eq(poll_with(&rd.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(rd.result, 5);
-	ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
-	ck_assert_int_eq(rouse_future_drop(&rd.op.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
+	read_arrives(r, sv[1], "hello", &rd, buf, &w, &cw);
+	counting_waker_drop_last(&w, &cw);
 
 	/* Deregistered, the fd may be registered again. */
 	ck_assert_int_eq(rouse_io_deregister(other), 0);
@@ -220,25 +256,20 @@ START_TEST(test_register_many)
 	enum { N = 1000 };
 	static int sv[N][2];
 	static struct rouse_io *io[N];
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	int fds0 = test_count_fds();
 	int i, round;
 
 	/* Slots are taken, given back and reused across rounds. */
 	for (round = 0; round < 3; round++) {
-		for (i = 0; i < N / 2; i++) {
-			pair_make(sv[i]);
-			io[i] = io_reg(r, sv[i][0]);
-		}
+		for (i = 0; i < N / 2; i++)
+			io[i] = pair_reg(r, sv[i]);
 		for (i = 0; i < N / 2; i += 2)
 			ck_assert_int_eq(rouse_io_deregister(io[i]), 0);
 		for (i = 0; i < N / 2; i += 2)
 			io[i] = io_reg(r, sv[i][0]);
-		for (i = N / 2 - 1; i >= 0; i--) {
-			ck_assert_int_eq(rouse_io_deregister(io[i]), 0);
-			close(sv[i][0]);
-			close(sv[i][1]);
-		}
+		for (i = N / 2 - 1; i >= 0; i--)
+			pair_unreg(io[i], sv[i]);
 		ck_assert_int_eq(test_count_fds(), fds0);
 	}
 	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
@@ -250,243 +281,210 @@ END_TEST
 
 START_TEST(test_readable_writable)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct io_fixture fx;
 	struct rouse_io_ready rf, wf;
-	struct rouse_io *io;
 	char c;
-	int sv[2];
 
-	pair_make(sv);
-	io = io_reg(r, sv[0]);
+	io_fixture_init(&fx);
 	/* Writable from the start. */
-	ck_assert_int_eq(rouse_io_writable_init(&wf, io), 0);
+	ck_assert_int_eq(rouse_io_writable_init(&wf, fx.io), 0);
 	wf.result = 1;
-	ready_after_turn(r, &wf.op.base, &w, &cw);
+	ready_after_turn(fx.r, &wf.op.base, &fx.w, &fx.cw);
 	ck_assert_int_eq(wf.result, 0);
 	ck_assert(wf.events & ROUSE_IO_WRITABLE);
 	ck_assert(!(wf.events & (ROUSE_IO_READABLE | ROUSE_IO_HANGUP |
 				 ROUSE_IO_ERROR)));
 	ck_assert_int_eq(rouse_future_drop(&wf.op.base), 0);
 	/* Not readable until the peer writes. */
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(write(sv[1], "x", 1), 1);
-	ready_after_turn(r, &rf.op.base, &w, &cw);
+	ck_assert_int_eq(rouse_io_readable_init(&rf, fx.io), 0);
+	ck_assert_int_eq(test_poll_with(&rf.op.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_int_eq(test_poll_with(&rf.op.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(write(fx.sv[1], "x", 1), 1);
+	ready_after_turn(fx.r, &rf.op.base, &fx.w, &fx.cw);
 	ck_assert_int_eq(rf.result, 0);
 	ck_assert(rf.events & ROUSE_IO_READABLE);
 	ck_assert(!(rf.events & (ROUSE_IO_HANGUP | ROUSE_IO_READ_HANGUP)));
 	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
-	ck_assert_int_eq(read(sv[0], &c, 1), 1);
+	ck_assert_int_eq(read(fx.sv[0], &c, 1), 1);
 	/* Each waiting future took a clone, and gave it back. */
-	ck_assert_int_eq(atomic_load(&cw.wakes), 2);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	ck_assert_int_eq(rouse_io_deregister(io), 0);
-	close(sv[0]);
-	close(sv[1]);
-	rouse_reactor_free(r);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 2);
+	io_fixture_free(&fx);
 }
 END_TEST
 
 START_TEST(test_hangup)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct io_fixture fx;
 	struct rouse_io_ready rf, wf;
-	struct rouse_io_rw op;
-	struct rouse_io *io, *io2;
+	struct rouse_io *io;
 	char buf[8];
-	int sv[2], sq[2];
+	int sv[2];
 
 	setup_sigpipe();
 	/* The peer shuts down its writing side: read hang-up, no hang-up. */
-	pair_make(sq);
-	io2 = io_reg(r, sq[0]);
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io2), 0);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(shutdown(sq[1], SHUT_WR), 0);
-	ready_after_turn(r, &rf.op.base, &w, &cw);
+	io_fixture_init(&fx);
+	ck_assert_int_eq(rouse_io_readable_init(&rf, fx.io), 0);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_int_eq(test_poll_with(&rf.op.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(shutdown(fx.sv[1], SHUT_WR), 0);
+	ready_after_turn(fx.r, &rf.op.base, &fx.w, &fx.cw);
 	ck_assert_int_eq(rf.result, 0);
 	ck_assert(rf.events & ROUSE_IO_READ_HANGUP);
 	ck_assert(!(rf.events & ROUSE_IO_HANGUP));
 	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
-	ck_assert_int_eq(rouse_io_read_init(&op, io2, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(poll_with(&op.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(op.result, 0);
-	ck_assert_int_eq(rouse_future_drop(&op.op.base), 0);
+	ck_assert_int_eq(read_now(fx.io, buf, sizeof(buf), &fx.w), 0);
 
 	/* The peer closes: both hang-ups, and end of file. */
-	pair_make(sv);
-	io = io_reg(r, sv[0]);
+	io = pair_reg(fx.r, sv);
 	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_int_eq(test_poll_with(&rf.op.base, &fx.w), ROUSE_PENDING);
 	close(sv[1]);
-	ready_after_turn(r, &rf.op.base, &w, &cw);
+	ready_after_turn(fx.r, &rf.op.base, &fx.w, &fx.cw);
 	ck_assert_int_eq(rf.result, 0);
 	ck_assert(rf.events & ROUSE_IO_READ_HANGUP);
 	ck_assert(rf.events & ROUSE_IO_HANGUP);
 	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
 	/* A hang-up also ends a wait for writability. */
 	ck_assert_int_eq(rouse_io_writable_init(&wf, io), 0);
-	ck_assert_int_eq(poll_with(&wf.op.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&wf.op.base, &fx.w), ROUSE_READY);
 	ck_assert(wf.events & ROUSE_IO_HANGUP);
 	ck_assert_int_eq(rouse_future_drop(&wf.op.base), 0);
-	ck_assert_int_eq(rouse_io_read_init(&op, io, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(poll_with(&op.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(op.result, 0);
-	ck_assert_int_eq(rouse_future_drop(&op.op.base), 0);
-	ck_assert_int_eq(rouse_io_write_init(&op, io, "x", 1), 0);
-	ck_assert_int_eq(poll_with(&op.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(op.result, -EPIPE);
-	ck_assert_int_eq(rouse_future_drop(&op.op.base), 0);
+	ck_assert_int_eq(read_now(io, buf, sizeof(buf), &fx.w), 0);
+	ck_assert_int_eq(write_now(io, "x", 1, &fx.w), -EPIPE);
 
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
 	ck_assert_int_eq(rouse_io_deregister(io), 0);
-	ck_assert_int_eq(rouse_io_deregister(io2), 0);
 	close(sv[0]);
-	close(sq[0]);
-	close(sq[1]);
-	rouse_reactor_free(r);
+	io_fixture_free(&fx);
 }
 END_TEST
 
 START_TEST(test_error_bits)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct test_fixture fx;
 	struct rouse_io_ready wf, rf;
-	struct rouse_io_rw op;
 	struct rouse_io *wio, *rio;
 	char buf[8];
 	int p[2], q[2];
 
+	test_fixture_init(&fx);
 	setup_sigpipe();
 	/* The write end of a pipe whose read end closes: an error. */
 	ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
-	wio = io_reg(r, p[1]);
-	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
+	wio = io_reg(fx.r, p[1]);
+	ck_assert_int_ge(rouse_reactor_turn(fx.r, 0), 0);
 	close(p[0]);
-	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
+	ck_assert_int_ge(rouse_reactor_turn(fx.r, 0), 0);
 	ck_assert_int_eq(rouse_io_writable_init(&wf, wio), 0);
-	ck_assert_int_eq(poll_with(&wf.op.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&wf.op.base, &fx.w), ROUSE_READY);
 	ck_assert_int_eq(wf.result, 0);
 	ck_assert(wf.events & ROUSE_IO_ERROR);
 	ck_assert_int_eq(rouse_future_drop(&wf.op.base), 0);
-	ck_assert_int_eq(rouse_io_write_init(&op, wio, "x", 1), 0);
-	ck_assert_int_eq(poll_with(&op.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(op.result, -EPIPE);
-	ck_assert_int_eq(rouse_future_drop(&op.op.base), 0);
+	ck_assert_int_eq(write_now(wio, "x", 1, &fx.w), -EPIPE);
 
 	/* The read end of a pipe whose write end closes: a hang-up. */
 	ck_assert_int_eq(pipe2(q, O_NONBLOCK | O_CLOEXEC), 0);
-	rio = io_reg(r, q[0]);
+	rio = io_reg(fx.r, q[0]);
 	ck_assert_int_eq(rouse_io_readable_init(&rf, rio), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&rf.op.base, &fx.w), ROUSE_PENDING);
 	close(q[1]);
-	ready_after_turn(r, &rf.op.base, &w, &cw);
+	ready_after_turn(fx.r, &rf.op.base, &fx.w, &fx.cw);
 	ck_assert(rf.events & ROUSE_IO_HANGUP);
 	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
-	ck_assert_int_eq(rouse_io_read_init(&op, rio, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(poll_with(&op.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(op.result, 0);
-	ck_assert_int_eq(rouse_future_drop(&op.op.base), 0);
+	ck_assert_int_eq(read_now(rio, buf, sizeof(buf), &fx.w), 0);
 
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
 	ck_assert_int_eq(rouse_io_deregister(wio), 0);
 	ck_assert_int_eq(rouse_io_deregister(rio), 0);
 	close(p[1]);
 	close(q[0]);
-	rouse_reactor_free(r);
+	test_fixture_free(&fx);
 }
 END_TEST
 
 START_TEST(test_cache_cleared)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
-	struct rouse_io_ready rf, wf;
+	struct io_fixture fx;
+	struct rouse_io_ready rf;
 	struct rouse_io_rw op;
-	struct rouse_io *io;
 	char buf[8];
-	int sv[2];
 
-	pair_make(sv);
-	io = io_reg(r, sv[0]);
-	ck_assert_int_eq(write(sv[1], "ab", 2), 2);
-	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
+	io_fixture_init(&fx);
+	ck_assert_int_eq(write(fx.sv[1], "ab", 2), 2);
+	ck_assert_int_ge(rouse_reactor_turn(fx.r, 0), 0);
 	/* Known readable and writable: both futures ready at once. */
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_READY);
+	ck_assert_int_eq(rouse_io_readable_init(&rf, fx.io), 0);
+	ck_assert_int_eq(test_poll_with(&rf.op.base, &fx.w), ROUSE_READY);
 	ck_assert(rf.events & ROUSE_IO_READABLE);
 	ck_assert(rf.events & ROUSE_IO_WRITABLE);
 	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 1);
+	ck_assert_int_eq(atomic_load(&fx.cw.live), 1);
 
-	/* Taking the data does not clear it: only an EAGAIN does. */
-	ck_assert_int_eq(rouse_io_read_init(&op, io, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(poll_with(&op.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(op.result, 2);
-	ck_assert_int_eq(rouse_future_drop(&op.op.base), 0);
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
-	ck_assert_int_eq(rouse_io_read_init(&op, io, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(poll_with(&op.op.base, &w), ROUSE_PENDING);
+	/*
+	 * Taking the data with a full read does not clear it: only an
+	 * EAGAIN, or a short read of a stream, proves the fd empty.
+	 */
+	ck_assert_int_eq(read_now(fx.io, buf, 2, &fx.w), 2);
+	ck_assert_int_eq(poll_readable(fx.io, &fx.w), ROUSE_READY);
+	ck_assert_int_eq(rouse_io_read_init(&op, fx.io, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(test_poll_with(&op.op.base, &fx.w), ROUSE_PENDING);
 	ck_assert_int_eq(rouse_future_drop(&op.op.base), 0);
 	/* The read that hit EAGAIN cleared it. */
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
+	ck_assert_int_eq(poll_readable(fx.io, &fx.w), ROUSE_PENDING);
 	/* Writability is untouched by that... */
-	ck_assert_int_eq(rouse_io_writable_init(&wf, io), 0);
-	ck_assert_int_eq(poll_with(&wf.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(rouse_future_drop(&wf.op.base), 0);
+	ck_assert_int_eq(poll_writable(fx.io, &fx.w), ROUSE_READY);
 	/* ...until rouse_io_clear() says otherwise. */
-	ck_assert_int_eq(rouse_io_clear(io, ROUSE_IO_WRITABLE), 0);
-	ck_assert_int_eq(rouse_io_writable_init(&wf, io), 0);
-	ck_assert_int_eq(poll_with(&wf.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_future_drop(&wf.op.base), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 1);
+	ck_assert_int_eq(rouse_io_clear(fx.io, ROUSE_IO_WRITABLE), 0);
+	ck_assert_int_eq(poll_writable(fx.io, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(atomic_load(&fx.cw.live), 1);
 
 	/* Cleared while data is there: the next edge brings it back. */
-	ck_assert_int_eq(write(sv[1], "c", 1), 1);
-	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
-	ck_assert_int_eq(rouse_io_clear(io, ROUSE_IO_READABLE), 0);
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
-	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
-	ck_assert_int_eq(write(sv[1], "d", 1), 1);
-	ready_after_turn(r, &rf.op.base, &w, &cw);
+	ck_assert_int_eq(write(fx.sv[1], "c", 1), 1);
+	ck_assert_int_ge(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_int_eq(poll_readable(fx.io, &fx.w), ROUSE_READY);
+	ck_assert_int_eq(rouse_io_clear(fx.io, ROUSE_IO_READABLE), 0);
+	ck_assert_int_eq(rouse_io_readable_init(&rf, fx.io), 0);
+	ck_assert_int_eq(test_poll_with(&rf.op.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&fx.cw), 0);
+	ck_assert_int_eq(write(fx.sv[1], "d", 1), 1);
+	ready_after_turn(fx.r, &rf.op.base, &fx.w, &fx.cw);
 	ck_assert(rf.events & ROUSE_IO_READABLE);
 	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
 	/* A read op finds both bytes. */
-	ck_assert_int_eq(rouse_io_read_init(&op, io, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(poll_with(&op.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(op.result, 2);
+	ck_assert_int_eq(read_now(fx.io, buf, sizeof(buf), &fx.w), 2);
 	ck_assert_int_eq(memcmp(buf, "cd", 2), 0);
-	ck_assert_int_eq(rouse_future_drop(&op.op.base), 0);
 
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	ck_assert_int_eq(rouse_io_deregister(io), 0);
-	close(sv[0]);
-	close(sv[1]);
-	rouse_reactor_free(r);
+	io_fixture_free(&fx);
+}
+END_TEST
+
+/*
+ * A short read of a stream proves it drained: the next read waits with no
+ * system call, and new data (an edge) brings it back.  Not so with
+ * SO_PASSCRED, where a Unix socket's reads may stop short of queued data.
+ */
+START_TEST(test_short_read_drains)
+{
+	struct io_fixture fx;
+	struct rouse_io_rw op;
+	char buf[8];
+
+	io_fixture_init(&fx);
+	ck_assert_int_eq(write(fx.sv[1], "ab", 2), 2);
+	ck_assert_int_ge(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_int_eq(read_now(fx.io, buf, sizeof(buf), &fx.w), 2);
+	ck_assert_int_eq(poll_readable(fx.io, &fx.w), ROUSE_PENDING);
+	/* Data written meanwhile is not lost: its edge sets the bit. */
+	ck_assert_int_eq(rouse_io_read_init(&op, fx.io, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(test_poll_with(&op.op.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(write(fx.sv[1], "c", 1), 1);
+	ck_assert_int_ge(rouse_reactor_turn(fx.r, 0), 1);
+	ck_assert_int_eq(test_poll_with(&op.op.base, &fx.w), ROUSE_READY);
+	ck_assert_int_eq(op.result, 1);
+	ck_assert_int_eq(buf[0], 'c');
+	ck_assert_int_eq(rouse_future_drop(&op.op.base), 0);
+	io_fixture_free(&fx);
 }
 END_TEST
 
@@ -497,47 +495,35 @@ END_TEST
  */
 START_TEST(test_clear_keeps_later_edge)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct io_fixture fx;
 	struct rouse_io_ready rf;
-	struct rouse_io *io;
 	char buf[8];
-	int sv[2];
 
-	pair_make(sv);
-	io = io_reg(r, sv[0]);
-	ck_assert_int_eq(write(sv[1], "a", 1), 1);
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ready_after_turn(r, &rf.op.base, &w, &cw);
+	io_fixture_init(&fx);
+	ck_assert_int_eq(write(fx.sv[1], "a", 1), 1);
+	ck_assert_int_eq(rouse_io_readable_init(&rf, fx.io), 0);
+	ready_after_turn(fx.r, &rf.op.base, &fx.w, &fx.cw);
 	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
 	/* Its own reads: the data, then EAGAIN. */
-	ck_assert_int_eq(read(sv[0], buf, sizeof(buf)), 1);
-	ck_assert_int_eq(read(sv[0], buf, sizeof(buf)), -1);
+	ck_assert_int_eq(read(fx.sv[0], buf, sizeof(buf)), 1);
+	ck_assert_int_eq(read(fx.sv[0], buf, sizeof(buf)), -1);
 	ck_assert_int_eq(errno, EAGAIN);
 	/* Meanwhile: new data, and the reactor hears of it. */
-	ck_assert_int_eq(write(sv[1], "b", 1), 1);
-	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
+	ck_assert_int_eq(write(fx.sv[1], "b", 1), 1);
+	ck_assert_int_ge(rouse_reactor_turn(fx.r, 0), 0);
 	/* The clear comes late: the new edge must not be lost. */
-	ck_assert_int_eq(rouse_io_clear(io, ROUSE_IO_READABLE), 0);
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ready_after_turn(r, &rf.op.base, &w, &cw);
+	ck_assert_int_eq(rouse_io_clear(fx.io, ROUSE_IO_READABLE), 0);
+	ck_assert_int_eq(rouse_io_readable_init(&rf, fx.io), 0);
+	ready_after_turn(fx.r, &rf.op.base, &fx.w, &fx.cw);
 	ck_assert(rf.events & ROUSE_IO_READABLE);
 	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
-	ck_assert_int_eq(read(sv[0], buf, sizeof(buf)), 1);
+	ck_assert_int_eq(read(fx.sv[0], buf, sizeof(buf)), 1);
 	ck_assert_int_eq(buf[0], 'b');
 	/* With nothing new, the clear takes effect. */
-	ck_assert_int_eq(read(sv[0], buf, sizeof(buf)), -1);
-	ck_assert_int_eq(rouse_io_clear(io, ROUSE_IO_READABLE), 0);
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	ck_assert_int_eq(rouse_io_deregister(io), 0);
-	close(sv[0]);
-	close(sv[1]);
-	rouse_reactor_free(r);
+	ck_assert_int_eq(read(fx.sv[0], buf, sizeof(buf)), -1);
+	ck_assert_int_eq(rouse_io_clear(fx.io, ROUSE_IO_READABLE), 0);
+	ck_assert_int_eq(poll_readable(fx.io, &fx.w), ROUSE_PENDING);
+	io_fixture_free(&fx);
 }
 END_TEST
 
@@ -569,7 +555,7 @@ static void drain(int fd, size_t total)
 
 START_TEST(test_second_op_busy)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct counting_waker c1, c2;
 	struct rouse_waker w1 = counting_waker(&c1), w2 = counting_waker(&c2);
 	struct rouse_io_rw rd1, rd2, wr1, wr2;
@@ -579,19 +565,18 @@ START_TEST(test_second_op_busy)
 	size_t filled;
 	int sv[2];
 
-	pair_make(sv);
-	io = io_reg(r, sv[0]);
+	io = pair_reg(r, sv);
 	ck_assert_int_eq(rouse_io_read_init(&rd1, io, b1, sizeof(b1)), 0);
-	ck_assert_int_eq(poll_with(&rd1.op.base, &w1), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&rd1.op.base, &w1), ROUSE_PENDING);
 	/* A second reader, while the first waits: -EBUSY, nothing kept. */
 	ck_assert_int_eq(rouse_io_read_init(&rd2, io, b2, sizeof(b2)), 0);
 	rd2.result = 1;
-	ck_assert_int_eq(poll_with(&rd2.op.base, &w2), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&rd2.op.base, &w2), ROUSE_READY);
 	ck_assert_int_eq(rd2.result, -EBUSY);
 	ck_assert_int_eq(rouse_future_drop(&rd2.op.base), 0);
 	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
 	rf.result = 1;
-	ck_assert_int_eq(poll_with(&rf.op.base, &w2), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&rf.op.base, &w2), ROUSE_READY);
 	ck_assert_int_eq(rf.result, -EBUSY);
 	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
 	ck_assert_int_eq(atomic_load(&c2.live), 1);
@@ -599,69 +584,53 @@ START_TEST(test_second_op_busy)
 	/* The other direction is free: writers are not readers. */
 	filled = fill(sv[0]);
 	ck_assert_int_eq(rouse_io_write_init(&wr1, io, "w", 1), 0);
-	ck_assert_int_eq(poll_with(&wr1.op.base, &w2), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&wr1.op.base, &w2), ROUSE_PENDING);
 	ck_assert_int_eq(rouse_io_write_init(&wr2, io, "v", 1), 0);
 	wr2.result = 1;
-	ck_assert_int_eq(poll_with(&wr2.op.base, &w1), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&wr2.op.base, &w1), ROUSE_READY);
 	ck_assert_int_eq(wr2.result, -EBUSY);
 	ck_assert_int_eq(rouse_future_drop(&wr2.op.base), 0);
 
 	/* The first reader still gets its data. */
-	ck_assert_int_eq(write(sv[1], "data", 4), 4);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 1);
-	ck_assert_int_eq(atomic_load(&c1.wakes), 1);
-	ck_assert_int_eq(poll_with(&rd1.op.base, &w1), ROUSE_READY);
-	ck_assert_int_eq(rd1.result, 4);
-	ck_assert_int_eq(memcmp(b1, "data", 4), 0);
-	ck_assert_int_eq(rouse_future_drop(&rd1.op.base), 0);
+	read_arrives(r, sv[1], "data", &rd1, b1, &w1, &c1);
 	/* And the first writer, once there is room. */
 	drain(sv[1], filled);
 	ck_assert_int_ge(rouse_reactor_turn(r, 0), 1);
 	ck_assert_int_eq(atomic_load(&c2.wakes), 1);
-	ck_assert_int_eq(poll_with(&wr1.op.base, &w2), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&wr1.op.base, &w2), ROUSE_READY);
 	ck_assert_int_eq(wr1.result, 1);
 	ck_assert_int_eq(rouse_future_drop(&wr1.op.base), 0);
 
-	ck_assert_int_eq(rouse_waker_drop(&w1), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w2), 0);
-	ck_assert_int_eq(atomic_load(&c1.live), 0);
-	ck_assert_int_eq(atomic_load(&c2.live), 0);
-	ck_assert_int_eq(rouse_io_deregister(io), 0);
-	close(sv[0]);
-	close(sv[1]);
+	counting_waker_drop_last(&w1, &c1);
+	counting_waker_drop_last(&w2, &c2);
+	pair_unreg(io, sv);
 	rouse_reactor_free(r);
 }
 END_TEST
 
 START_TEST(test_deregister_pending)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct io_fixture fx;
 	struct rouse_io_rw rd;
-	struct rouse_io *io;
 	char buf[8];
-	int sv[2];
 
 	/* Deregistered under a pending read: woken, then -ECANCELED. */
-	pair_make(sv);
-	io = io_reg(r, sv[0]);
-	ck_assert_int_eq(rouse_io_read_init(&rd, io, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(poll_with(&rd.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_io_deregister(io), 0);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
+	io_fixture_init(&fx);
+	ck_assert_int_eq(rouse_io_read_init(&rd, fx.io, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(test_poll_with(&rd.op.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_io_deregister(fx.io), 0);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 1);
 	rd.result = 1;
-	ck_assert_int_eq(poll_with(&rd.op.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&rd.op.base, &fx.w), ROUSE_READY);
 	ck_assert_int_eq(rd.result, -ECANCELED);
 	ck_assert_int_eq(rouse_future_drop(&rd.op.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
+	counting_waker_drop_last(&fx.w, &fx.cw);
 	/* Data for the fd now goes nowhere. */
-	ck_assert_int_eq(write(sv[1], "x", 1), 1);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
-	close(sv[0]);
-	close(sv[1]);
-	rouse_reactor_free(r);
+	ck_assert_int_eq(write(fx.sv[1], "x", 1), 1);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 0);
+	close(fx.sv[0]);
+	close(fx.sv[1]);
+	rouse_reactor_free(fx.r);
 }
 END_TEST
 
@@ -674,7 +643,7 @@ static void pair_reuse_number(int sv[2])
 
 	close(sv[0]);
 	close(sv[1]);
-	pair_make(nv);
+	test_pair_make(nv);
 	if (nv[0] != sv[0]) {
 		ck_assert_int_eq(dup3(nv[0], sv[0], O_CLOEXEC), sv[0]);
 		close(nv[0]);
@@ -691,42 +660,31 @@ static void check_new_source(struct rouse_reactor *r, struct rouse_io *io,
 {
 	struct counting_waker cw;
 	struct rouse_waker w = counting_waker(&cw);
-	struct rouse_io_ready rf;
 	struct rouse_io_rw rd;
 	char buf[8];
 
-	ck_assert_int_eq(rouse_io_readable_init(&rf, io), 0);
-	ck_assert_int_eq(poll_with(&rf.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_future_drop(&rf.op.base), 0);
+	ck_assert_int_eq(poll_readable(io, &w), ROUSE_PENDING);
 	ck_assert_int_eq(rouse_io_read_init(&rd, io, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(poll_with(&rd.op.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&rd.op.base, &w), ROUSE_PENDING);
 	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
 	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
-	ck_assert_int_eq(write(peer, "new", 3), 3);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 1);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
-	ck_assert_int_eq(poll_with(&rd.op.base, &w), ROUSE_READY);
-	ck_assert_int_eq(rd.result, 3);
-	ck_assert_int_eq(memcmp(buf, "new", 3), 0);
-	ck_assert_int_eq(rouse_future_drop(&rd.op.base), 0);
+	read_arrives(r, peer, "new", &rd, buf, &w, &cw);
 	/* Drained to EAGAIN, which forgets the readiness again. */
 	ck_assert_int_eq(rouse_io_read_init(&rd, io, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(poll_with(&rd.op.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&rd.op.base, &w), ROUSE_PENDING);
 	ck_assert_int_eq(rouse_future_drop(&rd.op.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
+	counting_waker_drop_last(&w, &cw);
 }
 
 START_TEST(test_generation_deregistered)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_io *io;
 	int sv[2], fd, fds0 = test_count_fds();
 
 	/* An event queued for a source, which goes before any turn. */
-	pair_make(sv);
+	io = pair_reg(r, sv);
 	fd = sv[0];
-	io = io_reg(r, sv[0]);
 	ck_assert_int_eq(write(sv[1], "old", 3), 3);
 	ck_assert_int_eq(rouse_io_deregister(io), 0);
 	pair_reuse_number(sv);
@@ -734,9 +692,7 @@ START_TEST(test_generation_deregistered)
 	io = io_reg(r, sv[0]);
 	/* The registration's own edge (writable) wakes no reader. */
 	check_new_source(r, io, sv[1]);
-	ck_assert_int_eq(rouse_io_deregister(io), 0);
-	close(sv[0]);
-	close(sv[1]);
+	pair_unreg(io, sv);
 	rouse_reactor_free(r);
 	ck_assert_int_eq(test_count_fds(), fds0 - 3);
 }
@@ -744,7 +700,7 @@ END_TEST
 
 START_TEST(test_generation_dup)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct pollfd pfd;
 	struct rouse_io *io;
 	int sv[2], old_file, old_peer, fd;
@@ -757,16 +713,15 @@ START_TEST(test_generation_dup)
 	 * old file keep coming with that tag after the number (and the
 	 * slot) have gone to a new source.
 	 */
-	pair_make(sv);
+	io = pair_reg(r, sv);
 	fd = sv[0];
-	io = io_reg(r, sv[0]);
 	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
 	old_file = fcntl(sv[0], F_DUPFD_CLOEXEC, 100);
 	ck_assert_int_ge(old_file, 100);
 	old_peer = sv[1];
 	close(sv[0]);
 	ck_assert_int_eq(rouse_io_deregister(io), 0);
-	pair_make(sv);
+	test_pair_make(sv);
 	if (sv[0] != fd) {
 		ck_assert_int_eq(dup3(sv[0], fd, O_CLOEXEC), fd);
 		close(sv[0]);
@@ -783,9 +738,7 @@ START_TEST(test_generation_dup)
 	check_new_source(r, io, sv[1]);
 	ck_assert_int_eq(write(old_peer, "old", 3), 3);
 	check_new_source(r, io, sv[1]);
-	ck_assert_int_eq(rouse_io_deregister(io), 0);
-	close(sv[0]);
-	close(sv[1]);
+	pair_unreg(io, sv);
 	close(old_file);
 	close(old_peer);
 	rouse_reactor_free(r);
@@ -799,13 +752,12 @@ END_TEST
  */
 START_TEST(test_closed_before_deregister)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_io *old, *io;
 	int sv[2], fd, fds0 = test_count_fds();
 
-	pair_make(sv);
+	old = pair_reg(r, sv);
 	fd = sv[0];
-	old = io_reg(r, sv[0]);
 	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
 	pair_reuse_number(sv);
 	ck_assert_int_eq(sv[0], fd);
@@ -813,72 +765,47 @@ START_TEST(test_closed_before_deregister)
 	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
 	ck_assert_int_eq(rouse_io_deregister(old), 0);
 	check_new_source(r, io, sv[1]);
-	ck_assert_int_eq(rouse_io_deregister(io), 0);
-	close(sv[0]);
-	close(sv[1]);
+	pair_unreg(io, sv);
 	rouse_reactor_free(r);
 	ck_assert_int_eq(test_count_fds(), fds0 - 3);
 }
 END_TEST
 
-/*
- * A waker that runs a callback when woken: it lets a test act from inside
- * the reactor's turn, between two batches of wakes of one epoll batch.
- */
-struct cb_waker {
-	void (*fn)(struct cb_waker *c);
-	void *arg;
-	atomic_int wakes;
-	atomic_int live;
-};
-
-static struct rouse_waker cb_clone(void *data);
-
-static void cb_drop(void *data)
-{
-	atomic_fetch_sub(&((struct cb_waker *)data)->live, 1);
-}
-
-static void cb_wake_by_ref(void *data)
-{
-	struct cb_waker *c = data;
-
-	if (atomic_fetch_add(&c->wakes, 1) == 0 && c->fn != NULL)
-		c->fn(c);
-}
-
-static void cb_wake(void *data)
-{
-	cb_wake_by_ref(data);
-	cb_drop(data);
-}
-
-static const struct rouse_waker_vtable cb_vtable = {
-	cb_clone, cb_wake, cb_wake_by_ref, cb_drop,
-};
-
-static struct rouse_waker cb_clone(void *data)
-{
-	struct rouse_waker w = { data, &cb_vtable };
-
-	atomic_fetch_add(&((struct cb_waker *)data)->live, 1);
-	return w;
-}
-
-static struct rouse_waker cb_waker(struct cb_waker *c,
-				   void (*fn)(struct cb_waker *), void *arg)
-{
-	struct rouse_waker w = { c, &cb_vtable };
-
-	c->fn = fn;
-	c->arg = arg;
-	atomic_init(&c->wakes, 0);
-	atomic_init(&c->live, 1);
-	return w;
-}
-
 /* More wakes than the reactor hands out in one batch. */
 #define BATCH_FILL 31
+
+/* One of a batch of readers: a source, and a read of it that waits. */
+struct reader {
+	struct rouse_io *io;
+	int sv[2];
+	struct call_waker cb;
+	struct rouse_waker w;
+	struct rouse_io_rw rd;
+	char buf[4];
+};
+
+/* Start rr's read, woken through a call_waker that calls fn: pending. */
+static void reader_wait(struct reader *rr, call_waker_fn *fn, void *arg)
+{
+	rr->w = call_waker(&rr->cb, fn, arg);
+	ck_assert_int_eq(rouse_io_read_init(&rr->rd, rr->io, rr->buf,
+					    sizeof(rr->buf)), 0);
+	ck_assert_int_eq(test_poll_with(&rr->rd.op.base, &rr->w),
+			 ROUSE_PENDING);
+}
+
+/* rr, woken once, reads the 3 bytes its peer wrote; then all of it goes. */
+static void reader_done(struct reader *rr)
+{
+	ck_assert_int_eq(atomic_load(&rr->cb.wakes), 1);
+	ck_assert_int_eq(test_poll_with(&rr->rd.op.base, &rr->w),
+			 ROUSE_READY);
+	ck_assert_int_eq(rr->rd.result, 3);
+	ck_assert_int_eq(rouse_future_drop(&rr->rd.op.base), 0);
+	ck_assert_int_eq(rouse_waker_drop(&rr->w), 0);
+	ck_assert_int_eq(atomic_load(&rr->cb.live), 0);
+	pair_unreg(rr->io, rr->sv);
+}
 
 struct swap {
 	struct rouse_reactor *r;
@@ -887,11 +814,17 @@ struct swap {
 	int fd;
 };
 
-/* Replace the source by a new one on the same number, mid-turn. */
-static void swap_fn(struct cb_waker *c)
+/*
+ * A call_waker's callback, which acts from inside the reactor's turn,
+ * between two batches of wakes of one epoll batch: at the first wake, the
+ * source is replaced by a new one on the same number.
+ */
+static void swap_fn(struct call_waker *c, int nth)
 {
 	struct swap *s = c->arg;
 
+	if (nth != 0)
+		return;
 	ck_assert_int_eq(rouse_io_deregister(s->io), 0);
 	pair_reuse_number(s->sv);
 	ck_assert_int_eq(s->sv[0], s->fd);
@@ -900,14 +833,9 @@ static void swap_fn(struct cb_waker *c)
 
 START_TEST(test_generation_in_batch)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct cb_waker cb[BATCH_FILL];
-	struct rouse_waker w[BATCH_FILL];
-	struct rouse_io_rw rd[BATCH_FILL];
-	struct rouse_io *io[BATCH_FILL];
-	int sv[BATCH_FILL][2];
+	struct rouse_reactor *r = test_reactor_make();
+	struct reader rr[BATCH_FILL];
 	struct swap sw;
-	char buf[BATCH_FILL][4];
 	int i, fds0 = test_count_fds();
 
 	/*
@@ -917,44 +845,23 @@ START_TEST(test_generation_in_batch)
 	 * victim by a new source on the same fd number (and, most likely,
 	 * the same slot).  The victim's event is stale by then.
 	 */
-	for (i = 0; i < BATCH_FILL; i++) {
-		pair_make(sv[i]);
-		io[i] = io_reg(r, sv[i][0]);
-	}
-	pair_make(sw.sv);
+	for (i = 0; i < BATCH_FILL; i++)
+		rr[i].io = pair_reg(r, rr[i].sv);
+	sw.io = pair_reg(r, sw.sv);
 	sw.r = r;
 	sw.fd = sw.sv[0];
-	sw.io = io_reg(r, sw.sv[0]);
 	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
-	for (i = 0; i < BATCH_FILL; i++) {
-		w[i] = cb_waker(&cb[i], i == BATCH_FILL - 1 ? swap_fn : NULL,
-				&sw);
-		ck_assert_int_eq(rouse_io_read_init(&rd[i], io[i], buf[i],
-						    sizeof(buf[i])), 0);
-		ck_assert_int_eq(poll_with(&rd[i].op.base, &w[i]),
-				 ROUSE_PENDING);
-	}
 	for (i = 0; i < BATCH_FILL; i++)
-		ck_assert_int_eq(write(sv[i][1], "abc", 3), 3);
+		reader_wait(&rr[i], i == BATCH_FILL - 1 ? swap_fn : NULL, &sw);
+	for (i = 0; i < BATCH_FILL; i++)
+		ck_assert_int_eq(write(rr[i].sv[1], "abc", 3), 3);
 	ck_assert_int_eq(write(sw.sv[1], "old", 3), 3);
 	ck_assert_int_ge(rouse_reactor_turn(r, 0), BATCH_FILL);
-	for (i = 0; i < BATCH_FILL; i++) {
-		ck_assert_int_eq(atomic_load(&cb[i].wakes), 1);
-		ck_assert_int_eq(poll_with(&rd[i].op.base, &w[i]),
-				 ROUSE_READY);
-		ck_assert_int_eq(rd[i].result, 3);
-		ck_assert_int_eq(rouse_future_drop(&rd[i].op.base), 0);
-		ck_assert_int_eq(rouse_waker_drop(&w[i]), 0);
-		ck_assert_int_eq(atomic_load(&cb[i].live), 0);
-		ck_assert_int_eq(rouse_io_deregister(io[i]), 0);
-		close(sv[i][0]);
-		close(sv[i][1]);
-	}
+	for (i = 0; i < BATCH_FILL; i++)
+		reader_done(&rr[i]);
 	ck_assert_int_eq(sw.sv[0], sw.fd);
 	check_new_source(r, sw.io, sw.sv[1]);
-	ck_assert_int_eq(rouse_io_deregister(sw.io), 0);
-	close(sw.sv[0]);
-	close(sw.sv[1]);
+	pair_unreg(sw.io, sw.sv);
 	rouse_reactor_free(r);
 	ck_assert_int_eq(test_count_fds(), fds0 - 3);
 }
@@ -966,10 +873,13 @@ struct victim {
 	struct rouse_io *io;
 };
 
-static void deregister_fn(struct cb_waker *c)
+/* A call_waker's callback: at the first wake, the victim deregistered. */
+static void deregister_fn(struct call_waker *c, int nth)
 {
 	struct victim *v = c->arg;
 
+	if (nth != 0)
+		return;
 	ck_assert_int_eq(rouse_io_deregister(v->io), 0);
 	v->io = NULL;
 }
@@ -984,51 +894,43 @@ static void deregister_fn(struct cb_waker *c)
  */
 START_TEST(test_deregister_from_wake)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct cb_waker cb[BATCH_FILL], vr, vw;
-	struct rouse_waker w[BATCH_FILL], wr, ww;
-	struct rouse_io_rw rd[BATCH_FILL], vrd, vwr;
-	struct rouse_io *io[BATCH_FILL - 1];
-	int sv[BATCH_FILL - 1][2], vs[2];
+	struct rouse_reactor *r = test_reactor_make();
+	struct reader rr[BATCH_FILL - 1];
+	struct call_waker vr, vw;
+	struct rouse_waker wr, ww;
+	struct rouse_io_rw vrd, vwr;
+	int vs[2];
 	struct victim v;
-	char buf[BATCH_FILL][4], vbuf[4];
+	char vbuf[4];
 	int i;
 
 	setup_sigpipe();
-	for (i = 0; i < BATCH_FILL - 1; i++) {
-		pair_make(sv[i]);
-		io[i] = io_reg(r, sv[i][0]);
-	}
-	pair_make(vs);
-	v.io = io_reg(r, vs[0]);
+	for (i = 0; i < BATCH_FILL - 1; i++)
+		rr[i].io = pair_reg(r, rr[i].sv);
+	v.io = pair_reg(r, vs);
 	fill(vs[0]);
 	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
-	for (i = 0; i < BATCH_FILL - 1; i++) {
-		w[i] = cb_waker(&cb[i], NULL, NULL);
-		ck_assert_int_eq(rouse_io_read_init(&rd[i], io[i], buf[i],
-						    sizeof(buf[i])), 0);
-		ck_assert_int_eq(poll_with(&rd[i].op.base, &w[i]),
-				 ROUSE_PENDING);
-	}
-	wr = cb_waker(&vr, deregister_fn, &v);
-	ww = cb_waker(&vw, NULL, NULL);
+	for (i = 0; i < BATCH_FILL - 1; i++)
+		reader_wait(&rr[i], NULL, NULL);
+	wr = call_waker(&vr, deregister_fn, &v);
+	ww = call_waker(&vw, NULL, NULL);
 	ck_assert_int_eq(rouse_io_read_init(&vrd, v.io, vbuf, sizeof(vbuf)),
 			 0);
-	ck_assert_int_eq(poll_with(&vrd.op.base, &wr), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&vrd.op.base, &wr), ROUSE_PENDING);
 	ck_assert_int_eq(rouse_io_write_init(&vwr, v.io, "x", 1), 0);
-	ck_assert_int_eq(poll_with(&vwr.op.base, &ww), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&vwr.op.base, &ww), ROUSE_PENDING);
 	/* The others readable first, then the victim hangs up. */
 	for (i = 0; i < BATCH_FILL - 1; i++)
-		ck_assert_int_eq(write(sv[i][1], "abc", 3), 3);
+		ck_assert_int_eq(write(rr[i].sv[1], "abc", 3), 3);
 	close(vs[1]);
 	ck_assert_int_ge(rouse_reactor_turn(r, 0), BATCH_FILL);
 
 	ck_assert_ptr_null(v.io);
 	ck_assert_int_eq(atomic_load(&vr.wakes), 1);
 	ck_assert_int_eq(atomic_load(&vw.wakes), 1);
-	ck_assert_int_eq(poll_with(&vrd.op.base, &wr), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&vrd.op.base, &wr), ROUSE_READY);
 	ck_assert_int_eq(vrd.result, -ECANCELED);
-	ck_assert_int_eq(poll_with(&vwr.op.base, &ww), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&vwr.op.base, &ww), ROUSE_READY);
 	ck_assert_int_eq(vwr.result, -ECANCELED);
 	ck_assert_int_eq(rouse_future_drop(&vrd.op.base), 0);
 	ck_assert_int_eq(rouse_future_drop(&vwr.op.base), 0);
@@ -1036,17 +938,8 @@ START_TEST(test_deregister_from_wake)
 	ck_assert_int_eq(rouse_waker_drop(&ww), 0);
 	ck_assert_int_eq(atomic_load(&vr.live), 0);
 	ck_assert_int_eq(atomic_load(&vw.live), 0);
-	for (i = 0; i < BATCH_FILL - 1; i++) {
-		ck_assert_int_eq(atomic_load(&cb[i].wakes), 1);
-		ck_assert_int_eq(poll_with(&rd[i].op.base, &w[i]),
-				 ROUSE_READY);
-		ck_assert_int_eq(rd[i].result, 3);
-		ck_assert_int_eq(rouse_future_drop(&rd[i].op.base), 0);
-		ck_assert_int_eq(rouse_waker_drop(&w[i]), 0);
-		ck_assert_int_eq(rouse_io_deregister(io[i]), 0);
-		close(sv[i][0]);
-		close(sv[i][1]);
-	}
+	for (i = 0; i < BATCH_FILL - 1; i++)
+		reader_done(&rr[i]);
 	close(vs[0]);
 	rouse_reactor_free(r);
 }
@@ -1245,15 +1138,14 @@ START_TEST(test_tcp)
 	struct rouse_io_rw rd;
 	struct xfer down, up;
 	struct join j;
-	struct runner ru;
+	struct test_runner ru;
 	unsigned char *out1, *out2, *in1, *in2, c;
 	socklen_t len = sizeof(local);
 	int lfd, cfd, sfd, fds0;
 
 	setup_sigpipe();
-	warm_thread_parker();
-	fds0 = test_count_fds();
-	runner_init(&ru, (enum mode)_i);
+	fds0 = test_count_fds_warm();
+	test_runner_init(&ru, (enum test_mode)_i);
 	lfd = tcp_listener(&addr);
 	cfd = tcp_socket();
 	lio = io_reg(ru.r, lfd);
@@ -1268,7 +1160,7 @@ START_TEST(test_tcp)
 	join_init(&j);
 	join_add(&j, &acc.op.base);
 	join_add(&j, &con.op.base);
-	ck_assert_int_eq(runner_block_on(&ru, &j.base), 0);
+	ck_assert_int_eq(test_runner_block_on(&ru, &j.base), 0);
 	ck_assert_int_eq(con.result, 0);
 	sfd = acc.result;
 	ck_assert_int_ge(sfd, 0);
@@ -1297,7 +1189,7 @@ START_TEST(test_tcp)
 	join_init(&j);
 	join_add(&j, &down.base);
 	join_add(&j, &up.base);
-	ck_assert_int_eq(runner_block_on(&ru, &j.base), 0);
+	ck_assert_int_eq(test_runner_block_on(&ru, &j.base), 0);
 	ck_assert_int_eq(down.err, 0);
 	ck_assert_int_eq(up.err, 0);
 	ck_assert_int_eq(memcmp(in1, out1, BIG), 0);
@@ -1309,7 +1201,7 @@ START_TEST(test_tcp)
 	ck_assert_int_eq(shutdown(sfd, SHUT_WR), 0);
 	ck_assert_int_eq(rouse_io_read_init(&rd, cio, &c, 1), 0);
 	rd.result = 1;
-	ck_assert_int_eq(runner_block_on(&ru, &rd.op.base), 0);
+	ck_assert_int_eq(test_runner_block_on(&ru, &rd.op.base), 0);
 	ck_assert_int_eq(rd.result, 0);
 	ck_assert_int_eq(rouse_future_drop(&rd.op.base), 0);
 
@@ -1323,7 +1215,7 @@ START_TEST(test_tcp)
 	free(out2);
 	free(in1);
 	free(in2);
-	runner_free(&ru);
+	test_runner_free(&ru);
 	ck_assert_int_eq(test_count_fds(), fds0);
 }
 END_TEST
@@ -1333,12 +1225,11 @@ START_TEST(test_tcp_refused)
 	struct sockaddr_in addr;
 	struct rouse_io_connect con;
 	struct rouse_io *cio;
-	struct runner ru;
+	struct test_runner ru;
 	int bound, cfd, fds0, i;
 
-	warm_thread_parker();
-	fds0 = test_count_fds();
-	runner_init(&ru, (enum mode)_i);
+	fds0 = test_count_fds_warm();
+	test_runner_init(&ru, (enum test_mode)_i);
 	/* Bound, so that the port stays ours, but not listening. */
 	bound = tcp_bound(&addr);
 	for (i = 0; i < 10; i++) {
@@ -1347,52 +1238,49 @@ START_TEST(test_tcp_refused)
 		ck_assert_int_eq(rouse_io_connect_init(&con, cio,
 			(struct sockaddr *)&addr, sizeof(addr)), 0);
 		con.result = 1;
-		ck_assert_int_eq(runner_block_on(&ru, &con.op.base), 0);
+		ck_assert_int_eq(test_runner_block_on(&ru, &con.op.base), 0);
 		ck_assert_int_eq(con.result, -ECONNREFUSED);
 		ck_assert_int_eq(rouse_future_drop(&con.op.base), 0);
 		ck_assert_int_eq(rouse_io_deregister(cio), 0);
 		close(cfd);
 	}
 	close(bound);
-	runner_free(&ru);
+	test_runner_free(&ru);
 	ck_assert_int_eq(test_count_fds(), fds0);
 }
 END_TEST
 
 START_TEST(test_accept_pending)
 {
+	struct test_fixture fx;
 	struct sockaddr_in addr;
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
 	struct rouse_io_accept acc;
 	struct rouse_io *lio;
 	int lfd, cfd;
 
+	test_fixture_init(&fx);
 	/* No one connecting: an accept waits, and a connection wakes it. */
 	lfd = tcp_listener(&addr);
-	lio = io_reg(r, lfd);
+	lio = io_reg(fx.r, lfd);
 	ck_assert_int_eq(rouse_io_accept_init(&acc, lio), 0);
-	ck_assert_int_eq(poll_with(&acc.op.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
-	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
+	ck_assert_int_eq(test_poll_with(&acc.op.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&fx.cw), 0);
 	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(cfd, 0);
 	/* Blocking connect: returns once the connection is queued. */
 	ck_assert_int_eq(connect(cfd, (struct sockaddr *)&addr, sizeof(addr)),
 			 0);
-	ck_assert_int_ge(rouse_reactor_turn(r, -1), 1);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
-	ck_assert_int_eq(poll_with(&acc.op.base, &w), ROUSE_READY);
+	ck_assert_int_ge(rouse_reactor_turn(fx.r, -1), 1);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 1);
+	ck_assert_int_eq(test_poll_with(&acc.op.base, &fx.w), ROUSE_READY);
 	ck_assert_int_ge(acc.result, 0);
 	close(acc.result);
 	ck_assert_int_eq(rouse_future_drop(&acc.op.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
 	ck_assert_int_eq(rouse_io_deregister(lio), 0);
 	close(cfd);
 	close(lfd);
-	rouse_reactor_free(r);
+	test_fixture_free(&fx);
 }
 END_TEST
 
@@ -1412,7 +1300,7 @@ struct econn {
 
 struct eserver {
 	struct rouse_future base;
-	struct runner ru;
+	struct test_runner ru;
 	int lfd;
 	struct rouse_io *lio;
 	struct rouse_io_accept acc;
@@ -1517,7 +1405,7 @@ static void *eserver_thread(void *arg)
 {
 	struct eserver *s = arg;
 
-	ck_assert_int_eq(runner_block_on(&s->ru, &s->base), 0);
+	ck_assert_int_eq(test_runner_block_on(&s->ru, &s->base), 0);
 	ck_assert_int_eq(rouse_future_drop(&s->base), 0);
 	return NULL;
 }
@@ -1563,19 +1451,18 @@ START_TEST(test_echo)
 	static struct eclient cl[CLIENTS];
 	static struct eserver s;
 	struct sockaddr_in addr;
-	struct runner ru;
+	struct test_runner ru;
 	struct join j;
 	pthread_t t;
 	int i, fds0;
 
 	setup_sigpipe();
-	warm_thread_parker();
-	fds0 = test_count_fds();
+	fds0 = test_count_fds_warm();
 
 	/* The server: its own reactor, on a thread of its own. */
 	memset(&s, 0, sizeof(s));
 	s.base.vtable = &eserver_vtable;
-	runner_init(&s.ru, (enum mode)_i);
+	test_runner_init(&s.ru, (enum test_mode)_i);
 	s.lfd = tcp_listener(&addr);
 	s.lio = io_reg(s.ru.r, s.lfd);
 	ck_assert_int_eq(rouse_event_new(s.ru.r, &s.stop), 0);
@@ -1584,7 +1471,7 @@ START_TEST(test_echo)
 	t = test_thread_start(eserver_thread, &s);
 
 	/* The clients: all at once, under one future on this thread. */
-	runner_init(&ru, (enum mode)_i);
+	test_runner_init(&ru, (enum test_mode)_i);
 	join_init(&j);
 	for (i = 0; i < CLIENTS; i++) {
 		struct eclient *c = &cl[i];
@@ -1601,7 +1488,7 @@ START_TEST(test_echo)
 			(struct sockaddr *)&addr, sizeof(addr)), 0);
 		join_add(&j, &c->base);
 	}
-	ck_assert_int_eq(runner_block_on(&ru, &j.base), 0);
+	ck_assert_int_eq(test_runner_block_on(&ru, &j.base), 0);
 	for (i = 0; i < CLIENTS; i++) {
 		struct eclient *c = &cl[i];
 		size_t k;
@@ -1619,7 +1506,7 @@ START_TEST(test_echo)
 		free(c->out);
 		free(c->in);
 	}
-	runner_free(&ru);
+	test_runner_free(&ru);
 
 	/* Stop the server from here: an event notified across threads. */
 	ck_assert_int_eq(rouse_event_notify(s.stop), 0);
@@ -1628,7 +1515,7 @@ START_TEST(test_echo)
 	rouse_event_free(s.stop);
 	ck_assert_int_eq(rouse_io_deregister(s.lio), 0);
 	close(s.lfd);
-	runner_free(&s.ru);
+	test_runner_free(&s.ru);
 	ck_assert_int_eq(test_count_fds(), fds0);
 }
 END_TEST
@@ -1637,7 +1524,7 @@ END_TEST
 
 START_TEST(test_einval)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct sockaddr_storage ss;
 	struct rouse_io_connect con;
 	struct rouse_io_accept acc;
@@ -1647,7 +1534,7 @@ START_TEST(test_einval)
 	char buf[4];
 	int sv[2], fds0;
 
-	pair_make(sv);
+	test_pair_make(sv);
 	fds0 = test_count_fds();
 	memset(&ss, 0, sizeof(ss));
 	ss.ss_family = AF_INET;
@@ -1689,7 +1576,7 @@ START_TEST(test_einval)
 					       sizeof(ss) + 1), -EINVAL);
 	/* A zero-length read with no buffer is fine: it reads nothing. */
 	ck_assert_int_eq(rouse_io_read_init(&rw, io, NULL, 0), 0);
-	ck_assert_int_eq(poll_noop(&rw.op.base), ROUSE_READY);
+	ck_assert_int_eq(test_poll_noop(&rw.op.base), ROUSE_READY);
 	ck_assert_int_eq(rw.result, 0);
 	ck_assert_int_eq(rouse_future_drop(&rw.op.base), 0);
 	ck_assert_int_eq(rouse_io_deregister(io), 0);
@@ -1715,6 +1602,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_hangup);
 	tcase_add_test(tc, test_error_bits);
 	tcase_add_test(tc, test_cache_cleared);
+	tcase_add_test(tc, test_short_read_drains);
 	tcase_add_test(tc, test_clear_keeps_later_edge);
 	tcase_add_test(tc, test_second_op_busy);
 	tcase_add_test(tc, test_deregister_pending);
@@ -1732,14 +1620,14 @@ static Suite *io_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("tcp");
-	tcase_add_loop_test(tc, test_tcp, 0, MODES);
-	tcase_add_loop_test(tc, test_tcp_refused, 0, MODES);
+	tcase_add_loop_test(tc, test_tcp, 0, TEST_MODES);
+	tcase_add_loop_test(tc, test_tcp_refused, 0, TEST_MODES);
 	tcase_add_test(tc, test_accept_pending);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("echo");
-	tcase_add_loop_test(tc, test_echo, 0, MODES);
+	tcase_add_loop_test(tc, test_echo, 0, TEST_MODES);
 	tcase_set_timeout(tc, TEST_STRESS_TIMEOUT);
 	suite_add_tcase(s, tc);
 
@@ -1752,11 +1640,5 @@ static Suite *io_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(io_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return test_run_suite(io_suite());
 }

@@ -133,22 +133,12 @@ static struct lfut lfut_make(lfut_fn *fn)
 	return f;
 }
 
-static uint64_t parks_now(void)
-{
-	struct rouse_executor_stats s;
-
-	if (rouse_executor_get_stats(&s) != 0)
-		abort();
-	return s.parks;
-}
-
 /* Wakes the kept clone once the executor is parked. */
 static void *waker_after_park(void *arg)
 {
 	struct lfut *f = arg;
 
-	while (parks_now() < f->parks0 + 1)
-		sched_yield();
+	test_wait_parks(f->parks0 + 1);
 	atomic_store(&f->woken, 1);
 	rouse_waker_wake(&f->kept);
 	return NULL;
@@ -158,7 +148,7 @@ static void *waker_after_park(void *arg)
 static enum rouse_poll fn_park_once(struct lfut *f, struct rouse_context *cx)
 {
 	if (f->polls == 1) {
-		f->parks0 = parks_now();
+		f->parks0 = test_executor_stats().parks;
 		if (rouse_waker_clone(cx->waker, &f->kept) != 0 ||
 		    pthread_create(&f->thread, NULL, waker_after_park, f) != 0)
 			abort();
@@ -175,6 +165,19 @@ static int run_park_once(void)
 
 	pthread_join(f.thread, NULL);
 	return err == 0 && f.polls == 2 ? 0 : -1;
+}
+
+/*
+ * At these levels, make both libraries log: the executor a park in
+ * block_on, the reactor one made and freed.
+ */
+static void log_both(enum rouse_log_level executor_level,
+		     enum rouse_log_level reactor_level)
+{
+	ck_assert_int_eq(rouse_executor_set_log_level(executor_level), 0);
+	ck_assert_int_eq(rouse_reactor_set_log_level(reactor_level), 0);
+	ck_assert_int_eq(run_park_once(), 0);
+	rouse_reactor_free(test_reactor_make());
 }
 
 static enum rouse_poll fn_ready(struct lfut *f, struct rouse_context *cx)
@@ -532,15 +535,12 @@ START_TEST(test_reactor_debug)
 
 	/* At TRACE too; below DEBUG, nothing. */
 	ck_assert_int_eq(rouse_reactor_set_log_level(ROUSE_LOG_TRACE), 0);
-	ck_assert_int_eq(rouse_reactor_new(&re, 0), 0);
-	rouse_reactor_free(re);
+	rouse_reactor_free(test_reactor_make());
 	ck_assert_int_eq(r.n, 4);
 	ck_assert_int_eq(rouse_reactor_set_log_level(ROUSE_LOG_INFO), 0);
-	ck_assert_int_eq(rouse_reactor_new(&re, 0), 0);
-	rouse_reactor_free(re);
+	rouse_reactor_free(test_reactor_make());
 	ck_assert_int_eq(rouse_reactor_set_log_level(ROUSE_LOG_OFF), 0);
-	ck_assert_int_eq(rouse_reactor_new(&re, 0), 0);
-	rouse_reactor_free(re);
+	rouse_reactor_free(test_reactor_make());
 	ck_assert_int_eq(r.n, 4);
 	ck_assert_int_eq(rouse_reactor_set_log_sink(NULL, NULL), 0);
 }
@@ -550,38 +550,26 @@ END_TEST
 START_TEST(test_libraries_independent)
 {
 	static struct recorder ex, re;
-	struct rouse_reactor *r = NULL;
 
 	rec_init(&ex);
 	rec_init(&re);
 	ck_assert_int_eq(rouse_executor_set_log_sink(rec_sink, &ex), 0);
 	ck_assert_int_eq(rouse_reactor_set_log_sink(rec_sink, &re), 0);
 
-	ck_assert_int_eq(rouse_executor_set_log_level(ROUSE_LOG_TRACE), 0);
-	ck_assert_int_eq(rouse_reactor_set_log_level(ROUSE_LOG_OFF), 0);
-	ck_assert_int_eq(run_park_once(), 0);
-	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
-	rouse_reactor_free(r);
+	log_both(ROUSE_LOG_TRACE, ROUSE_LOG_OFF);
 	ck_assert_int_gt(ex.n, 0);
 	ck_assert_int_eq(re.n, 0);
 	rec_assert_all(&ex, "executor", ROUSE_LOG_TRACE);
 
 	ex.n = 0;
-	ck_assert_int_eq(rouse_executor_set_log_level(ROUSE_LOG_OFF), 0);
-	ck_assert_int_eq(rouse_reactor_set_log_level(ROUSE_LOG_TRACE), 0);
-	ck_assert_int_eq(run_park_once(), 0);
-	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
-	rouse_reactor_free(r);
+	log_both(ROUSE_LOG_OFF, ROUSE_LOG_TRACE);
 	ck_assert_int_eq(ex.n, 0);
 	ck_assert_int_eq(re.n, 2);
 	rec_assert_all(&re, "reactor", ROUSE_LOG_DEBUG);
 
 	/* Both on, each to its own sink. */
 	re.n = 0;
-	ck_assert_int_eq(rouse_executor_set_log_level(ROUSE_LOG_TRACE), 0);
-	ck_assert_int_eq(run_park_once(), 0);
-	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
-	rouse_reactor_free(r);
+	log_both(ROUSE_LOG_TRACE, ROUSE_LOG_TRACE);
 	ck_assert_int_gt(ex.n, 0);
 	ck_assert_int_eq(re.n, 2);
 	rec_assert_all(&ex, "executor", ROUSE_LOG_TRACE);
@@ -595,12 +583,16 @@ END_TEST
 
 #define LINE_RE "^[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3} "
 
-/* Whether every line of text matches re; counts lines into *n. */
-static bool all_lines_match(const char *text, const char *re, int *n)
+/*
+ * How many lines of text match re; *n gets the number of lines.  With
+ * report, the lines that do not match are named on stderr.
+ */
+static int match_lines(const char *text, const char *re, int *n,
+		       bool report)
 {
 	regex_t rx;
 	char *copy = strdup(text), *save = NULL, *line;
-	bool ok = true;
+	int matched = 0;
 
 	ck_assert_ptr_nonnull(copy);
 	ck_assert_int_eq(regcomp(&rx, re, REG_EXTENDED | REG_NOSUB), 0);
@@ -608,30 +600,30 @@ static bool all_lines_match(const char *text, const char *re, int *n)
 	for (line = strtok_r(copy, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
 		(*n)++;
-		if (regexec(&rx, line, 0, NULL, 0) != 0) {
+		if (regexec(&rx, line, 0, NULL, 0) == 0)
+			matched++;
+		else if (report)
 			fprintf(stderr, "no match for /%s/: '%s'\n", re, line);
-			ok = false;
-		}
 	}
 	regfree(&rx);
 	free(copy);
-	return ok;
+	return matched;
 }
 
+/* Whether every line of text matches re; counts lines into *n. */
+static bool all_lines_match(const char *text, const char *re, int *n)
+{
+	int matched = match_lines(text, re, n, true);
+
+	return matched == *n;
+}
+
+/* How many lines of text match re. */
 static int count_matches(const char *text, const char *re)
 {
-	regex_t rx;
-	char *copy = strdup(text), *save = NULL, *line;
-	int n = 0;
+	int n;
 
-	ck_assert_ptr_nonnull(copy);
-	ck_assert_int_eq(regcomp(&rx, re, REG_EXTENDED | REG_NOSUB), 0);
-	for (line = strtok_r(copy, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save))
-		n += regexec(&rx, line, 0, NULL, 0) == 0;
-	regfree(&rx);
-	free(copy);
-	return n;
+	return match_lines(text, re, &n, false);
 }
 
 /* Read all of fd (from its start) into a new string. */
@@ -684,15 +676,9 @@ static char *capture_stderr(void (*fn)(void))
 
 static void stderr_run(void)
 {
-	struct rouse_reactor *r = NULL;
-
 	ck_assert_int_eq(rouse_executor_set_log_sink(NULL, NULL), 0);
 	ck_assert_int_eq(rouse_reactor_set_log_sink(NULL, NULL), 0);
-	ck_assert_int_eq(rouse_executor_set_log_level(ROUSE_LOG_TRACE), 0);
-	ck_assert_int_eq(rouse_reactor_set_log_level(ROUSE_LOG_DEBUG), 0);
-	ck_assert_int_eq(run_park_once(), 0);
-	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
-	rouse_reactor_free(r);
+	log_both(ROUSE_LOG_TRACE, ROUSE_LOG_DEBUG);
 	ck_assert_int_eq(rouse_executor_set_log_level(ROUSE_LOG_WARN), 0);
 	ck_assert_int_eq(run_nested(), -EDEADLK);
 	ck_assert_int_eq(rouse_executor_set_log_level(ROUSE_LOG_OFF), 0);
@@ -798,17 +784,28 @@ static char *run_child_with(const char *value)
 	return out;
 }
 
+/*
+ * run_child_with(value), whose stderr must be log lines only; their count
+ * goes into *n.
+ */
+static char *run_child_lines(const char *value, int *n)
+{
+	char *out = run_child_with(value);
+
+	ck_assert_msg(all_lines_match(out, ANY_LINE_RE, n),
+		      "ROUSE_LOG=%s:\n%s", value, out);
+	return out;
+}
+
 START_TEST(test_env_trace)
 {
 	static const char *const values[] = { "trace", "TRACE", "Trace" };
 	size_t i;
 
 	for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-		char *out = run_child_with(values[i]);
 		int n;
+		char *out = run_child_lines(values[i], &n);
 
-		ck_assert_msg(all_lines_match(out, ANY_LINE_RE, &n),
-			      "ROUSE_LOG=%s:\n%s", values[i], out);
 		/* Both libraries read it: the executor's trace... */
 		ck_assert_int_ge(count_matches(out, "TRACE \\[executor\\] "
 					       "waker create"), 1);
@@ -838,10 +835,9 @@ END_TEST
 
 START_TEST(test_env_debug)
 {
-	char *out = run_child_with("debug");
 	int n;
+	char *out = run_child_lines("debug", &n);
 
-	ck_assert_msg(all_lines_match(out, ANY_LINE_RE, &n), "%s", out);
 	ck_assert_int_eq(count_matches(out, "TRACE"), 0);
 	ck_assert_int_eq(count_matches(out, "WARN  \\[executor\\]"), 1);
 	ck_assert_int_eq(count_matches(out, "DEBUG \\[reactor\\]"), 2);
@@ -857,11 +853,9 @@ START_TEST(test_env_warn)
 	size_t i;
 
 	for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-		char *out = run_child_with(values[i]);
 		int n;
+		char *out = run_child_lines(values[i], &n);
 
-		ck_assert_msg(all_lines_match(out, ANY_LINE_RE, &n),
-			      "ROUSE_LOG=%s:\n%s", values[i], out);
 		ck_assert_msg(n == 1, "ROUSE_LOG=%s:\n%s", values[i], out);
 		ck_assert_int_eq(count_matches(out, "WARN  \\[executor\\] "
 					       "block_on: called inside"), 1);
@@ -969,14 +963,7 @@ static Suite *log_suite(void)
 
 int main(int argc, char **argv)
 {
-	SRunner *sr;
-	int failed;
-
 	if (argc == 2 && strcmp(argv[1], CHILD_ARG) == 0)
 		return log_child();
-	sr = srunner_create(log_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return test_run_suite(log_suite());
 }

@@ -164,12 +164,8 @@ START_TEST(test_many_sequential)
 	int i;
 
 	test_fdset_take(&before);
-	for (i = 0; i < SEQUENTIAL; i++) {
-		struct rouse_reactor *r = NULL;
-
-		ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
-		rouse_reactor_free(r);
-	}
+	for (i = 0; i < SEQUENTIAL; i++)
+		rouse_reactor_free(test_reactor_make());
 	test_fdset_take(&after);
 	ck_assert(fdset_eq(&before, &after));
 }
@@ -205,12 +201,8 @@ static void *new_free_thread(void *arg)
 	int i;
 
 	test_barrier_wait(b);
-	for (i = 0; i < PER_THREAD; i++) {
-		struct rouse_reactor *r = NULL;
-
-		ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
-		rouse_reactor_free(r);
-	}
+	for (i = 0; i < PER_THREAD; i++)
+		rouse_reactor_free(test_reactor_make());
 	return NULL;
 }
 
@@ -335,51 +327,6 @@ START_TEST(test_emfile)
 }
 END_TEST
 
-/* ---- shared by the cases below ------------------------------------- */
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/*
- * Create the calling thread's eventfd parker now, so that an fd count
- * taken afterwards does not see it appear in the first rouse_block_on().
- */
-static void warm_thread_parker(void)
-{
-	struct rouse_parker p;
-
-	ck_assert_int_eq(rouse_thread_parker(&p), 0);
-}
-
-static struct rouse_reactor *reactor_make(void)
-{
-	struct rouse_reactor *r = NULL;
-
-	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
-	ck_assert_ptr_nonnull(r);
-	return r;
-}
-
-/* Poll f once with *w; return what the poll said. */
-static int poll_with(struct rouse_future *f, struct rouse_waker *w)
-{
-	struct rouse_context cx = { .waker = w };
-
-	return rouse_future_poll(f, &cx);
-}
-
-static int poll_noop(struct rouse_future *f)
-{
-	struct rouse_waker w = rouse_waker_noop();
-
-	return poll_with(f, &w);
-}
-
 /* ---- threaded mode ------------------------------------------------- */
 
 START_TEST(test_threaded_start_stop)
@@ -390,7 +337,7 @@ START_TEST(test_threaded_start_stop)
 	int fds0 = test_count_fds();
 	int i;
 
-	r = reactor_make();
+	r = test_reactor_make();
 	/* Stopping a reactor that never started has nothing to stop. */
 	ck_assert_int_eq(rouse_reactor_stop(r), -ESRCH);
 	for (i = 0; i < 3; i++) {
@@ -419,7 +366,7 @@ START_TEST(test_threaded_free_running)
 	int threads0 = test_count_threads_settled();
 	int fds0 = test_count_fds();
 
-	r = reactor_make();
+	r = test_reactor_make();
 	ck_assert_int_eq(rouse_reactor_start(r), 0);
 	ck_assert_int_eq(test_count_threads(), threads0 + 1);
 	/* Freeing a running reactor stops and joins its thread. */
@@ -463,7 +410,7 @@ START_TEST(test_threaded_sleep_other_thread)
 	int fds0 = test_count_fds();
 	int i;
 
-	r = reactor_make();
+	r = test_reactor_make();
 	ck_assert_int_eq(rouse_reactor_start(r), 0);
 	/* Three threads sleep at once; the reactor's thread wakes each. */
 	for (i = 0; i < 3; i++) {
@@ -485,7 +432,7 @@ END_TEST
 
 START_TEST(test_threaded_parker_busy)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_parker p;
 	struct rouse_sleep s;
 
@@ -500,65 +447,41 @@ START_TEST(test_threaded_parker_busy)
 }
 END_TEST
 
-/* A waker whose wake tries to stop the reactor it is woken from. */
+/* What a call_waker's wake does here: try to stop the reactor it is in. */
 struct stopper {
 	struct rouse_reactor *r;
 	atomic_int err;
 	atomic_int tid;
-	atomic_int live;
 };
 
-static struct rouse_waker stopper_clone(void *data);
-
-static void stopper_drop(void *data)
+/* A call_waker's callback: the wake tries to stop st->r. */
+static void stopper_fn(struct call_waker *c, int nth)
 {
-	atomic_fetch_sub(&((struct stopper *)data)->live, 1);
-}
-
-static void stopper_wake_by_ref(void *data)
-{
-	struct stopper *st = data;
+	struct stopper *st = c->arg;
 
 	atomic_store(&st->tid, test_gettid());
 	atomic_store(&st->err, rouse_reactor_stop(st->r));
 }
 
-static void stopper_wake(void *data)
-{
-	stopper_wake_by_ref(data);
-	stopper_drop(data);
-}
-
-static const struct rouse_waker_vtable stopper_vtable = {
-	stopper_clone, stopper_wake, stopper_wake_by_ref, stopper_drop,
-};
-
-static struct rouse_waker stopper_clone(void *data)
-{
-	struct rouse_waker w = { data, &stopper_vtable };
-
-	atomic_fetch_add(&((struct stopper *)data)->live, 1);
-	return w;
-}
-
 START_TEST(test_threaded_stop_from_own_thread)
 {
-	struct stopper st = { .err = 1, .tid = 0, .live = 1 };
-	struct rouse_waker w = { &st, &stopper_vtable };
+	struct stopper st = { .err = 1, .tid = 0 };
+	struct call_waker sc;
+	struct rouse_waker w = call_waker(&sc, stopper_fn, &st);
 	struct rouse_sleep s;
 	int threads0 = test_count_threads_settled();
 
-	st.r = reactor_make();
+	st.r = test_reactor_make();
 	ck_assert_int_eq(rouse_reactor_start(st.r), 0);
 	ck_assert_int_eq(rouse_sleep_init(&s, st.r, SLEEP_NS), 0);
-	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_PENDING);
 	/* The wake runs on the reactor's thread, which cannot join itself. */
 	test_spin_until_ge(&st.tid, 1);
 	while (atomic_load(&st.err) == 1)
 		sched_yield();
 	ck_assert_int_eq(atomic_load(&st.err), -EDEADLK);
 	ck_assert_int_ne(atomic_load(&st.tid), test_gettid());
-	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_READY);
 	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
 	/* Still running, and stopped from here. */
 	ck_assert_int_eq(rouse_reactor_turn(st.r, 0), -EBUSY);
@@ -566,7 +489,7 @@ START_TEST(test_threaded_stop_from_own_thread)
 	ck_assert_int_eq(test_wait_threads(threads0), threads0);
 	rouse_reactor_free(st.r);
 	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&st.live), 0);
+	ck_assert_int_eq(atomic_load(&sc.live), 0);
 }
 END_TEST
 
@@ -574,7 +497,7 @@ END_TEST
 
 START_TEST(test_driven_turn_idle)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	int i;
 
 	/* Nothing registered, nothing due, nothing woken: 0 at once. */
@@ -593,10 +516,10 @@ START_TEST(test_driven_parker_sleep)
 	int fds0 = test_count_fds();
 	int i;
 
-	r = reactor_make();
+	r = test_reactor_make();
 	ck_assert_int_eq(rouse_reactor_parker(r, &p), 0);
 	for (i = 0; i < 5; i++) {
-		m0 = mono_ns();
+		m0 = test_mono_ns();
 		t0 = rouse_reactor_now(r);
 		ck_assert_int_eq(rouse_sleep_init(&s, r, SLEEP_NS), 0);
 		s.result = 1;
@@ -604,7 +527,7 @@ START_TEST(test_driven_parker_sleep)
 		ck_assert_int_eq(rouse_block_on_with(&s.base, &p), 0);
 		ck_assert_int_eq(s.result, 0);
 		ck_assert_int_ge(rouse_reactor_now(r) - t0, SLEEP_NS);
-		ck_assert_int_ge(mono_ns() - m0, SLEEP_NS);
+		ck_assert_int_ge(test_mono_ns() - m0, SLEEP_NS);
 		ck_assert_int_eq(rouse_future_drop(&s.base), 0);
 	}
 	rouse_reactor_free(r);
@@ -619,7 +542,7 @@ START_TEST(test_driven_waker_outlives_reactor)
 	struct rouse_waker w, w2;
 	int fds0 = test_count_fds();
 
-	r = reactor_make();
+	r = test_reactor_make();
 	ck_assert_int_eq(rouse_reactor_parker(r, &p), 0);
 	ck_assert_int_eq(rouse_parker_waker(&p, &w), 0);
 	ck_assert_int_eq(rouse_waker_clone(&w, &w2), 0);
@@ -648,7 +571,7 @@ START_TEST(test_driven_fd_readable)
 	int fds0 = test_count_fds();
 	int turns = 0, n;
 
-	r = reactor_make();
+	r = test_reactor_make();
 	pfd.fd = rouse_reactor_fd(r);
 	pfd.events = POLLIN;
 	ck_assert_int_ge(pfd.fd, 0);
@@ -658,7 +581,7 @@ START_TEST(test_driven_fd_readable)
 	w = counting_waker(&cw);
 	t0 = rouse_reactor_now(r);
 	ck_assert_int_eq(rouse_sleep_init(&s, r, SLEEP_NS), 0);
-	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_PENDING);
 	/*
 	 * Another loop (here: poll(2)) waits on the reactor's fd, and turns
 	 * the reactor without blocking whenever it is readable.  The timer
@@ -677,11 +600,9 @@ START_TEST(test_driven_fd_readable)
 	}
 	ck_assert_int_ge(rouse_reactor_now(r) - t0, SLEEP_NS);
 	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
-	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_READY);
-	ck_assert_int_eq(s.result, 0);
-	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
+	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_READY);
+	test_sleep_done(&s);
+	counting_waker_drop_last(&w, &cw);
 	/* All done: the fd is quiet again. */
 	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
 	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
@@ -714,7 +635,7 @@ START_TEST(test_driven_one_driver)
 	pthread_t t;
 	int n;
 
-	b.r = reactor_make();
+	b.r = test_reactor_make();
 	ck_assert_int_eq(rouse_reactor_parker(b.r, &p), 0);
 	t = test_thread_start(busy_thread, &b);
 	/* Wait until the other thread is inside its (blocking) turn. */
@@ -802,11 +723,9 @@ START_TEST(test_free_pending)
 	int sv[2];
 	int fds0;
 
-	warm_thread_parker();
-	fds0 = test_count_fds();
-	r = reactor_make();
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-					    SOCK_CLOEXEC, 0, sv), 0);
+	fds0 = test_count_fds_warm();
+	r = test_reactor_make();
+	test_pair_make(sv);
 	ck_assert_int_eq(rouse_io_register(r, sv[0], &io), 0);
 	ck_assert_int_eq(rouse_event_new(r, &ev), 0);
 
@@ -816,9 +735,9 @@ START_TEST(test_free_pending)
 	ck_assert_int_eq(rouse_sleep_init(&s, r, INT64_C(3600000000000)), 0);
 	ck_assert_int_eq(rouse_io_read_init(&rd, io, buf, sizeof(buf)), 0);
 	ck_assert_int_eq(rouse_event_wait_init(&wait, ev), 0);
-	ck_assert_int_eq(poll_with(&s.base, &ws), ROUSE_PENDING);
-	ck_assert_int_eq(poll_with(&rd.op.base, &wr), ROUSE_PENDING);
-	ck_assert_int_eq(poll_with(&wait.op.base, &we), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&s.base, &ws), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&rd.op.base, &wr), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&wait.op.base, &we), ROUSE_PENDING);
 	/* Each holds one clone of its waker. */
 	ck_assert_int_eq(atomic_load(&cs.live), 2);
 	ck_assert_int_eq(atomic_load(&cr.live), 2);
@@ -841,15 +760,15 @@ START_TEST(test_free_pending)
 
 	/* Polled now, each is ready with -ECANCELED, and stays so. */
 	s.result = rd.result = wait.result = 1;
-	ck_assert_int_eq(poll_with(&s.base, &ws), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&s.base, &ws), ROUSE_READY);
 	ck_assert_int_eq(s.result, -ECANCELED);
-	ck_assert_int_eq(poll_with(&rd.op.base, &wr), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&rd.op.base, &wr), ROUSE_READY);
 	ck_assert_int_eq(rd.result, -ECANCELED);
-	ck_assert_int_eq(poll_with(&wait.op.base, &we), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&wait.op.base, &we), ROUSE_READY);
 	ck_assert_int_eq(wait.result, -ECANCELED);
-	ck_assert_int_eq(poll_noop(&s.base), ROUSE_READY);
-	ck_assert_int_eq(poll_noop(&rd.op.base), ROUSE_READY);
-	ck_assert_int_eq(poll_noop(&wait.op.base), ROUSE_READY);
+	ck_assert_int_eq(test_poll_noop(&s.base), ROUSE_READY);
+	ck_assert_int_eq(test_poll_noop(&rd.op.base), ROUSE_READY);
+	ck_assert_int_eq(test_poll_noop(&wait.op.base), ROUSE_READY);
 	/* Polling took no new reference. */
 	ck_assert_int_eq(atomic_load(&cs.live), 1);
 	ck_assert_int_eq(atomic_load(&cr.live), 1);
@@ -858,12 +777,9 @@ START_TEST(test_free_pending)
 	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
 	ck_assert_int_eq(rouse_future_drop(&rd.op.base), 0);
 	ck_assert_int_eq(rouse_future_drop(&wait.op.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&ws), 0);
-	ck_assert_int_eq(rouse_waker_drop(&wr), 0);
-	ck_assert_int_eq(rouse_waker_drop(&we), 0);
-	ck_assert_int_eq(atomic_load(&cs.live), 0);
-	ck_assert_int_eq(atomic_load(&cr.live), 0);
-	ck_assert_int_eq(atomic_load(&ce.live), 0);
+	counting_waker_drop_last(&ws, &cs);
+	counting_waker_drop_last(&wr, &cr);
+	counting_waker_drop_last(&we, &ce);
 	ck_assert_int_eq(counting_waker_total_wakes(&cr), 1);
 	ck_assert_int_eq(counting_waker_total_wakes(&ce), 1);
 
@@ -876,35 +792,15 @@ END_TEST
 struct blocked_sleep {
 	struct rouse_reactor *r;
 	struct rouse_sleep s;
+	struct test_watched w;	/* watches s */
 	int err;
-	atomic_int polled;
 };
-
-/* Polls inner, then counts the polls that returned: a handshake. */
-struct wrap {
-	struct rouse_future base;
-	struct rouse_future *inner;
-	atomic_int *polled;
-};
-
-static enum rouse_poll wrap_poll(struct rouse_future *f,
-				 struct rouse_context *cx)
-{
-	struct wrap *w = (struct wrap *)f;
-	enum rouse_poll p = w->inner->vtable->poll(w->inner, cx);
-
-	atomic_fetch_add(w->polled, 1);
-	return p;
-}
-
-static const struct rouse_future_vtable wrap_vtable = { wrap_poll, NULL };
 
 static void *blocked_sleep_thread(void *arg)
 {
 	struct blocked_sleep *b = arg;
-	struct wrap w = { { &wrap_vtable }, &b->s.base, &b->polled };
 
-	b->err = rouse_block_on(&w.base);
+	b->err = rouse_block_on(&b->w.base);
 	return NULL;
 }
 
@@ -914,13 +810,14 @@ START_TEST(test_free_wakes_blocked_thread)
 	int threads0 = test_count_threads_settled();
 	pthread_t t;
 
-	b.r = reactor_make();
+	b.r = test_reactor_make();
 	ck_assert_int_eq(rouse_reactor_start(b.r), 0);
 	ck_assert_int_eq(rouse_sleep_init(&b.s, b.r, INT64_C(3600000000000)),
 			 0);
+	test_watched_init(&b.w, &b.s.base);
 	t = test_thread_start(blocked_sleep_thread, &b);
 	/* Once the sleep is registered, free the (running) reactor. */
-	test_spin_until_ge(&b.polled, 1);
+	test_spin_until_ge(&b.w.polls, 1);
 	rouse_reactor_free(b.r);
 	/* The blocked thread was woken, and its sleep was cancelled. */
 	test_thread_join(t);
@@ -939,7 +836,7 @@ END_TEST
  */
 START_TEST(test_free_then_drop_completed)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_interval iv;
 	struct rouse_parker p;
 	struct rouse_sleep s, idle;
@@ -952,9 +849,8 @@ START_TEST(test_free_then_drop_completed)
 	ck_assert_int_eq(s.result, 0);
 	rouse_reactor_free(r);
 	s.result = 1;
-	ck_assert_int_eq(poll_noop(&s.base), ROUSE_READY);
-	ck_assert_int_eq(s.result, 0);
-	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	ck_assert_int_eq(test_poll_noop(&s.base), ROUSE_READY);
+	test_sleep_done(&s);
 	ck_assert_int_eq(rouse_future_drop(&idle.base), 0);
 	ck_assert_int_eq(rouse_future_drop(&iv.sleep.base), 0);
 }
@@ -966,7 +862,7 @@ END_TEST
  */
 START_TEST(test_free_interval_waiting)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct counting_waker cw;
 	struct rouse_waker w = counting_waker(&cw);
 	struct rouse_interval iv;
@@ -974,22 +870,22 @@ START_TEST(test_free_interval_waiting)
 
 	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
 	ck_assert_int_eq(rouse_interval_init(&iv, r, 1000), 0);
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
 	ck_assert_int_ge(rouse_reactor_clock_advance(r, 1000), 0);
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &w), ROUSE_READY);
 	ck_assert_int_eq(iv.result, 0);
 	ck_assert_uint_eq(iv.ticks, 1);
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
 	rouse_reactor_free(r);
 	ck_assert_int_eq(atomic_load(&cw.wakes), 2);
 	for (i = 0; i < 3; i++) {
 		iv.result = 1;
-		ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_READY);
+		ck_assert_int_eq(test_poll_with(&iv.sleep.base, &w),
+				 ROUSE_READY);
 		ck_assert_int_eq(iv.result, -ECANCELED);
 	}
 	ck_assert_int_eq(rouse_future_drop(&iv.sleep.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
+	counting_waker_drop_last(&w, &cw);
 }
 END_TEST
 
@@ -1000,7 +896,7 @@ END_TEST
  */
 START_TEST(test_free_interval_after_tick)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_interval iv;
 	struct rouse_parker p;
 	int i;
@@ -1013,7 +909,7 @@ START_TEST(test_free_interval_after_tick)
 	rouse_reactor_free(r);
 	for (i = 0; i < 3; i++) {
 		iv.result = 1;
-		ck_assert_int_eq(poll_noop(&iv.sleep.base), ROUSE_READY);
+		ck_assert_int_eq(test_poll_noop(&iv.sleep.base), ROUSE_READY);
 		ck_assert_int_eq(iv.result, -ECANCELED);
 	}
 	ck_assert_int_eq(rouse_future_drop(&iv.sleep.base), 0);
@@ -1031,60 +927,28 @@ struct order_log {
 };
 
 struct order_waker {
+	struct call_waker cw;
 	struct order_log *log;
 	int idx;
-	atomic_int wakes;
-	atomic_int live;
 };
 
-static struct rouse_waker order_clone(void *data);
-
-static void order_wake_by_ref(void *data)
+/* A call_waker's callback: o's index appended to o's log. */
+static void order_fn(struct call_waker *c, int nth)
 {
-	struct order_waker *o = data;
+	struct order_waker *o = c->arg;
 	int i = atomic_fetch_add(&o->log->n, 1);
 
 	ck_assert_int_lt(i, 64);
 	o->log->idx[i] = o->idx;
-	atomic_fetch_add(&o->wakes, 1);
 }
 
-static void order_drop(void *data)
-{
-	struct order_waker *o = data;
-
-	atomic_fetch_sub(&o->live, 1);
-}
-
-static void order_wake(void *data)
-{
-	order_wake_by_ref(data);
-	order_drop(data);
-}
-
-static const struct rouse_waker_vtable order_vtable = {
-	order_clone, order_wake, order_wake_by_ref, order_drop,
-};
-
-static struct rouse_waker order_clone(void *data)
-{
-	struct order_waker *o = data;
-	struct rouse_waker w = { o, &order_vtable };
-
-	atomic_fetch_add(&o->live, 1);
-	return w;
-}
-
+/* Set *o up to log idx into log; return its first reference. */
 static struct rouse_waker order_waker(struct order_waker *o,
 				      struct order_log *log, int idx)
 {
-	struct rouse_waker w = { o, &order_vtable };
-
 	o->log = log;
 	o->idx = idx;
-	atomic_init(&o->wakes, 0);
-	atomic_init(&o->live, 1);
-	return w;
+	return call_waker(&o->cw, order_fn, o);
 }
 
 START_TEST(test_clock_pause_advance)
@@ -1101,7 +965,7 @@ START_TEST(test_clock_pause_advance)
 	int64_t t0;
 	int i;
 
-	r = reactor_make();
+	r = test_reactor_make();
 	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
 	/* Pausing twice is harmless. */
 	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
@@ -1114,7 +978,8 @@ START_TEST(test_clock_pause_advance)
 		w[i] = order_waker(&ow[i], &log, i);
 		ck_assert_int_eq(rouse_sleep_until_init(&s[i], r,
 							t0 + at[i] * MS), 0);
-		ck_assert_int_eq(poll_with(&s[i].base, &w[i]), ROUSE_PENDING);
+		ck_assert_int_eq(test_poll_with(&s[i].base, &w[i]),
+				 ROUSE_PENDING);
 	}
 	/* Turns fire nothing while the clock stands. */
 	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
@@ -1128,9 +993,9 @@ START_TEST(test_clock_pause_advance)
 	/* 10 ms exactly: the two due at 10, first polled first. */
 	ck_assert_int_ge(rouse_reactor_clock_advance(r, 1), 0);
 	ck_assert_int_eq(atomic_load(&log.n), 2);
-	ck_assert_int_eq(poll_with(&s[1].base, &w[1]), ROUSE_READY);
-	ck_assert_int_eq(poll_with(&s[3].base, &w[3]), ROUSE_READY);
-	ck_assert_int_eq(poll_with(&s[0].base, &w[0]), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&s[1].base, &w[1]), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&s[3].base, &w[3]), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&s[0].base, &w[0]), ROUSE_PENDING);
 	/* To 25 ms: the one at 20. */
 	ck_assert_int_ge(rouse_reactor_clock_advance(r, 15 * MS), 0);
 	ck_assert_int_eq(atomic_load(&log.n), 3);
@@ -1139,12 +1004,12 @@ START_TEST(test_clock_pause_advance)
 	ck_assert_int_eq(atomic_load(&log.n), 5);
 	for (i = 0; i < 5; i++) {
 		ck_assert_int_eq(log.idx[i], expect[i]);
-		ck_assert_int_eq(atomic_load(&ow[i].wakes), 1);
-		ck_assert_int_eq(poll_with(&s[i].base, &w[i]), ROUSE_READY);
-		ck_assert_int_eq(s[i].result, 0);
-		ck_assert_int_eq(rouse_future_drop(&s[i].base), 0);
+		ck_assert_int_eq(atomic_load(&ow[i].cw.wakes), 1);
+		ck_assert_int_eq(test_poll_with(&s[i].base, &w[i]),
+				 ROUSE_READY);
+		test_sleep_done(&s[i]);
 		ck_assert_int_eq(rouse_waker_drop(&w[i]), 0);
-		ck_assert_int_eq(atomic_load(&ow[i].live), 0);
+		ck_assert_int_eq(atomic_load(&ow[i].cw.live), 0);
 	}
 	ck_assert_int_eq(rouse_reactor_now(r), t0 + 1025 * MS);
 	rouse_reactor_free(r);
@@ -1153,7 +1018,7 @@ END_TEST
 
 START_TEST(test_clock_errors)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 
 	/* Advancing a running clock is refused. */
 	ck_assert_int_eq(rouse_reactor_clock_advance(r, 0), -EPERM);
@@ -1172,7 +1037,7 @@ END_TEST
 
 START_TEST(test_clock_resume_monotonic)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_sleep s;
 	struct rouse_parker p;
 	int64_t paused, a, b;
@@ -1209,21 +1074,21 @@ START_TEST(test_clock_threaded)
 {
 	struct counting_waker cw;
 	struct rouse_waker w = counting_waker(&cw);
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_sleep s;
 
 	/* The paused clock works the same with the reactor on its thread. */
 	ck_assert_int_eq(rouse_reactor_start(r), 0);
 	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
 	ck_assert_int_eq(rouse_sleep_init(&s, r, 5 * MS), 0);
-	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_PENDING);
 	ck_assert_int_eq(rouse_reactor_clock_advance(r, 5 * MS - 1), 0);
 	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
 	ck_assert_int_ge(rouse_reactor_clock_advance(r, 1), 0);
 	/* advance fires on the calling thread: woken when it returns. */
 	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
 	ck_assert_int_eq(atomic_load(&cw.last_tid), test_gettid());
-	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_READY);
 	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
 	ck_assert_int_eq(rouse_waker_drop(&w), 0);
 	rouse_reactor_free(r);
@@ -1235,7 +1100,7 @@ END_TEST
 
 START_TEST(test_einval_null)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_parker p = { .data = SENTINEL, .vtable = NULL };
 	int fds0 = test_count_fds();
 
@@ -1341,11 +1206,5 @@ static Suite *reactor_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(reactor_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return test_run_suite(reactor_suite());
 }

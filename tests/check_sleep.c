@@ -26,71 +26,7 @@ static uint64_t rng_state;
 
 static uint64_t rng(void)
 {
-	uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static struct rouse_reactor *reactor_make(void)
-{
-	struct rouse_reactor *r = NULL;
-
-	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
-	return r;
-}
-
-static int poll_with(struct rouse_future *f, struct rouse_waker *w)
-{
-	struct rouse_context cx = { .waker = w };
-
-	return rouse_future_poll(f, &cx);
-}
-
-/* The two ways to run a reactor, as the _i of a loop test. */
-enum mode {
-	MODE_THREADED,
-	MODE_DRIVEN,
-	MODES,
-};
-
-struct runner {
-	struct rouse_reactor *r;
-	enum mode mode;
-	struct rouse_parker parker;
-};
-
-static void runner_init(struct runner *ru, enum mode mode)
-{
-	ru->r = reactor_make();
-	ru->mode = mode;
-	if (mode == MODE_THREADED)
-		ck_assert_int_eq(rouse_reactor_start(ru->r), 0);
-	else
-		ck_assert_int_eq(rouse_reactor_parker(ru->r, &ru->parker), 0);
-}
-
-static int runner_block_on(struct runner *ru, struct rouse_future *f)
-{
-	if (ru->mode == MODE_THREADED)
-		return rouse_block_on(f);
-	return rouse_block_on_with(f, &ru->parker);
-}
-
-static void runner_free(struct runner *ru)
-{
-	if (ru->mode == MODE_THREADED)
-		ck_assert_int_eq(rouse_reactor_stop(ru->r), 0);
-	rouse_reactor_free(ru->r);
+	return test_splitmix64(&rng_state);
 }
 
 /* ---- never early --------------------------------------------------- */
@@ -102,39 +38,38 @@ static const int64_t durations[] = {
 
 START_TEST(test_sleep_never_early)
 {
-	struct runner ru;
+	struct test_runner ru;
 	size_t i;
 	int rep;
 
-	runner_init(&ru, (enum mode)_i);
+	test_runner_init(&ru, (enum test_mode)_i);
 	for (rep = 0; rep < 3; rep++) {
 		for (i = 0; i < NDURATIONS; i++) {
 			struct rouse_sleep s;
 			int64_t d = durations[i], t0, m0;
 
-			m0 = mono_ns();
+			m0 = test_mono_ns();
 			t0 = rouse_reactor_now(ru.r);
 			ck_assert_int_eq(rouse_sleep_init(&s, ru.r, d), 0);
 			s.result = 1;
-			ck_assert_int_eq(runner_block_on(&ru, &s.base), 0);
+			ck_assert_int_eq(test_runner_block_on(&ru, &s.base), 0);
 			/* Elapsed on the reactor's clock and the system's. */
 			ck_assert_int_ge(rouse_reactor_now(ru.r) - t0, d);
-			ck_assert_int_ge(mono_ns() - m0, d);
-			ck_assert_int_eq(s.result, 0);
-			ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+			ck_assert_int_ge(test_mono_ns() - m0, d);
+			test_sleep_done(&s);
 		}
 	}
-	runner_free(&ru);
+	test_runner_free(&ru);
 }
 END_TEST
 
 START_TEST(test_sleep_until_never_early)
 {
-	struct runner ru;
+	struct test_runner ru;
 	size_t i;
 	int rep;
 
-	runner_init(&ru, (enum mode)_i);
+	test_runner_init(&ru, (enum test_mode)_i);
 	for (rep = 0; rep < 3; rep++) {
 		for (i = 0; i < NDURATIONS; i++) {
 			struct rouse_sleep s;
@@ -144,10 +79,9 @@ START_TEST(test_sleep_until_never_early)
 			ck_assert_int_eq(rouse_sleep_until_init(&s, ru.r,
 								deadline), 0);
 			s.result = 1;
-			ck_assert_int_eq(runner_block_on(&ru, &s.base), 0);
+			ck_assert_int_eq(test_runner_block_on(&ru, &s.base), 0);
 			ck_assert_int_ge(rouse_reactor_now(ru.r), deadline);
-			ck_assert_int_eq(s.result, 0);
-			ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+			test_sleep_done(&s);
 		}
 	}
 	/* A deadline in the past (even 0) is ready at the next turn. */
@@ -156,11 +90,10 @@ START_TEST(test_sleep_until_never_early)
 
 		ck_assert_int_eq(rouse_sleep_until_init(&s, ru.r, 0), 0);
 		s.result = 1;
-		ck_assert_int_eq(runner_block_on(&ru, &s.base), 0);
-		ck_assert_int_eq(s.result, 0);
-		ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+		ck_assert_int_eq(test_runner_block_on(&ru, &s.base), 0);
+		test_sleep_done(&s);
 	}
-	runner_free(&ru);
+	test_runner_free(&ru);
 }
 END_TEST
 
@@ -202,11 +135,11 @@ static const struct rouse_future_vtable many_vtable = { many_poll, NULL };
 START_TEST(test_sleep_many_never_early)
 {
 	static struct many m;
-	struct runner ru;
+	struct test_runner ru;
 	int i;
 
 	rng_state = 7;
-	runner_init(&ru, (enum mode)_i);
+	test_runner_init(&ru, (enum test_mode)_i);
 	m.base.vtable = &many_vtable;
 	m.r = ru.r;
 	m.left = CONCURRENT;
@@ -219,59 +152,33 @@ START_TEST(test_sleep_many_never_early)
 		ck_assert_int_eq(rouse_sleep_init(&m.s[i], ru.r, d), 0);
 		m.done[i] = false;
 	}
-	ck_assert_int_eq(runner_block_on(&ru, &m.base), 0);
+	ck_assert_int_eq(test_runner_block_on(&ru, &m.base), 0);
 	for (i = 0; i < CONCURRENT; i++)
 		ck_assert_int_eq(rouse_future_drop(&m.s[i].base), 0);
-	runner_free(&ru);
+	test_runner_free(&ru);
 }
 END_TEST
 
 /* ---- firing order under the paused clock --------------------------- */
 
 /*
- * The waker of one timer: data is its record, and a wake appends the
- * timer's index to the log, so the log is the order of the wakes.
+ * The waker of one timer, a call_waker: a wake appends the timer's index
+ * to the log, so the log is the order of the wakes.
  */
 struct rec {
+	struct call_waker cw;
 	int idx;
-	atomic_int wakes;
-	atomic_int live;
 };
 
 static int *order_log;
 static atomic_int order_n;
 
-static struct rouse_waker rec_clone(void *data);
-
-static void rec_drop(void *data)
+/* A call_waker's callback: the timer's index appended to the log. */
+static void rec_fn(struct call_waker *c, int nth)
 {
-	atomic_fetch_sub(&((struct rec *)data)->live, 1);
-}
-
-static void rec_wake_by_ref(void *data)
-{
-	struct rec *rc = data;
+	struct rec *rc = c->arg;
 
 	order_log[atomic_fetch_add(&order_n, 1)] = rc->idx;
-	atomic_fetch_add(&rc->wakes, 1);
-}
-
-static void rec_wake(void *data)
-{
-	rec_wake_by_ref(data);
-	rec_drop(data);
-}
-
-static const struct rouse_waker_vtable rec_vtable = {
-	rec_clone, rec_wake, rec_wake_by_ref, rec_drop,
-};
-
-static struct rouse_waker rec_clone(void *data)
-{
-	struct rouse_waker w = { data, &rec_vtable };
-
-	atomic_fetch_add(&((struct rec *)data)->live, 1);
-	return w;
 }
 
 /* What order must come out: by deadline, then by registration. */
@@ -301,7 +208,7 @@ static int expect_cmp(const void *a, const void *b)
 static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 		      int64_t max_step, uint64_t seed)
 {
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_sleep *s = calloc((size_t)n, sizeof(*s));
 	struct rec *rc = calloc((size_t)n, sizeof(*rc));
 	struct expect *ex = calloc((size_t)n, sizeof(*ex));
@@ -329,8 +236,6 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 		ex[i].deadline = d;
 		ex[i].idx = i;
 		rc[i].idx = i;
-		atomic_init(&rc[i].wakes, 0);
-		atomic_init(&rc[i].live, 0);
 		/* Half by duration, half by deadline: the same thing. */
 		if (i % 2 == 0 && off >= 0)
 			ck_assert_int_eq(rouse_sleep_init(&s[i], r, off), 0);
@@ -347,12 +252,16 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 		perm[j] = t;
 	}
 	for (i = 0; i < n; i++) {
-		struct rouse_waker w = { &rc[perm[i]], &rec_vtable };
 		int k = perm[i];
+		struct rouse_waker w = call_waker(&rc[k].cw, rec_fn, &rc[k]);
+		int p;
 
 		ex[k].polled = i;
 		s[k].result = 1;
-		if (poll_with(&s[k].base, &w) == ROUSE_PENDING)
+		p = test_poll_with(&s[k].base, &w);
+		/* Only the timer's clone of w may be left. */
+		ck_assert_int_eq(rouse_waker_drop(&w), 0);
+		if (p == ROUSE_PENDING)
 			continue;
 		/*
 		 * Ready at its first poll: only a timer due already may be,
@@ -360,7 +269,7 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 		 */
 		ck_assert_int_le(ex[k].deadline, t0);
 		ck_assert_int_eq(s[k].result, 0);
-		ck_assert_int_eq(atomic_load(&rc[k].live), 0);
+		ck_assert_int_eq(atomic_load(&rc[k].cw.live), 0);
 		ex[k].idx = -1;
 		rc[k].idx = -1;
 	}
@@ -396,12 +305,11 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 	for (i = 0; i < n; i++) {
 		struct rouse_waker w = rouse_waker_noop();
 
-		ck_assert_int_eq(atomic_load(&rc[i].wakes), rc[i].idx >= 0);
-		ck_assert_int_eq(atomic_load(&rc[i].live), 0);
+		ck_assert_int_eq(atomic_load(&rc[i].cw.wakes), rc[i].idx >= 0);
+		ck_assert_int_eq(atomic_load(&rc[i].cw.live), 0);
 		s[i].result = 1;
-		ck_assert_int_eq(poll_with(&s[i].base, &w), ROUSE_READY);
-		ck_assert_int_eq(s[i].result, 0);
-		ck_assert_int_eq(rouse_future_drop(&s[i].base), 0);
+		ck_assert_int_eq(test_poll_with(&s[i].base, &w), ROUSE_READY);
+		test_sleep_done(&s[i]);
 	}
 	rouse_reactor_free(r);
 	free(order_log);
@@ -442,32 +350,28 @@ END_TEST
  */
 START_TEST(test_paused_due_when_polled)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct test_fixture fx;
 	struct rouse_sleep s;
 	int64_t t0;
 	int p;
 
-	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
-	t0 = rouse_reactor_now(r);
-	ck_assert_int_eq(rouse_sleep_until_init(&s, r, t0), 0);
+	test_fixture_init(&fx);
+	ck_assert_int_eq(rouse_reactor_clock_pause(fx.r), 0);
+	t0 = rouse_reactor_now(fx.r);
+	ck_assert_int_eq(rouse_sleep_until_init(&s, fx.r, t0), 0);
 	s.result = 1;
-	p = poll_with(&s.base, &w);
+	p = test_poll_with(&s.base, &fx.w);
 	if (p == ROUSE_PENDING) {
-		ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
-		ck_assert_msg(atomic_load(&cw.wakes) == 1,
+		ck_assert_int_ge(rouse_reactor_turn(fx.r, 0), 0);
+		ck_assert_msg(atomic_load(&fx.cw.wakes) == 1,
 			      "a sleep due when first polled was not fired "
 			      "by a turn of the reactor with the clock "
 			      "paused");
-		p = poll_with(&s.base, &w);
+		p = test_poll_with(&s.base, &fx.w);
 	}
 	ck_assert_int_eq(p, ROUSE_READY);
-	ck_assert_int_eq(s.result, 0);
-	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	rouse_reactor_free(r);
+	test_sleep_done(&s);
+	test_fixture_free(&fx);
 }
 END_TEST
 
@@ -478,31 +382,27 @@ END_TEST
  */
 START_TEST(test_paused_due_before_pause)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct test_fixture fx;
 	struct rouse_sleep s;
 	int64_t deadline;
 
-	deadline = rouse_reactor_now(r) + MS;
-	ck_assert_int_eq(rouse_sleep_until_init(&s, r, deadline), 0);
-	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_PENDING);
+	test_fixture_init(&fx);
+	deadline = rouse_reactor_now(fx.r) + MS;
+	ck_assert_int_eq(rouse_sleep_until_init(&s, fx.r, deadline), 0);
+	ck_assert_int_eq(test_poll_with(&s.base, &fx.w), ROUSE_PENDING);
 	/* Wait (without turning) until the deadline has passed. */
-	while (rouse_reactor_now(r) < deadline)
+	while (rouse_reactor_now(fx.r) < deadline)
 		sched_yield();
-	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
-	ck_assert_int_ge(rouse_reactor_now(r), deadline);
-	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
-	ck_assert_msg(atomic_load(&cw.wakes) == 1,
+	ck_assert_int_eq(rouse_reactor_clock_pause(fx.r), 0);
+	ck_assert_int_ge(rouse_reactor_now(fx.r), deadline);
+	ck_assert_int_ge(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_msg(atomic_load(&fx.cw.wakes) == 1,
 		      "a timer due before the clock was paused was not "
 		      "fired by a turn of the reactor");
 	s.result = 1;
-	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_READY);
-	ck_assert_int_eq(s.result, 0);
-	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	rouse_reactor_free(r);
+	ck_assert_int_eq(test_poll_with(&s.base, &fx.w), ROUSE_READY);
+	test_sleep_done(&s);
+	test_fixture_free(&fx);
 }
 END_TEST
 
@@ -511,61 +411,59 @@ END_TEST
 START_TEST(test_interval_paused)
 {
 	const int64_t p = 10 * MS;
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct test_fixture fx;
 	struct rouse_interval iv;
 
-	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
-	ck_assert_int_eq(rouse_interval_init(&iv, r, p), 0);
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
+	test_fixture_init(&fx);
+	ck_assert_int_eq(rouse_reactor_clock_pause(fx.r), 0);
+	ck_assert_int_eq(rouse_interval_init(&iv, fx.r, p), 0);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_PENDING);
 
 	/* One period: one tick, not a nanosecond early. */
-	ck_assert_int_eq(rouse_reactor_clock_advance(r, p - 1), 0);
-	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
-	ck_assert_int_ge(rouse_reactor_clock_advance(r, 1), 0);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_READY);
+	ck_assert_int_eq(rouse_reactor_clock_advance(fx.r, p - 1), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&fx.cw), 0);
+	ck_assert_int_ge(rouse_reactor_clock_advance(fx.r, 1), 0);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 1);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_READY);
 	ck_assert_int_eq(iv.result, 0);
 	ck_assert_uint_eq(iv.ticks, 1);
 
 	/* Polled again, it waits for the next tick (at 2p). */
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_PENDING);
 	/* 3.5 periods later (at 4.5p): the ticks at 2p, 3p, 4p. */
-	ck_assert_int_ge(rouse_reactor_clock_advance(r, 3 * p + p / 2), 0);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 2);
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_READY);
+	ck_assert_int_ge(rouse_reactor_clock_advance(fx.r, 3 * p + p / 2), 0);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 2);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_READY);
 	ck_assert_uint_eq(iv.ticks, 3);
 
 	/* The next one is on the grid, at 5p: half a period away. */
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_reactor_clock_advance(r, p / 2 - 1), 0);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 2);
-	ck_assert_int_ge(rouse_reactor_clock_advance(r, 1), 0);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 3);
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_reactor_clock_advance(fx.r, p / 2 - 1), 0);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 2);
+	ck_assert_int_ge(rouse_reactor_clock_advance(fx.r, 1), 0);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 3);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_READY);
 	ck_assert_uint_eq(iv.ticks, 1);
 
 	/* Exactly a period (to 6p): one tick. */
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
-	ck_assert_int_ge(rouse_reactor_clock_advance(r, p), 0);
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_ge(rouse_reactor_clock_advance(fx.r, p), 0);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_READY);
 	ck_assert_uint_eq(iv.ticks, 1);
 
 	/* A tick missed by exactly k periods (to 9p): k + 1 = 3 ticks. */
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
-	ck_assert_int_ge(rouse_reactor_clock_advance(r, 3 * p), 0);
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_READY);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_ge(rouse_reactor_clock_advance(fx.r, 3 * p), 0);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_READY);
 	ck_assert_uint_eq(iv.ticks, 3);
 
 	/* Dropped while waiting: nothing left behind. */
-	ck_assert_int_eq(poll_with(&iv.sleep.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&iv.sleep.base, &fx.w), ROUSE_PENDING);
 	ck_assert_int_eq(rouse_future_drop(&iv.sleep.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	ck_assert_int_eq(rouse_reactor_clock_advance(r, 100 * p), 0);
-	ck_assert_int_eq(atomic_load(&cw.wakes), 5);
-	rouse_reactor_free(r);
+	counting_waker_drop_last(&fx.w, &fx.cw);
+	ck_assert_int_eq(rouse_reactor_clock_advance(fx.r, 100 * p), 0);
+	ck_assert_int_eq(atomic_load(&fx.cw.wakes), 5);
+	rouse_reactor_free(fx.r);
 }
 END_TEST
 
@@ -573,17 +471,17 @@ START_TEST(test_interval_real)
 {
 	const int64_t p = 2 * MS;
 	struct rouse_interval iv;
-	struct runner ru;
+	struct test_runner ru;
 	uint64_t total = 0;
 	int64_t t0;
 	int i;
 
-	runner_init(&ru, (enum mode)_i);
+	test_runner_init(&ru, (enum test_mode)_i);
 	t0 = rouse_reactor_now(ru.r);
 	ck_assert_int_eq(rouse_interval_init(&iv, ru.r, p), 0);
 	for (i = 0; i < 5; i++) {
 		iv.ticks = 0;
-		ck_assert_int_eq(runner_block_on(&ru, &iv.sleep.base), 0);
+		ck_assert_int_eq(test_runner_block_on(&ru, &iv.sleep.base), 0);
 		ck_assert_int_eq(iv.result, 0);
 		ck_assert_uint_ge(iv.ticks, 1);
 		total += iv.ticks;
@@ -592,7 +490,7 @@ START_TEST(test_interval_real)
 				 (int64_t)total * p);
 	}
 	ck_assert_int_eq(rouse_future_drop(&iv.sleep.base), 0);
-	runner_free(&ru);
+	test_runner_free(&ru);
 }
 END_TEST
 
@@ -637,99 +535,94 @@ static void counted_init(struct counted *c, struct rouse_reactor *r,
 	c->inner.result = 1;
 }
 
+/*
+ * Start t on fx's reactor, its clock paused: a timeout of limit ns on c, a
+ * sleep of inner ns.  Its first poll is pending.
+ */
+static void timeout_start(struct test_fixture *fx, struct rouse_timeout *t,
+			  struct counted *c, int64_t inner, int64_t limit)
+{
+	ck_assert_int_eq(rouse_reactor_clock_pause(fx->r), 0);
+	counted_init(c, fx->r, inner);
+	ck_assert_int_eq(rouse_timeout_init(t, fx->r, &c->base, limit), 0);
+	t->result = 1;
+	ck_assert_int_eq(test_poll_with(&t->base, &fx->w), ROUSE_PENDING);
+}
+
 START_TEST(test_timeout_inner_wins)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct test_fixture fx;
 	struct rouse_timeout t;
 	struct counted c;
 
-	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
-	counted_init(&c, r, 10 * MS);
-	ck_assert_int_eq(rouse_timeout_init(&t, r, &c.base, HOUR), 0);
-	t.result = 1;
-	ck_assert_int_eq(poll_with(&t.base, &w), ROUSE_PENDING);
-	ck_assert_int_ge(rouse_reactor_clock_advance(r, 10 * MS), 0);
-	ck_assert_int_ge(atomic_load(&cw.wakes), 1);
-	ck_assert_int_eq(poll_with(&t.base, &w), ROUSE_READY);
+	test_fixture_init(&fx);
+	timeout_start(&fx, &t, &c, 10 * MS, HOUR);
+	ck_assert_int_ge(rouse_reactor_clock_advance(fx.r, 10 * MS), 0);
+	ck_assert_int_ge(atomic_load(&fx.cw.wakes), 1);
+	ck_assert_int_eq(test_poll_with(&t.base, &fx.w), ROUSE_READY);
 	ck_assert_int_eq(t.result, 0);
 	/* The inner's output is there, and the inner is not dropped yet. */
 	ck_assert_int_eq(c.inner.result, 0);
 	ck_assert_int_eq(c.drops, 0);
 	/* The deadline passing later changes nothing. */
-	ck_assert_int_ge(rouse_reactor_clock_advance(r, 2 * HOUR), 0);
+	ck_assert_int_ge(rouse_reactor_clock_advance(fx.r, 2 * HOUR), 0);
 	ck_assert_int_eq(c.drops, 0);
 	ck_assert_int_eq(c.inner.result, 0);
 	ck_assert_int_eq(t.result, 0);
 	/* Dropping the timeout drops the inner, once. */
 	ck_assert_int_eq(rouse_future_drop(&t.base), 0);
 	ck_assert_int_eq(c.drops, 1);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	rouse_reactor_free(r);
+	test_fixture_free(&fx);
 }
 END_TEST
 
 START_TEST(test_timeout_deadline_wins)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct test_fixture fx;
 	struct rouse_timeout t;
 	struct counted c;
 	int polls;
 
-	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
-	counted_init(&c, r, HOUR);
-	ck_assert_int_eq(rouse_timeout_init(&t, r, &c.base, 10 * MS), 0);
-	t.result = 1;
-	ck_assert_int_eq(poll_with(&t.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_reactor_clock_advance(r, 10 * MS - 1), 0);
-	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
-	ck_assert_int_ge(rouse_reactor_clock_advance(r, 1), 0);
-	ck_assert_int_eq(poll_with(&t.base, &w), ROUSE_READY);
+	test_fixture_init(&fx);
+	timeout_start(&fx, &t, &c, HOUR, 10 * MS);
+	ck_assert_int_eq(rouse_reactor_clock_advance(fx.r, 10 * MS - 1), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&fx.cw), 0);
+	ck_assert_int_ge(rouse_reactor_clock_advance(fx.r, 1), 0);
+	ck_assert_int_eq(test_poll_with(&t.base, &fx.w), ROUSE_READY);
 	ck_assert_int_eq(t.result, -ETIMEDOUT);
 	/* The inner was dropped already, exactly once. */
 	ck_assert_int_eq(c.drops, 1);
 	polls = c.polls;
 	/* Nothing of the inner is left: its deadline passing wakes nobody. */
-	ck_assert_int_eq(rouse_reactor_clock_advance(r, 2 * HOUR), 0);
+	ck_assert_int_eq(rouse_reactor_clock_advance(fx.r, 2 * HOUR), 0);
 	ck_assert_int_eq(rouse_future_drop(&t.base), 0);
 	ck_assert_int_eq(c.drops, 1);
 	ck_assert_int_eq(c.polls, polls);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	rouse_reactor_free(r);
+	test_fixture_free(&fx);
 }
 END_TEST
 
 START_TEST(test_timeout_dropped_pending)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct test_fixture fx;
 	struct rouse_timeout t;
 	struct counted c;
 
 	/* Dropped before either finished: both cancelled, inner once. */
-	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
-	counted_init(&c, r, HOUR);
-	ck_assert_int_eq(rouse_timeout_init(&t, r, &c.base, HOUR), 0);
-	ck_assert_int_eq(poll_with(&t.base, &w), ROUSE_PENDING);
+	test_fixture_init(&fx);
+	timeout_start(&fx, &t, &c, HOUR, HOUR);
 	ck_assert_int_eq(rouse_future_drop(&t.base), 0);
 	ck_assert_int_eq(c.drops, 1);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	ck_assert_int_eq(rouse_reactor_clock_advance(r, 3 * HOUR), 0);
-	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
+	counting_waker_drop_last(&fx.w, &fx.cw);
+	ck_assert_int_eq(rouse_reactor_clock_advance(fx.r, 3 * HOUR), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&fx.cw), 0);
 
 	/* Never polled: dropping it drops the inner too. */
-	counted_init(&c, r, HOUR);
-	ck_assert_int_eq(rouse_timeout_init(&t, r, &c.base, HOUR), 0);
+	counted_init(&c, fx.r, HOUR);
+	ck_assert_int_eq(rouse_timeout_init(&t, fx.r, &c.base, HOUR), 0);
 	ck_assert_int_eq(rouse_future_drop(&t.base), 0);
 	ck_assert_int_eq(c.drops, 1);
-	rouse_reactor_free(r);
+	rouse_reactor_free(fx.r);
 }
 END_TEST
 
@@ -737,15 +630,15 @@ START_TEST(test_timeout_real)
 {
 	struct rouse_timeout t;
 	struct counted c;
-	struct runner ru;
+	struct test_runner ru;
 	int64_t t0;
 
-	runner_init(&ru, (enum mode)_i);
+	test_runner_init(&ru, (enum test_mode)_i);
 	/* Deadline first. */
 	counted_init(&c, ru.r, HOUR);
 	t0 = rouse_reactor_now(ru.r);
 	ck_assert_int_eq(rouse_timeout_init(&t, ru.r, &c.base, 2 * MS), 0);
-	ck_assert_int_eq(runner_block_on(&ru, &t.base), 0);
+	ck_assert_int_eq(test_runner_block_on(&ru, &t.base), 0);
 	ck_assert_int_eq(t.result, -ETIMEDOUT);
 	ck_assert_int_ge(rouse_reactor_now(ru.r) - t0, 2 * MS);
 	ck_assert_int_eq(c.drops, 1);
@@ -755,14 +648,14 @@ START_TEST(test_timeout_real)
 	counted_init(&c, ru.r, MS);
 	t0 = rouse_reactor_now(ru.r);
 	ck_assert_int_eq(rouse_timeout_init(&t, ru.r, &c.base, HOUR), 0);
-	ck_assert_int_eq(runner_block_on(&ru, &t.base), 0);
+	ck_assert_int_eq(test_runner_block_on(&ru, &t.base), 0);
 	ck_assert_int_eq(t.result, 0);
 	ck_assert_int_eq(c.inner.result, 0);
 	ck_assert_int_ge(rouse_reactor_now(ru.r) - t0, MS);
 	ck_assert_int_eq(c.drops, 0);
 	ck_assert_int_eq(rouse_future_drop(&t.base), 0);
 	ck_assert_int_eq(c.drops, 1);
-	runner_free(&ru);
+	test_runner_free(&ru);
 }
 END_TEST
 
@@ -777,7 +670,7 @@ static int reactor_with_timerfd(struct rouse_reactor **out)
 	int fds[8], n, i, tfd = -1;
 
 	test_fdset_take(&before);
-	*out = reactor_make();
+	*out = test_reactor_make();
 	test_fdset_take(&after);
 	n = test_fdset_new(&before, &after, fds, 8);
 	ck_assert_int_eq(n, 3);
@@ -820,7 +713,7 @@ START_TEST(test_drop_million)
 		int64_t d = HOUR + (int64_t)(rng() % (uint64_t)HOUR);
 
 		ck_assert_int_eq(rouse_sleep_init(&s[i], r, d), 0);
-		ck_assert_int_eq(poll_with(&s[i].base, &w), ROUSE_PENDING);
+		ck_assert_int_eq(test_poll_with(&s[i].base, &w), ROUSE_PENDING);
 		perm[i] = i;
 	}
 	ck_assert_int_eq(atomic_load(&cw.live), MILLION + 1);
@@ -865,7 +758,7 @@ START_TEST(test_rearm_after_drop)
 	tfd = reactor_with_timerfd(&r);
 	ck_assert_int_eq(rouse_reactor_parker(r, &p), 0);
 	ck_assert_int_eq(rouse_sleep_init(&a, r, MS), 0);
-	ck_assert_int_eq(poll_with(&a.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&a.base, &w), ROUSE_PENDING);
 	t0 = rouse_reactor_now(r);
 	ck_assert_int_eq(rouse_sleep_init(&b, r, 3 * MS), 0);
 	ck_assert(timerfd_armed(tfd));
@@ -893,7 +786,7 @@ START_TEST(test_einval)
 	static const struct rouse_future_vtable ok = { never_poll, NULL };
 	struct rouse_future inner = { &ok }, bad = { &no_poll };
 	struct rouse_future none = { NULL };
-	struct rouse_reactor *r = reactor_make();
+	struct rouse_reactor *r = test_reactor_make();
 	struct rouse_interval iv;
 	struct rouse_timeout t;
 	struct rouse_sleep s;
@@ -934,25 +827,22 @@ END_TEST
 
 START_TEST(test_huge_deadline_pending)
 {
-	struct rouse_reactor *r = reactor_make();
-	struct counting_waker cw;
-	struct rouse_waker w = counting_waker(&cw);
+	struct test_fixture fx;
 	struct rouse_sleep s, u;
 
+	test_fixture_init(&fx);
 	/* The end of time is a deadline like any other: never reached. */
-	ck_assert_int_eq(rouse_sleep_init(&s, r, INT64_MAX), 0);
-	ck_assert_int_eq(rouse_sleep_until_init(&u, r, INT64_MAX - 1), 0);
-	ck_assert_int_eq(poll_with(&s.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(poll_with(&u.base, &w), ROUSE_PENDING);
-	ck_assert_int_eq(rouse_reactor_turn(r, 0), 0);
-	ck_assert_int_eq(rouse_reactor_clock_pause(r), 0);
-	ck_assert_int_eq(rouse_reactor_clock_advance(r, 1000 * HOUR), 0);
-	ck_assert_int_eq(counting_waker_total_wakes(&cw), 0);
+	ck_assert_int_eq(rouse_sleep_init(&s, fx.r, INT64_MAX), 0);
+	ck_assert_int_eq(rouse_sleep_until_init(&u, fx.r, INT64_MAX - 1), 0);
+	ck_assert_int_eq(test_poll_with(&s.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(test_poll_with(&u.base, &fx.w), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_reactor_turn(fx.r, 0), 0);
+	ck_assert_int_eq(rouse_reactor_clock_pause(fx.r), 0);
+	ck_assert_int_eq(rouse_reactor_clock_advance(fx.r, 1000 * HOUR), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&fx.cw), 0);
 	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
 	ck_assert_int_eq(rouse_future_drop(&u.base), 0);
-	ck_assert_int_eq(rouse_waker_drop(&w), 0);
-	ck_assert_int_eq(atomic_load(&cw.live), 0);
-	rouse_reactor_free(r);
+	test_fixture_free(&fx);
 }
 END_TEST
 
@@ -962,9 +852,9 @@ static Suite *sleep_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("never_early");
-	tcase_add_loop_test(tc, test_sleep_never_early, 0, MODES);
-	tcase_add_loop_test(tc, test_sleep_until_never_early, 0, MODES);
-	tcase_add_loop_test(tc, test_sleep_many_never_early, 0, MODES);
+	tcase_add_loop_test(tc, test_sleep_never_early, 0, TEST_MODES);
+	tcase_add_loop_test(tc, test_sleep_until_never_early, 0, TEST_MODES);
+	tcase_add_loop_test(tc, test_sleep_many_never_early, 0, TEST_MODES);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 
@@ -982,7 +872,7 @@ static Suite *sleep_suite(void)
 
 	tc = tcase_create("interval");
 	tcase_add_test(tc, test_interval_paused);
-	tcase_add_loop_test(tc, test_interval_real, 0, MODES);
+	tcase_add_loop_test(tc, test_interval_real, 0, TEST_MODES);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 
@@ -990,7 +880,7 @@ static Suite *sleep_suite(void)
 	tcase_add_test(tc, test_timeout_inner_wins);
 	tcase_add_test(tc, test_timeout_deadline_wins);
 	tcase_add_test(tc, test_timeout_dropped_pending);
-	tcase_add_loop_test(tc, test_timeout_real, 0, MODES);
+	tcase_add_loop_test(tc, test_timeout_real, 0, TEST_MODES);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 
@@ -1010,11 +900,5 @@ static Suite *sleep_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(sleep_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return test_run_suite(sleep_suite());
 }

@@ -70,11 +70,7 @@ struct shared {
 
 static uint64_t rng(struct worker *w)
 {
-	uint64_t z = (w->rng += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
+	return test_splitmix64(&w->rng);
 }
 
 static int block_on(struct worker *w, struct rouse_future *f)
@@ -86,9 +82,7 @@ static int block_on(struct worker *w, struct rouse_future *f)
 
 static int poll_once(struct worker *w, struct rouse_future *f)
 {
-	struct rouse_context cx = { .waker = &w->w };
-
-	return rouse_future_poll(f, &cx);
+	return test_poll_with(f, &w->w);
 }
 
 /* 0, or up to 2 ms. */
@@ -181,8 +175,7 @@ static void do_fresh_pair(struct worker *w)
 	unsigned char c = (unsigned char)w->id, d = 0;
 	int sv[2];
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-					    SOCK_CLOEXEC, 0, sv), 0);
+	test_pair_make(sv);
 	ck_assert_int_eq(rouse_io_register(w->sh->r, sv[0], &a), 0);
 	ck_assert_int_eq(rouse_io_register(w->sh->r, sv[1], &b), 0);
 	/* Read first: it has to wait for the write. */
@@ -336,11 +329,10 @@ static void *worker_thread(void *arg)
 static void run_stress(bool driven)
 {
 	static struct shared sh;
-	struct rouse_parker own;
 	pthread_t t[WORKERS];
 	int threads0, fds0, i;
 
-	ck_assert_int_eq(rouse_thread_parker(&own), 0);
+	test_warm_thread_parker();
 	threads0 = test_count_threads_settled();
 	fds0 = test_count_fds();
 	memset(&sh, 0, sizeof(sh));
@@ -352,9 +344,7 @@ static void run_stress(bool driven)
 		ck_assert_int_eq(rouse_reactor_start(sh.r), 0);
 	ck_assert_int_eq(rouse_event_new(sh.r, &sh.done_ev), 0);
 	for (i = 0; i < WORKERS; i++) {
-		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM |
-					    SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-					    sh.pair[i]), 0);
+		test_pair_make(sh.pair[i]);
 		ck_assert_int_eq(rouse_event_new(sh.r, &sh.ev[i]), 0);
 		atomic_init(&sh.notified[i], 0);
 	}
@@ -392,8 +382,7 @@ static void run_stress(bool driven)
 		struct worker *w = &sh.w[i];
 
 		ck_assert_int_eq(atomic_load(&w->cw.live), 1);
-		ck_assert_int_eq(rouse_waker_drop(&w->w), 0);
-		ck_assert_int_eq(atomic_load(&w->cw.live), 0);
+		counting_waker_drop_last(&w->w, &w->cw);
 		ck_assert_int_eq(atomic_load(&w->cw.wake_by_refs), 0);
 		close(sh.pair[i][0]);
 		close(sh.pair[i][1]);
@@ -464,11 +453,7 @@ static const struct rouse_future_vtable tbatch_vtable = { tbatch_poll,
 
 static uint64_t trng(struct tworker *t)
 {
-	uint64_t z = (t->rng += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
+	return test_splitmix64(&t->rng);
 }
 
 static void *tworker_thread(void *arg)
@@ -522,8 +507,7 @@ START_TEST(test_timers_threads)
 	int fds0, i;
 
 	/* The main thread's eventfd parker, made now, is not a leak. */
-	ck_assert_int_eq(rouse_thread_parker(&parker), 0);
-	fds0 = test_count_fds();
+	fds0 = test_count_fds_warm();
 	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
 	ck_assert_int_eq(rouse_event_new(r, &done), 0);
 	if (driven)
@@ -594,11 +578,5 @@ static Suite *stress_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(stress_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return test_run_suite(stress_suite());
 }

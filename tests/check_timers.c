@@ -5,17 +5,14 @@
 #include <stdlib.h>
 
 #include "../reactor/timer.h"
+#include "testutil.h"
 
 /* A fixed-seed generator, so that a failure reproduces. */
 static uint64_t rng_state;
 
 static uint64_t rng(void)
 {
-	uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
+	return test_splitmix64(&rng_state);
 }
 
 static struct rouse_timer_entry *entries(size_t n)

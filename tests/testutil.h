@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/testutil.h - helpers shared by the Check suites: counting open fds
- * and threads, a counting waker, a start barrier, spinning on atomics.
+ * tests/testutil.h - helpers shared by the Check suites: running a suite,
+ * counting open fds and threads, a counting and a calling waker, polling
+ * by hand, a reactor with a waker to test with, the two ways to run a
+ * reactor, a start barrier, spinning on atomics.
  *
  * Everything here is static inline, so a suite that uses none of it pays
  * nothing and gets no unused-function warning.
@@ -17,16 +19,54 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <rouse/executor.h>
 #include <rouse/future.h>
+#include <rouse/reactor.h>
 
 /* Timeout of the stress cases: generous, since CI runs them under TSan. */
 #define TEST_STRESS_TIMEOUT 120
+
+/* Run suite s as CK_ENV says; returns the exit status for main(). */
+static inline int test_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* ---- randomness and time ------------------------------------------- */
+
+/* splitmix64: a fixed-seed generator on *state, so a failure reproduces. */
+static inline uint64_t test_splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline int64_t test_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* ---- counting processes' resources --------------------------------- */
 
@@ -88,6 +128,7 @@ static inline int test_wait_threads(int n)
 	return now;
 }
 
+/* The kernel's id of the calling thread. */
 static inline pid_t test_gettid(void)
 {
 	return (pid_t)syscall(SYS_gettid);
@@ -103,6 +144,7 @@ static inline void test_wait_reaped(pid_t tid)
 		sched_yield();
 }
 
+/* A thread that stores its tid in *(pid_t *)arg and ends. */
 static inline void *test_tid_thread(void *arg)
 {
 	*(pid_t *)arg = test_gettid();
@@ -134,6 +176,7 @@ struct test_fdset {
 	bool open[TEST_MAX_FDS];
 };
 
+/* Fill *s with the fds open now. */
 static inline void test_fdset_take(struct test_fdset *s)
 {
 	struct dirent *e;
@@ -249,11 +292,13 @@ struct test_barrier {
 	pthread_barrier_t b;
 };
 
+/* A barrier for n threads. */
 static inline void test_barrier_init(struct test_barrier *b, unsigned int n)
 {
 	ck_assert_int_eq(pthread_barrier_init(&b->b, NULL, n), 0);
 }
 
+/* Wait until all n threads are here. */
 static inline void test_barrier_wait(struct test_barrier *b)
 {
 	int r = pthread_barrier_wait(&b->b);
@@ -261,6 +306,7 @@ static inline void test_barrier_wait(struct test_barrier *b)
 	ck_assert(r == 0 || r == PTHREAD_BARRIER_SERIAL_THREAD);
 }
 
+/* Destroy a barrier that no thread waits at. */
 static inline void test_barrier_destroy(struct test_barrier *b)
 {
 	ck_assert_int_eq(pthread_barrier_destroy(&b->b), 0);
@@ -268,6 +314,7 @@ static inline void test_barrier_destroy(struct test_barrier *b)
 
 /* ---- threads ------------------------------------------------------- */
 
+/* Start a thread running fn(arg). */
 static inline pthread_t test_thread_start(void *(*fn)(void *), void *arg)
 {
 	pthread_t t;
@@ -276,9 +323,19 @@ static inline pthread_t test_thread_start(void *(*fn)(void *), void *arg)
 	return t;
 }
 
+/* Join t, whose result is not wanted. */
 static inline void test_thread_join(pthread_t t)
 {
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+
+/* ---- sockets ------------------------------------------------------- */
+
+/* A connected AF_UNIX stream pair, nonblocking and close-on-exec. */
+static inline void test_pair_make(int sv[2])
+{
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+					    SOCK_CLOEXEC, 0, sv), 0);
 }
 
 /* ---- a counting waker ---------------------------------------------- */
@@ -299,6 +356,7 @@ struct counting_waker {
 
 static inline const struct rouse_waker_vtable *counting_waker_vtable(void);
 
+/* The vtable's clone: counted, one reference more. */
 static inline struct rouse_waker counting_waker_clone_fn(void *data)
 {
 	struct counting_waker *c = (struct counting_waker *)data;
@@ -311,6 +369,7 @@ static inline struct rouse_waker counting_waker_clone_fn(void *data)
 	return w;
 }
 
+/* The vtable's wake: counted, and it uses up its reference. */
 static inline void counting_waker_wake_fn(void *data)
 {
 	struct counting_waker *c = (struct counting_waker *)data;
@@ -320,6 +379,7 @@ static inline void counting_waker_wake_fn(void *data)
 	atomic_fetch_sub(&c->live, 1);
 }
 
+/* The vtable's wake_by_ref: counted. */
 static inline void counting_waker_wake_by_ref_fn(void *data)
 {
 	struct counting_waker *c = (struct counting_waker *)data;
@@ -328,6 +388,7 @@ static inline void counting_waker_wake_by_ref_fn(void *data)
 	atomic_fetch_add(&c->wake_by_refs, 1);
 }
 
+/* The vtable's drop: counted, one reference less. */
 static inline void counting_waker_drop_fn(void *data)
 {
 	struct counting_waker *c = (struct counting_waker *)data;
@@ -336,6 +397,7 @@ static inline void counting_waker_drop_fn(void *data)
 	atomic_fetch_sub(&c->live, 1);
 }
 
+/* The vtable of every counting_waker. */
 static inline const struct rouse_waker_vtable *counting_waker_vtable(void)
 {
 	static const struct rouse_waker_vtable vt = {
@@ -368,6 +430,276 @@ static inline struct rouse_waker counting_waker(struct counting_waker *c)
 static inline int counting_waker_total_wakes(struct counting_waker *c)
 {
 	return atomic_load(&c->wakes) + atomic_load(&c->wake_by_refs);
+}
+
+/* Drop w, the last reference to c: none may be left. */
+static inline void counting_waker_drop_last(struct rouse_waker *w,
+					    struct counting_waker *c)
+{
+	ck_assert_int_eq(rouse_waker_drop(w), 0);
+	ck_assert_int_eq(atomic_load(&c->live), 0);
+}
+
+/* ---- a calling waker ----------------------------------------------- */
+
+/*
+ * A waker whose data is this struct: each wake of either kind is counted,
+ * then calls fn (if not NULL) with the number of wakes before it; live
+ * counts the references alive, as for counting_waker.
+ */
+struct call_waker;
+
+/* What a call_waker calls at a wake: nth is the number of wakes before. */
+typedef void call_waker_fn(struct call_waker *c, int nth);
+
+struct call_waker {
+	call_waker_fn *fn;
+	void *arg;	/* for fn */
+	atomic_int wakes;
+	atomic_int live;
+};
+
+static inline const struct rouse_waker_vtable *call_waker_vtable(void);
+
+/* The vtable's clone: one reference more. */
+static inline struct rouse_waker call_waker_clone_fn(void *data)
+{
+	struct call_waker *c = (struct call_waker *)data;
+	struct rouse_waker w;
+
+	atomic_fetch_add(&c->live, 1);
+	w.data = c;
+	w.vtable = call_waker_vtable();
+	return w;
+}
+
+/* The vtable's wake_by_ref: count the wake, then call fn. */
+static inline void call_waker_wake_by_ref_fn(void *data)
+{
+	struct call_waker *c = (struct call_waker *)data;
+	int nth = atomic_fetch_add(&c->wakes, 1);
+
+	if (c->fn != NULL)
+		c->fn(c, nth);
+}
+
+/* The vtable's drop: one reference less. */
+static inline void call_waker_drop_fn(void *data)
+{
+	atomic_fetch_sub(&((struct call_waker *)data)->live, 1);
+}
+
+/* The vtable's wake: a wake_by_ref that uses up its reference. */
+static inline void call_waker_wake_fn(void *data)
+{
+	call_waker_wake_by_ref_fn(data);
+	call_waker_drop_fn(data);
+}
+
+/* The vtable of every call_waker. */
+static inline const struct rouse_waker_vtable *call_waker_vtable(void)
+{
+	static const struct rouse_waker_vtable vt = {
+		.clone = call_waker_clone_fn,
+		.wake = call_waker_wake_fn,
+		.wake_by_ref = call_waker_wake_by_ref_fn,
+		.drop = call_waker_drop_fn,
+	};
+
+	return &vt;
+}
+
+/* Set *c up to call fn with arg; return the first reference (live 1). */
+static inline struct rouse_waker call_waker(struct call_waker *c,
+					    call_waker_fn *fn, void *arg)
+{
+	struct rouse_waker w;
+
+	c->fn = fn;
+	c->arg = arg;
+	atomic_init(&c->wakes, 0);
+	atomic_init(&c->live, 1);
+	w.data = c;
+	w.vtable = call_waker_vtable();
+	return w;
+}
+
+/* ---- polling by hand ----------------------------------------------- */
+
+/* Poll f once with *w; returns what the poll said. */
+static inline int test_poll_with(struct rouse_future *f,
+				 struct rouse_waker *w)
+{
+	struct rouse_context cx = { .waker = w };
+
+	return rouse_future_poll(f, &cx);
+}
+
+/* Poll f once with the noop waker; returns what the poll said. */
+static inline int test_poll_noop(struct rouse_future *f)
+{
+	struct rouse_waker w = rouse_waker_noop();
+
+	return test_poll_with(f, &w);
+}
+
+/*
+ * A future that polls inner, then counts the polls that returned: a
+ * handshake with the thread that blocks on it.
+ */
+struct test_watched {
+	struct rouse_future base;
+	struct rouse_future *inner;
+	atomic_int polls;
+};
+
+/* The poll of a test_watched: inner's answer, counted once it returns. */
+static inline enum rouse_poll test_watched_poll(struct rouse_future *f,
+						struct rouse_context *cx)
+{
+	struct test_watched *w = (struct test_watched *)f;
+	enum rouse_poll p = w->inner->vtable->poll(w->inner, cx);
+
+	atomic_fetch_add(&w->polls, 1);
+	return p;
+}
+
+/* Make w watch inner, no poll counted yet. */
+static inline void test_watched_init(struct test_watched *w,
+				     struct rouse_future *inner)
+{
+	static const struct rouse_future_vtable vt = {
+		test_watched_poll, NULL,
+	};
+
+	w->base.vtable = &vt;
+	w->inner = inner;
+	atomic_init(&w->polls, 0);
+}
+
+/* ---- the executor -------------------------------------------------- */
+
+/*
+ * Create the calling thread's eventfd parker now, so that an fd count
+ * taken afterwards does not see it appear in the first rouse_block_on().
+ */
+static inline void test_warm_thread_parker(void)
+{
+	struct rouse_parker p;
+
+	ck_assert_int_eq(rouse_thread_parker(&p), 0);
+}
+
+/* Open fds, this thread's parker made first (see above). */
+static inline int test_count_fds_warm(void)
+{
+	test_warm_thread_parker();
+	return test_count_fds();
+}
+
+/* The executor's counters; no Check macro: forked children call it too. */
+static inline struct rouse_executor_stats test_executor_stats(void)
+{
+	struct rouse_executor_stats s;
+
+	if (rouse_executor_get_stats(&s) != 0)
+		abort();
+	return s;
+}
+
+/*
+ * Wait until the process-wide park counter reaches n.  The parker counts a
+ * park after its EMPTY -> PARKED exchange, so once this returns the parked
+ * thread is (or is about to be) blocked in read(): a wake now has to write
+ * the eventfd.  No Check macro either.
+ */
+static inline void test_wait_parks(uint64_t n)
+{
+	while (test_executor_stats().parks < n)
+		sched_yield();
+}
+
+/* ---- reactors ------------------------------------------------------ */
+
+/* A new reactor, flags 0. */
+static inline struct rouse_reactor *test_reactor_make(void)
+{
+	struct rouse_reactor *r = NULL;
+
+	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+/* A reactor turned by hand and a counting waker: a test's usual scene. */
+struct test_fixture {
+	struct rouse_reactor *r;
+	struct counting_waker cw;
+	struct rouse_waker w;	/* the first reference to cw */
+};
+
+/* Make fx's reactor, and its waker's first reference. */
+static inline void test_fixture_init(struct test_fixture *fx)
+{
+	fx->r = test_reactor_make();
+	fx->w = counting_waker(&fx->cw);
+}
+
+/* Drop the waker's last reference (none may be left); free the reactor. */
+static inline void test_fixture_free(struct test_fixture *fx)
+{
+	counting_waker_drop_last(&fx->w, &fx->cw);
+	rouse_reactor_free(fx->r);
+}
+
+/* The sleep s is over: it must have succeeded; drop it. */
+static inline void test_sleep_done(struct rouse_sleep *s)
+{
+	ck_assert_int_eq(s->result, 0);
+	ck_assert_int_eq(rouse_future_drop(&s->base), 0);
+}
+
+/* The two ways to run a reactor, as the _i of a loop test. */
+enum test_mode {
+	TEST_MODE_THREADED,
+	TEST_MODE_DRIVEN,
+	TEST_MODES,
+};
+
+/* A reactor run one way or the other, and the parker that drives it. */
+struct test_runner {
+	struct rouse_reactor *r;
+	enum test_mode mode;
+	struct rouse_parker parker;
+};
+
+/* A new reactor in ru: started on its thread, or driven by ru->parker. */
+static inline void test_runner_init(struct test_runner *ru,
+				    enum test_mode mode)
+{
+	ru->r = test_reactor_make();
+	ru->mode = mode;
+	if (mode == TEST_MODE_THREADED)
+		ck_assert_int_eq(rouse_reactor_start(ru->r), 0);
+	else
+		ck_assert_int_eq(rouse_reactor_parker(ru->r, &ru->parker), 0);
+}
+
+/* rouse_block_on(f), or rouse_block_on_with() the reactor's parker. */
+static inline int test_runner_block_on(struct test_runner *ru,
+				       struct rouse_future *f)
+{
+	if (ru->mode == TEST_MODE_THREADED)
+		return rouse_block_on(f);
+	return rouse_block_on_with(f, &ru->parker);
+}
+
+/* Stop ru's reactor if it runs on its thread, and free it. */
+static inline void test_runner_free(struct test_runner *ru)
+{
+	if (ru->mode == TEST_MODE_THREADED)
+		ck_assert_int_eq(rouse_reactor_stop(ru->r), 0);
+	rouse_reactor_free(ru->r);
 }
 
 #endif /* ROUSE_TESTUTIL_H */
