@@ -39,6 +39,24 @@ for lib in executor reactor; do
 	fi
 done
 
+# Both static archives (--enable-static) link into one program: no global
+# name may be defined in both (lib/ is built under each library's prefix).
+ea="$top_builddir/executor/.libs/librouse-executor.a"
+ra="$top_builddir/reactor/.libs/librouse-reactor.a"
+if [ -f "$ea" ] && [ -f "$ra" ]; then
+	tmp=$(mktemp -d)
+	$NM -g --defined-only "$ea" | awk 'NF == 3 {print $3}' | sort -u \
+		> "$tmp/e"
+	$NM -g --defined-only "$ra" | awk 'NF == 3 {print $3}' | sort -u \
+		> "$tmp/r"
+	both=$(comm -12 "$tmp/e" "$tmp/r")
+	rm -rf "$tmp"
+	if [ -n "$both" ]; then
+		echo "FAIL: defined in both static archives:" $both
+		fail=1
+	fi
+fi
+
 # Header-only functions are public API too.
 for f in $(sed -n 's/^static inline [a-z_ ]*[ *]\(rouse_[a-z][a-z_]*\)(.*/\1/p' \
 		"$top_srcdir"/include/rouse/*.h | sort -u); do
