@@ -645,8 +645,9 @@ START_TEST(test_timeout_real)
 	ck_assert_int_eq(rouse_future_drop(&t.base), 0);
 	ck_assert_int_eq(c.drops, 1);
 	/* Inner first. */
-	counted_init(&c, ru.r, MS);
+	/* The inner sleep's deadline is fixed at its init: read t0 first. */
 	t0 = rouse_reactor_now(ru.r);
+	counted_init(&c, ru.r, MS);
 	ck_assert_int_eq(rouse_timeout_init(&t, ru.r, &c.base, HOUR), 0);
 	ck_assert_int_eq(test_runner_block_on(&ru, &t.base), 0);
 	ck_assert_int_eq(t.result, 0);
