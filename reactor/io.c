@@ -416,17 +416,35 @@ static int op_wait_locked(struct rouse_io_op *op, struct rouse_io *io,
 	return 0;
 }
 
+static void op_finish_drained(struct rouse_io_op *op, bool drained,
+			      unsigned int tick);
+
 /* op is done or dropped: leave io's slot. */
 static void op_finish(struct rouse_io_op *op)
+{
+	op_finish_drained(op, false, 0);
+}
+
+/*
+ * op_finish(), and when drained is set, also clear the readable bit if
+ * no event came since tick was read: one hold of the lock for both.
+ */
+static void op_finish_drained(struct rouse_io_op *op, bool drained,
+			      unsigned int tick)
 {
 	struct rouse_io *io = op->io;
 	struct rouse_waker w = { NULL, NULL };
 
-	if (io == NULL || !op->registered)
+	if (io == NULL || (!op->registered && !drained))
 		return;
 	pthread_mutex_lock(&io->reactor->lock);
+	if (drained && atomic_load_explicit(&io->tick, memory_order_acquire) ==
+			       tick)
+		atomic_fetch_and_explicit(&io->ready,
+					  ~(uint32_t)ROUSE_IO_READABLE,
+					  memory_order_relaxed);
 	/* Re-read under the lock: a deregister may have run meanwhile. */
-	if (op->io != NULL && io->waiter[op->dir] == op) {
+	if (op->registered && op->io != NULL && io->waiter[op->dir] == op) {
 		io->waiter[op->dir] = NULL;
 		w = io->waker[op->dir];
 		io->waker[op->dir].vtable = NULL;
@@ -478,22 +496,6 @@ static int op_blocked(struct rouse_io_op *op, struct rouse_context *cx,
 	return err;
 }
 
-/*
- * A read of a byte stream returned less than it asked for: the fd was
- * empty at that moment, which an EAGAIN would only confirm.  Clear the
- * readable bit, unless an event came since tick was read (that edge may
- * be new data), so that the next read waits without a system call.  Any
- * data that arrives later is an edge, which sets the bit again.
- */
-static void op_drained(struct rouse_io *io, unsigned int tick)
-{
-	pthread_mutex_lock(&io->reactor->lock);
-	if (atomic_load_explicit(&io->tick, memory_order_acquire) == tick)
-		atomic_fetch_and_explicit(&io->ready,
-					  ~(uint32_t)ROUSE_IO_READABLE,
-					  memory_order_relaxed);
-	pthread_mutex_unlock(&io->reactor->lock);
-}
 
 /*
  * Whether an operation should skip its system call and wait: the cache
@@ -624,11 +626,20 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 				    : write(op->io->fd, rw->buf, rw->len);
 		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
 			       errno != EINTR)) {
-			if (reading && n > 0 && (size_t)n < rw->len &&
-			    op->io->stream)
-				op_drained(op->io, tick);
 			rw->result = n >= 0 ? n : -errno;
-			op_finish(op);
+			/*
+			 * A short read of a stream: the fd was empty at
+			 * that moment, which an EAGAIN would only confirm.
+			 * Clear the readable bit (unless an event came
+			 * since tick was read: that edge may be new data),
+			 * so that the next read waits without a system
+			 * call; data that arrives later is an edge, which
+			 * sets the bit again.
+			 */
+			op_finish_drained(op, reading && n > 0 &&
+						      (size_t)n < rw->len &&
+						      op->io->stream,
+					  tick);
 			return ROUSE_READY;
 		}
 		if (errno == EINTR)
