@@ -38,7 +38,12 @@ static uint32_t timer_state(const struct rouse_timer_entry *e)
 	return __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
 }
 
-int rouse__fire_timers(struct rouse_reactor *r)
+/*
+ * Take the due timers (every timer, when cancelling) out of the set, a
+ * batch at a time, and wake them after the lock is dropped.  Fired ones
+ * become FIRED; cancelled ones CANCELED, and forget the reactor.
+ */
+static int take_timers(struct rouse_reactor *r, bool cancel)
 {
 	struct rouse__wake_list wl;
 	int total = 0;
@@ -50,22 +55,26 @@ int rouse__fire_timers(struct rouse_reactor *r)
 
 		wl.n = 0;
 		pthread_mutex_lock(&r->lock);
-		now = rouse__reactor_now_locked(r);
+		now = cancel ? INT64_MAX : rouse__reactor_now_locked(r);
 		while (wl.n < ROUSE__WAKE_BATCH &&
 		       (e = rouse__timers_pop_expired(&r->timers, now))) {
 			struct rouse_sleep *s = sleep_of(e);
 
+			if (cancel)
+				s->reactor = NULL;
 			/* Every armed timer was polled, so it has a waker. */
 			wl.w[wl.n++] = s->waker;
 			s->waker.vtable = NULL;
-			timer_set_state(e, ROUSE__TIMER_FIRED);
+			timer_set_state(e, cancel ? ROUSE__TIMER_CANCELED
+						  : ROUSE__TIMER_FIRED);
 		}
 		batch = wl.n;
-		if (batch < ROUSE__WAKE_BATCH)
+		if (!cancel && batch < ROUSE__WAKE_BATCH)
 			rouse__reactor_rearm(r, true);
 		pthread_mutex_unlock(&r->lock);
 		if (batch > 0)
-			rouse__trace("timers: %d fired, waking them", batch);
+			rouse__trace("timers: %d %s, waking them", batch,
+				     cancel ? "cancelled" : "fired");
 		rouse__wake_list_wake(&wl);
 		total += batch;
 		if (batch < ROUSE__WAKE_BATCH)
@@ -73,30 +82,14 @@ int rouse__fire_timers(struct rouse_reactor *r)
 	}
 }
 
+int rouse__fire_timers(struct rouse_reactor *r)
+{
+	return take_timers(r, false);
+}
+
 void rouse__timers_cancel_all(struct rouse_reactor *r)
 {
-	struct rouse__wake_list wl;
-	int batch;
-
-	do {
-		struct rouse_timer_entry *e;
-
-		wl.n = 0;
-		pthread_mutex_lock(&r->lock);
-		while (wl.n < ROUSE__WAKE_BATCH &&
-		       (e = rouse__timers_pop_expired(&r->timers,
-						      INT64_MAX))) {
-			struct rouse_sleep *s = sleep_of(e);
-
-			s->reactor = NULL;
-			wl.w[wl.n++] = s->waker;
-			s->waker.vtable = NULL;
-			timer_set_state(e, ROUSE__TIMER_CANCELED);
-		}
-		pthread_mutex_unlock(&r->lock);
-		batch = wl.n;
-		rouse__wake_list_wake(&wl);
-	} while (batch == ROUSE__WAKE_BATCH);
+	take_timers(r, true);
 }
 
 /* ---- sleep ------------------------------------------------------------- */
@@ -107,6 +100,23 @@ static bool surely_passed(struct rouse_reactor *r, int64_t deadline)
 	if (r->paused)
 		return deadline <= r->paused_now;
 	return deadline <= r->timers.elapsed << ROUSE__TICK_SHIFT;
+}
+
+/* Put s in the timer set with a clone of cx's waker (lock held). */
+static void sleep_arm_locked(struct rouse_reactor *r, struct rouse_sleep *s,
+			     struct rouse_context *cx)
+{
+	rouse_waker_clone(cx->waker, &s->waker);
+	timer_set_state(&s->entry, ROUSE__TIMER_ARMED);
+	rouse__timers_insert(&r->timers, &s->entry);
+	/*
+	 * A deadline at or after the armed one cannot make the timerfd
+	 * late: it fires first, and that turn re-arms.
+	 */
+	if (s->entry.deadline < r->armed)
+		rouse__reactor_rearm(r, false);
+	rouse__trace("sleep %p: registered for %lld", (void *)s,
+		     (long long)s->entry.deadline);
 }
 
 static enum rouse_poll sleep_poll(struct rouse_future *f,
@@ -137,17 +147,7 @@ static enum rouse_poll sleep_poll(struct rouse_future *f,
 			ret = ROUSE_READY;
 			break;
 		}
-		rouse_waker_clone(cx->waker, &s->waker);
-		timer_set_state(&s->entry, ROUSE__TIMER_ARMED);
-		rouse__timers_insert(&r->timers, &s->entry);
-		/*
-		 * A deadline at or after the armed one cannot make the
-		 * timerfd late: it fires first, and that turn re-arms.
-		 */
-		if (s->entry.deadline < r->armed)
-			rouse__reactor_rearm(r, false);
-		rouse__trace("sleep %p: registered for %lld", (void *)s,
-			     (long long)s->entry.deadline);
+		sleep_arm_locked(r, s, cx);
 		break;
 	case ROUSE__TIMER_ARMED:
 		/* Polled by another task, or by a moved one: swap wakers. */
@@ -279,10 +279,7 @@ static enum rouse_poll interval_poll(struct rouse_future *f,
 		s->entry.deadline = INT64_MAX;
 	else
 		s->entry.deadline = deadline + (late + 1) * iv->period;
-	rouse_waker_clone(cx->waker, &s->waker);
-	timer_set_state(&s->entry, ROUSE__TIMER_ARMED);
-	rouse__timers_insert(&r->timers, &s->entry);
-	rouse__reactor_rearm(r, false);
+	sleep_arm_locked(r, s, cx);
 	pthread_mutex_unlock(&r->lock);
 	return ROUSE_READY;
 }
