@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* tests/headers-cxx.cc - the public headers compile as C++11 -pedantic -Werror. */
+#include <rouse/async.h>
+#include <rouse/blocking.h>
+#include <rouse/combinator.h>
 #include <rouse/executor.h>
 #include <rouse/future.h>
 #include <rouse/log.h>
 #include <rouse/reactor.h>
+#include <rouse/sync.h>
 
 /* The headers are also self-contained and idempotent. */
 #include <rouse/future.h>

@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: MIT
+/* executor/current.c - placeholder. */
+#include "task.h"

@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: MIT
+/* executor/multi.c - placeholder. */
+#include "task.h"
