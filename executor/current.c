@@ -1,3 +1,202 @@
 // SPDX-License-Identifier: MIT
-/* executor/current.c - placeholder. */
+/*
+ * executor/current.c - the current-thread scheduler: tasks run on the
+ * thread inside rouse_executor_block_on(), between polls of the root
+ * future.
+ *
+ * The run queue is a plain linked list that only that thread touches, so
+ * spawning or waking from a task costs no lock and no atomic beyond the
+ * task's state word.  Other threads go through the injection queue and
+ * unpark the thread.  Tasks still queued or pending when the root future
+ * completes stay in the executor and run at the next block_on; freeing
+ * the executor drops them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
 #include "task.h"
+
+#define ROUSE__LOG_MODULE "executor"
+
+void rouse__ct_schedule_local(struct rouse__worker *w, struct rouse__task *t)
+{
+	t->next = NULL;
+	if (w->tail != NULL)
+		w->tail->next = t;
+	else
+		w->head = t;
+	w->tail = t;
+}
+
+static struct rouse__task *ct_pop(struct rouse__worker *w)
+{
+	struct rouse__task *t = w->head;
+
+	if (t != NULL) {
+		w->head = t->next;
+		if (w->head == NULL)
+			w->tail = NULL;
+	}
+	return t;
+}
+
+size_t rouse__ct_drain(struct rouse_executor *ex)
+{
+	size_t n = 0;
+
+	while (ct_pop(&ex->workers[0]) != NULL)
+		n++;
+	return n;
+}
+
+/* Move everything injected by other threads to the local queue. */
+static void ct_take_injected(struct rouse_executor *ex, struct rouse__worker *w)
+{
+	struct rouse__task *t;
+
+	pthread_mutex_lock(&ex->inject_lock);
+	while ((t = rouse__inject_pop_locked(ex)) != NULL)
+		rouse__ct_schedule_local(w, t);
+	pthread_mutex_unlock(&ex->inject_lock);
+}
+
+/*
+ * The root future's waker.  It may outlive the block_on call and the
+ * executor, so it is a small reference-counted object of its own: a flag
+ * that says "poll the root again" and a waker of the thread's parker.
+ */
+struct root_waker {
+	uint64_t refs;
+	uint32_t woken;
+	struct rouse_waker unpark;
+};
+
+static const struct rouse_waker_vtable root_vt;
+
+static struct rouse_waker root_clone(void *data)
+{
+	struct root_waker *r = data;
+	struct rouse_waker w = { data, &root_vt };
+
+	__atomic_fetch_add(&r->refs, 1, __ATOMIC_RELAXED);
+	return w;
+}
+
+static void root_wake_by_ref(void *data)
+{
+	struct root_waker *r = data;
+
+	if (__atomic_exchange_n(&r->woken, 1, __ATOMIC_ACQ_REL) == 0)
+		rouse_waker_wake_by_ref(&r->unpark);
+}
+
+static void root_drop(void *data)
+{
+	struct root_waker *r = data;
+
+	if (__atomic_fetch_sub(&r->refs, 1, __ATOMIC_ACQ_REL) == 1) {
+		rouse_waker_drop(&r->unpark);
+		free(r);
+	}
+}
+
+static void root_wake(void *data)
+{
+	root_wake_by_ref(data);
+	root_drop(data);
+}
+
+static const struct rouse_waker_vtable root_vt = {
+	root_clone, root_wake, root_wake_by_ref, root_drop,
+};
+
+int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
+{
+	struct rouse__worker *w = &ex->workers[0];
+	struct rouse_parker parker;
+	struct rouse_waker rw, old;
+	struct rouse_context cx;
+	struct root_waker *root;
+	unsigned int ran;
+	int err, cancel_state;
+
+	if (ex->has_parker) {
+		parker = ex->parker;
+	} else {
+		err = rouse_thread_parker(&parker);
+		if (err < 0)
+			return err;
+	}
+	root = malloc(sizeof(*root));
+	if (root == NULL)
+		return -ENOMEM;
+	root->refs = 1;
+	root->woken = 1;
+	err = parker.vtable->waker(parker.data, &root->unpark);
+	if (err < 0) {
+		free(root);
+		return err;
+	}
+	rw.data = root;
+	rw.vtable = &root_vt;
+	cx.waker = &rw;
+
+	pthread_mutex_lock(&ex->inject_lock);
+	if (ex->ct_running || ex->closed) {
+		err = ex->closed ? -ECANCELED : -EBUSY;
+		pthread_mutex_unlock(&ex->inject_lock);
+		rouse_waker_drop(&rw);
+		return err;
+	}
+	ex->ct_running = true;
+	ex->ct_unpark = root->unpark.vtable->clone(root->unpark.data);
+	pthread_mutex_unlock(&ex->inject_lock);
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+	rouse__cur_worker = w;
+	rouse__in_block_on = true;
+	err = 0;
+	for (;;) {
+		if (__atomic_load_n(&root->woken, __ATOMIC_RELAXED) &&
+		    __atomic_exchange_n(&root->woken, 0, __ATOMIC_ACQ_REL)) {
+			if (f->vtable->poll(f, &cx) == ROUSE_READY)
+				break;
+		}
+		for (ran = 0; ran < ex->cfg.event_interval; ran++) {
+			struct rouse__task *t = ct_pop(w);
+
+			if (t == NULL)
+				break;
+			rouse__task_run(w, t);
+		}
+		if (__atomic_load_n(&ex->inject_len, __ATOMIC_ACQUIRE) != 0)
+			ct_take_injected(ex, w);
+		if (w->head != NULL ||
+		    __atomic_load_n(&root->woken, __ATOMIC_RELAXED)) {
+			/* Busy: look at the parker's events now and then. */
+			if (ran < ex->cfg.event_interval)
+				continue;
+			err = parker.vtable->park(parker.data, 0);
+		} else {
+			rouse__trace("block_on: park");
+			err = parker.vtable->park(parker.data, -1);
+		}
+		if (err < 0 && err != -ETIMEDOUT && err != -EINTR) {
+			rouse__error("block_on: park failed: %d", err);
+			break;
+		}
+		err = 0;
+	}
+	rouse__in_block_on = false;
+	rouse__cur_worker = NULL;
+	pthread_setcancelstate(cancel_state, NULL);
+
+	pthread_mutex_lock(&ex->inject_lock);
+	ex->ct_running = false;
+	old = ex->ct_unpark;
+	ex->ct_unpark.vtable = NULL;
+	pthread_mutex_unlock(&ex->inject_lock);
+	rouse_waker_drop(&old);
+	rouse_waker_drop(&rw);
+	return err;
+}

@@ -1,3 +1,501 @@
 // SPDX-License-Identifier: MIT
-/* executor/multi.c - placeholder. */
+/*
+ * executor/multi.c - the multi-thread scheduler: N workers, each with a
+ * bounded ring of runnable tasks that the others may steal half of, a
+ * LIFO slot for the task the current one just woke, and the executor's
+ * injection queue for tasks that come from other threads.
+ *
+ * Finding work, in order: every event_interval polls, one task from the
+ * injection queue and a zero-timeout park (so a driven reactor's events
+ * and injected tasks are never starved by local work); then the LIFO slot
+ * (at most lifo_cap times in a row); the ring; the injection queue (a
+ * batch); half of another worker's ring.  A worker that finds nothing
+ * registers as idle, looks once more, and parks.
+ *
+ * Waking idle workers: whoever adds work wakes one idle worker, unless
+ * some worker is already searching (it will find the work, and wakes
+ * another when it does).  The adder publishes the work, then reads the
+ * counters; the idler publishes itself as idle, then looks for work: with
+ * a full fence on each side, one of them sees the other.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "task.h"
+
+#define ROUSE__LOG_MODULE "executor"
+
+/* ---- the ring ---------------------------------------------------------- */
+
+static inline uint32_t load_u32(const uint32_t *p, int order)
+{
+	return __atomic_load_n(p, order);
+}
+
+static inline struct rouse__task *slot_get(struct rouse__ring *r, uint32_t i)
+{
+	return __atomic_load_n(&r->slots[i & RING_MASK], __ATOMIC_RELAXED);
+}
+
+static inline void slot_set(struct rouse__ring *r, uint32_t i,
+			    struct rouse__task *t)
+{
+	__atomic_store_n(&r->slots[i & RING_MASK], t, __ATOMIC_RELAXED);
+}
+
+static inline bool ring_empty(struct rouse__ring *r)
+{
+	return load_u32(&r->head, __ATOMIC_ACQUIRE) ==
+	       load_u32(&r->tail, __ATOMIC_ACQUIRE);
+}
+
+/* Owner only.  Take the oldest task; stealers race on head. */
+static struct rouse__task *ring_pop(struct rouse__ring *r)
+{
+	uint32_t head = load_u32(&r->head, __ATOMIC_ACQUIRE);
+	uint32_t tail = r->tail;
+	struct rouse__task *t;
+
+	while (head != tail) {
+		t = slot_get(r, head);
+		if (__atomic_compare_exchange_n(&r->head, &head, head + 1,
+						true, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return t;
+	}
+	return NULL;
+}
+
+/*
+ * Owner only.  The ring is full: move its older half and t to the
+ * injection queue, where every worker can reach them.
+ */
+static bool ring_overflow(struct rouse_executor *ex, struct rouse__ring *r,
+			  uint32_t head, struct rouse__task *t)
+{
+	const uint32_t n = RING_SIZE / 2;
+	struct rouse__task *batch[RING_SIZE / 2];
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		batch[i] = slot_get(r, head + i);
+	if (!__atomic_compare_exchange_n(&r->head, &head, head + n, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return false;	/* a stealer made room */
+	pthread_mutex_lock(&ex->inject_lock);
+	for (i = 0; i < n; i++)
+		rouse__inject_push_locked(ex, batch[i]);
+	rouse__inject_push_locked(ex, t);
+	pthread_mutex_unlock(&ex->inject_lock);
+	return true;
+}
+
+static void ring_push(struct rouse_executor *ex, struct rouse__ring *r,
+		      struct rouse__task *t)
+{
+	uint32_t head, tail = r->tail;
+
+	for (;;) {
+		head = load_u32(&r->head, __ATOMIC_ACQUIRE);
+		if (tail - head < RING_SIZE) {
+			slot_set(r, tail, t);
+			__atomic_store_n(&r->tail, tail + 1, __ATOMIC_RELEASE);
+			return;
+		}
+		if (ring_overflow(ex, r, head, t))
+			return;
+	}
+}
+
+/*
+ * dst's owner only, with dst empty.  Take half (rounded up) of src's
+ * tasks: copy them, then claim them by moving src's head past them.  If
+ * src's owner or another stealer moved head meanwhile the copy is
+ * discarded and tried again.  Returns one task to run; the rest are in
+ * dst.
+ */
+static struct rouse__task *ring_steal(struct rouse__ring *dst,
+				      struct rouse__ring *src)
+{
+	uint32_t head, tail, n, i, dtail = dst->tail;
+	struct rouse__task *t;
+
+	for (;;) {
+		head = load_u32(&src->head, __ATOMIC_ACQUIRE);
+		tail = load_u32(&src->tail, __ATOMIC_ACQUIRE);
+		n = tail - head;
+		if (n == 0)
+			return NULL;
+		if (n > RING_SIZE)
+			continue;	/* head and tail from different times */
+		n -= n / 2;
+		for (i = 0; i < n; i++)
+			slot_set(dst, dtail + i, slot_get(src, head + i));
+		if (__atomic_compare_exchange_n(&src->head, &head, head + n,
+						false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			break;
+	}
+	t = slot_get(dst, dtail + n - 1);
+	if (n > 1)
+		__atomic_store_n(&dst->tail, dtail + n - 1, __ATOMIC_RELEASE);
+	return t;
+}
+
+/* ---- idle workers ------------------------------------------------------------ */
+
+/*
+ * Under idle_lock: take the most recently idle worker off the idle stack
+ * and count it as searching.
+ */
+static struct rouse__worker *idle_pop_locked(struct rouse_executor *ex)
+{
+	unsigned int n = ex->num_idle;
+	struct rouse__worker *w;
+
+	if (n == 0)
+		return NULL;
+	w = &ex->workers[ex->idle_stack[n - 1]];
+	w->idle = false;
+	__atomic_store_n(&ex->num_idle, n - 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&ex->num_searching, 1, __ATOMIC_SEQ_CST);
+	return w;
+}
+
+bool rouse__mt_notify_locked(struct rouse_executor *ex,
+			     struct rouse_waker *out)
+{
+	struct rouse__worker *w;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&ex->num_searching, __ATOMIC_SEQ_CST) != 0 ||
+	    __atomic_load_n(&ex->num_idle, __ATOMIC_SEQ_CST) == 0)
+		return false;
+	pthread_mutex_lock(&ex->idle_lock);
+	w = idle_pop_locked(ex);
+	if (w != NULL)
+		*out = w->unpark.vtable->clone(w->unpark.data);
+	pthread_mutex_unlock(&ex->idle_lock);
+	return w != NULL;
+}
+
+/* From one of ex's workers (ex is alive): wake an idle worker if needed. */
+void rouse__mt_notify(struct rouse_executor *ex)
+{
+	struct rouse_waker w;
+
+	if (rouse__mt_notify_locked(ex, &w)) {
+		rouse__trace("worker: unpark an idle worker");
+		rouse_waker_wake(&w);
+	}
+}
+
+static bool has_work(struct rouse_executor *ex)
+{
+	unsigned int i;
+
+	if (__atomic_load_n(&ex->inject_len, __ATOMIC_SEQ_CST) != 0 ||
+	    __atomic_load_n(&ex->stop, __ATOMIC_SEQ_CST))
+		return true;
+	for (i = 0; i < ex->nworkers; i++)
+		if (!ring_empty(&ex->workers[i].ring))
+			return true;
+	return false;
+}
+
+/* The worker found work: stop searching, and pass the search on. */
+static void end_search(struct rouse__worker *w)
+{
+	struct rouse_executor *ex = w->ex;
+
+	w->searching = false;
+	if (__atomic_fetch_sub(&ex->num_searching, 1, __ATOMIC_SEQ_CST) == 1)
+		rouse__mt_notify(ex);
+}
+
+/* Nothing to do: register as idle, look once more, and park. */
+static int worker_idle(struct rouse__worker *w)
+{
+	struct rouse_executor *ex = w->ex;
+	bool idle;
+	int err = 0;
+
+	if (w->searching) {
+		w->searching = false;
+		__atomic_fetch_sub(&ex->num_searching, 1, __ATOMIC_SEQ_CST);
+	}
+	pthread_mutex_lock(&ex->idle_lock);
+	w->idle = true;
+	ex->idle_stack[ex->num_idle] = w->index;
+	__atomic_store_n(&ex->num_idle, ex->num_idle + 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&ex->idle_lock);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+
+	for (;;) {
+		if (has_work(ex)) {
+			/* Take ourselves off the stack, unless a notifier did. */
+			pthread_mutex_lock(&ex->idle_lock);
+			if (w->idle) {
+				unsigned int i, n = ex->num_idle;
+
+				for (i = 0; i < n; i++)
+					if (ex->idle_stack[i] == w->index)
+						break;
+				ex->idle_stack[i] = ex->idle_stack[n - 1];
+				__atomic_store_n(&ex->num_idle, n - 1,
+						 __ATOMIC_RELAXED);
+				w->idle = false;
+				__atomic_fetch_add(&ex->num_searching, 1,
+						   __ATOMIC_SEQ_CST);
+			}
+			pthread_mutex_unlock(&ex->idle_lock);
+			break;
+		}
+		rouse__trace("worker %u: park", w->index);
+		err = w->parker.vtable->park(w->parker.data, -1);
+		if (err < 0 && err != -ETIMEDOUT && err != -EINTR) {
+			rouse__error("worker %u: park failed: %d", w->index,
+				     err);
+			break;
+		}
+		err = 0;
+		pthread_mutex_lock(&ex->idle_lock);
+		idle = w->idle;
+		pthread_mutex_unlock(&ex->idle_lock);
+		if (!idle)
+			break;	/* a notifier chose us */
+	}
+	w->searching = true;
+	return err;
+}
+
+/* ---- scheduling ------------------------------------------------------------ */
+
+void rouse__mt_schedule_local(struct rouse__worker *w, struct rouse__task *t,
+			      bool woken_by_task)
+{
+	struct rouse__task *prev;
+
+	if (woken_by_task) {
+		/* Run it next: it likely uses what the waker just made. */
+		prev = w->lifo;
+		w->lifo = t;
+		if (prev == NULL)
+			return;
+		t = prev;
+	}
+	ring_push(w->ex, &w->ring, t);
+	rouse__mt_notify(w->ex);
+}
+
+/* Move a batch from the injection queue to the ring; return one. */
+static struct rouse__task *take_injected(struct rouse__worker *w,
+					 unsigned int max)
+{
+	struct rouse_executor *ex = w->ex;
+	struct rouse__task *first, *t;
+	unsigned int n;
+
+	if (__atomic_load_n(&ex->inject_len, __ATOMIC_ACQUIRE) == 0)
+		return NULL;
+	pthread_mutex_lock(&ex->inject_lock);
+	first = rouse__inject_pop_locked(ex);
+	for (n = 1; first != NULL && n < max; n++) {
+		t = rouse__inject_pop_locked(ex);
+		if (t == NULL)
+			break;
+		ring_push(ex, &w->ring, t);
+	}
+	pthread_mutex_unlock(&ex->inject_lock);
+	return first;
+}
+
+static struct rouse__task *steal_work(struct rouse__worker *w)
+{
+	struct rouse_executor *ex = w->ex;
+	struct rouse__task *t;
+	unsigned int i, start, n = ex->nworkers;
+
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 17;
+	w->rng ^= w->rng << 5;
+	start = w->rng % n;
+	for (i = 0; i < n; i++) {
+		struct rouse__worker *v = &ex->workers[(start + i) % n];
+
+		if (v == w)
+			continue;
+		t = ring_steal(&w->ring, &v->ring);
+		if (t != NULL)
+			return t;
+	}
+	return NULL;
+}
+
+static struct rouse__task *next_task(struct rouse__worker *w,
+				     unsigned long tick)
+{
+	struct rouse_executor *ex = w->ex;
+	struct rouse__task *t;
+
+	if (tick % ex->cfg.event_interval == 0) {
+		w->parker.vtable->park(w->parker.data, 0);
+		t = take_injected(w, 1);
+		if (t != NULL)
+			return t;
+	}
+	if (w->lifo != NULL) {
+		t = w->lifo;
+		w->lifo = NULL;
+		if (w->lifo_run < ex->cfg.lifo_cap) {
+			w->lifo_run++;
+			return t;
+		}
+		/* Two tasks waking each other: let the queue have a turn. */
+		ring_push(ex, &w->ring, t);
+	}
+	w->lifo_run = 0;
+	t = ring_pop(&w->ring);
+	if (t != NULL)
+		return t;
+	return take_injected(w, RING_SIZE / 2);
+}
+
+static void *worker_main(void *arg)
+{
+	struct rouse__worker *w = arg;
+	struct rouse_executor *ex = w->ex;
+	struct rouse__task *t;
+	unsigned long tick = 0;
+
+	rouse__cur_worker = w;
+	rouse__in_block_on = true;
+	rouse__debug("worker %u: start", w->index);
+	while (!__atomic_load_n(&ex->stop, __ATOMIC_ACQUIRE)) {
+		t = next_task(w, tick);
+		if (t == NULL) {
+			t = steal_work(w);
+			if (t == NULL) {
+				if (worker_idle(w) < 0)
+					break;
+				continue;
+			}
+		}
+		if (w->searching)
+			end_search(w);
+		rouse__task_run(w, t);
+		tick++;
+	}
+	rouse__debug("worker %u: stop", w->index);
+	rouse__in_block_on = false;
+	rouse__cur_worker = NULL;
+	return NULL;
+}
+
+/* ---- start, stop ------------------------------------------------------------ */
+
+size_t rouse__mt_drain(struct rouse_executor *ex)
+{
+	size_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < ex->nworkers; i++) {
+		struct rouse__worker *w = &ex->workers[i];
+
+		if (w->lifo != NULL) {
+			w->lifo = NULL;
+			n++;
+		}
+		while (ring_pop(&w->ring) != NULL)
+			n++;
+	}
+	return n;
+}
+
+struct start_arg {
+	struct rouse__worker *w;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int state;		/* 0 starting, 1 ready, <0 -errno */
+};
+
+static void *worker_start(void *arg)
+{
+	struct start_arg *sa = arg;
+	struct rouse__worker *w = sa->w;
+	struct rouse_executor *ex = w->ex;
+	int err = 0;
+
+	if (w->index == 0 && ex->has_parker)
+		w->parker = ex->parker;
+	else
+		err = rouse_thread_parker(&w->parker);
+	if (err == 0)
+		err = w->parker.vtable->waker(w->parker.data, &w->unpark);
+	pthread_mutex_lock(&sa->lock);
+	sa->state = err < 0 ? err : 1;
+	pthread_cond_signal(&sa->cond);
+	pthread_mutex_unlock(&sa->lock);
+	if (err < 0)
+		return NULL;
+	return worker_main(w);
+}
+
+int rouse__mt_start(struct rouse_executor *ex)
+{
+	struct start_arg sa;
+	sigset_t all, old;
+	unsigned int i;
+	int err = 0;
+
+	pthread_mutex_init(&sa.lock, NULL);
+	pthread_cond_init(&sa.cond, NULL);
+	/* Workers take no signals: those belong to the program's threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (i = 0; i < ex->nworkers; i++) {
+		struct rouse__worker *w = &ex->workers[i];
+
+		sa.w = w;
+		sa.state = 0;
+		err = -pthread_create(&w->thread, NULL, worker_start, &sa);
+		if (err < 0)
+			break;
+		w->thread_started = true;
+		pthread_mutex_lock(&sa.lock);
+		while (sa.state == 0)
+			pthread_cond_wait(&sa.cond, &sa.lock);
+		pthread_mutex_unlock(&sa.lock);
+		if (sa.state < 0) {
+			err = sa.state;
+			pthread_join(w->thread, NULL);
+			w->thread_started = false;
+			break;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_destroy(&sa.lock);
+	pthread_cond_destroy(&sa.cond);
+	if (err < 0)
+		rouse__mt_stop(ex);
+	return err;
+}
+
+void rouse__mt_stop(struct rouse_executor *ex)
+{
+	unsigned int i;
+
+	__atomic_store_n(&ex->stop, true, __ATOMIC_SEQ_CST);
+	for (i = 0; i < ex->nworkers; i++) {
+		struct rouse__worker *w = &ex->workers[i];
+
+		if (!w->thread_started)
+			continue;
+		rouse_waker_wake_by_ref(&w->unpark);
+		pthread_join(w->thread, NULL);
+		w->thread_started = false;
+		rouse_waker_drop(&w->unpark);
+	}
+}

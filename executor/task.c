@@ -1,28 +1,715 @@
 // SPDX-License-Identifier: MIT
-/* executor/task.c - placeholder. */
+/*
+ * executor/task.c - tasks: spawning, the task waker, polling, join handles,
+ * abort and detach, and the executor object both schedulers share.
+ *
+ * Every state change of a task is one compare-and-swap on its state word
+ * (task.h lists the bits).  The schedulers (current.c, multi.c) only move
+ * task pointers between queues; what a task is allowed to do next is
+ * decided here.
+ */
 #include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "task.h"
 
-ROUSE__PUBLIC int rouse_executor_config_init(struct rouse_executor_config *c)
-{ return -ENOSYS; }
-ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
-		       struct rouse_executor **out)
-{ return -ENOSYS; }
-ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
-{ return -ENOSYS; }
-ROUSE__PUBLIC int rouse_executor_block_on(struct rouse_executor *ex, struct rouse_future *f)
-{ return -ENOSYS; }
-ROUSE__PUBLIC struct rouse_executor *rouse_executor_current(void)
-{ return 0; }
-ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex, const struct rouse_future *f,
-		size_t size, struct rouse_join_handle *out)
-{ return -ENOSYS; }
-ROUSE__PUBLIC int rouse_join_handle_abort(struct rouse_join_handle *h)
-{ return -ENOSYS; }
+#define ROUSE__LOG_MODULE "task"
+
+__thread struct rouse__worker *rouse__cur_worker;
+__thread struct rouse__task *rouse__cur_task;
+__thread struct rouse_executor *rouse__blockon_ex;
+
+/* The largest future rouse_spawn() copies: anything bigger is a mistake. */
+#define TASK_BODY_MAX ((size_t)1 << 30)
+
+/* ---- the state word ---------------------------------------------------- */
+
+static inline uint64_t state_load(struct rouse__task *t)
+{
+	return __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
+}
+
+static inline bool state_cas(struct rouse__task *t, uint64_t *old,
+			     uint64_t new)
+{
+	return __atomic_compare_exchange_n(&t->state, old, new, true,
+					   __ATOMIC_ACQ_REL,
+					   __ATOMIC_ACQUIRE);
+}
+
+static void task_free(struct rouse__task *t)
+{
+	rouse__trace("task %llu: freed", (unsigned long long)t->id);
+	free(t);
+}
+
+static inline void task_unref(struct rouse__task *t)
+{
+	uint64_t old = __atomic_fetch_sub(&t->state, TASK_REF,
+					  __ATOMIC_ACQ_REL);
+
+	if ((old >> TASK_REF_SHIFT) == 1)
+		task_free(t);
+}
+
+/* ---- ids: handed out in blocks so that spawning threads do not share a
+ * counter's cache line on every spawn ------------------------------------ */
+
+#define ID_BLOCK 1024u
+
+static uint64_t next_id_block = 1;
+static __thread uint64_t id_next, id_end;
+
+static uint64_t task_new_id(void)
+{
+	if (ROUSE__UNLIKELY(id_next == id_end)) {
+		id_next = __atomic_fetch_add(&next_id_block, ID_BLOCK,
+					     __ATOMIC_RELAXED);
+		id_end = id_next + ID_BLOCK;
+	}
+	return id_next++;
+}
+
+static const struct rouse_waker_vtable task_waker_vt;
+
+/* ---- the executor's task list ------------------------------------------ */
+
+static inline struct rouse__task_list *task_list(struct rouse__task *t)
+{
+	return &t->ex->lists[t->id % TASK_SHARDS];
+}
+
+static void list_insert(struct rouse__task *t)
+{
+	struct rouse__task_list *l = task_list(t);
+	struct rouse__task_link *h = &l->head;
+
+	pthread_mutex_lock(&l->lock);
+	t->all.next = h->next;
+	t->all.prev = h;
+	h->next->prev = &t->all;
+	h->next = &t->all;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static void list_remove(struct rouse__task *t)
+{
+	struct rouse__task_list *l = task_list(t);
+
+	pthread_mutex_lock(&l->lock);
+	t->all.prev->next = t->all.next;
+	t->all.next->prev = t->all.prev;
+	pthread_mutex_unlock(&l->lock);
+}
+
+/* ---- join waker: one of a few locks, chosen by the task's address ------ */
+
+#define JOIN_LOCKS 64u
+#define join_locks ROUSE__NS(join_locks)
+
+pthread_mutex_t join_locks[JOIN_LOCKS] = {
+	[0 ... JOIN_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static inline pthread_mutex_t *join_lock(struct rouse__task *t)
+{
+	return &join_locks[((uintptr_t)t >> 6) % JOIN_LOCKS];
+}
+
+/* The task finished: wake its join handle if one is waiting. */
+static void notify_join(struct rouse__task *t, uint64_t state)
+{
+	struct rouse_waker w = { NULL, NULL };
+
+	if (!(state & TASK_AWAITER))
+		return;
+	pthread_mutex_lock(join_lock(t));
+	w = t->join_waker;
+	t->join_waker.vtable = NULL;
+	pthread_mutex_unlock(join_lock(t));
+	if (w.vtable != NULL)
+		rouse_waker_wake(&w);
+}
+
+/* ---- finishing --------------------------------------------------------- */
+
+static inline void body_drop(struct rouse__task *t)
+{
+	struct rouse_future *f = task_body(t);
+
+	if (f->vtable != NULL && f->vtable->drop != NULL)
+		f->vtable->drop(f);
+	f->vtable = NULL;
+}
+
+/*
+ * The caller has the right to drop t's body: t is CLOSED, not COMPLETE,
+ * and no one polls it.  Drop it, tell the join handle, and let go of the
+ * executor's reference.
+ */
+static void task_cancel(struct rouse__task *t)
+{
+	uint64_t s;
+
+	rouse__trace("task %llu: cancelled", (unsigned long long)t->id);
+	body_drop(t);
+	list_remove(t);
+	s = __atomic_fetch_or(&t->state, TASK_DONE, __ATOMIC_ACQ_REL);
+	notify_join(t, s | TASK_DONE);
+	task_unref(t);
+}
+
+/* Poll returned READY on this thread: t was RUNNING. */
+static void task_complete(struct rouse__task *t)
+{
+	uint64_t s = state_load(t), n;
+
+	do {
+		n = (s & ~(TASK_RUNNING | TASK_SCHEDULED)) | TASK_COMPLETE;
+		if (!(s & TASK_HANDLE))
+			n |= TASK_DONE;
+	} while (!state_cas(t, &s, n));
+	rouse__trace("task %llu: complete", (unsigned long long)t->id);
+	/* With no handle to read the output, nobody will: drop it now. */
+	if (!(s & TASK_HANDLE))
+		body_drop(t);
+	list_remove(t);
+	notify_join(t, n);
+	task_unref(t);
+}
+
+void rouse__task_run(struct rouse__worker *w, struct rouse__task *t)
+{
+	struct rouse_waker waker;
+	struct rouse_context cx;
+	struct rouse_future *f = task_body(t);
+	enum rouse_poll r;
+	uint64_t s = state_load(t), n;
+
+	(void)w;
+	do {
+		if (s & TASK_CLOSED) {
+			task_cancel(t);
+			return;
+		}
+		n = (s & ~TASK_SCHEDULED) | TASK_RUNNING;
+	} while (!state_cas(t, &s, n));
+
+	waker.data = t;
+	waker.vtable = &task_waker_vt;
+	cx.waker = &waker;
+	rouse__cur_task = t;
+	r = f->vtable->poll(f, &cx);
+	rouse__cur_task = NULL;
+	if (r == ROUSE_READY) {
+		task_complete(t);
+		return;
+	}
+	s = n;
+	do {
+		n = s & ~TASK_RUNNING;
+	} while (!state_cas(t, &s, n));
+	if (s & TASK_CLOSED) {
+		/* Aborted during the poll: the wake it queued was refused. */
+		task_cancel(t);
+	} else if (s & TASK_SCHEDULED) {
+		/* Woken during its own poll: to the back of the queue. */
+		rouse__task_schedule(t, false);
+	}
+}
+
+/* ---- scheduling from anywhere ------------------------------------------ */
+
+void rouse__inject_push_locked(struct rouse_executor *ex,
+			       struct rouse__task *t)
+{
+	t->next = NULL;
+	if (ex->inject_tail != NULL)
+		ex->inject_tail->next = t;
+	else
+		ex->inject_head = t;
+	ex->inject_tail = t;
+	__atomic_store_n(&ex->inject_len, ex->inject_len + 1,
+			 __ATOMIC_RELEASE);
+}
+
+struct rouse__task *rouse__inject_pop_locked(struct rouse_executor *ex)
+{
+	struct rouse__task *t = ex->inject_head;
+
+	if (t == NULL)
+		return NULL;
+	ex->inject_head = t->next;
+	if (ex->inject_head == NULL)
+		ex->inject_tail = NULL;
+	__atomic_store_n(&ex->inject_len, ex->inject_len - 1,
+			 __ATOMIC_RELAXED);
+	return t;
+}
+
+/*
+ * From a thread that is not one of the executor's: through the injection
+ * queue.  Nothing of ex is touched after the lock is released, so that an
+ * executor shutting down can tell when the last such wake has left it
+ * (see rouse_executor_free()).  The thread to wake is woken through a
+ * clone of its parker's waker, which outlives the executor.
+ */
+static void schedule_remote(struct rouse_executor *ex, struct rouse__task *t)
+{
+	struct rouse_waker w = { NULL, NULL };
+
+	pthread_mutex_lock(&ex->inject_lock);
+	if (ROUSE__UNLIKELY(ex->closed)) {
+		/* Shutdown owns the task now; it counts this wake. */
+		ex->late_wakes++;
+		pthread_mutex_unlock(&ex->inject_lock);
+		return;
+	}
+	rouse__inject_push_locked(ex, t);
+	if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD) {
+		if (ex->ct_unpark.vtable != NULL)
+			w = ex->ct_unpark.vtable->clone(ex->ct_unpark.data);
+	} else {
+		rouse__mt_notify_locked(ex, &w);
+	}
+	pthread_mutex_unlock(&ex->inject_lock);
+	if (w.vtable != NULL)
+		rouse_waker_wake(&w);
+}
+
+void rouse__task_schedule(struct rouse__task *t, bool woken_by_task)
+{
+	struct rouse__worker *w = rouse__cur_worker;
+	struct rouse_executor *ex = t->ex;
+
+	if (w != NULL && w->ex == ex) {
+		if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD)
+			rouse__ct_schedule_local(w, t);
+		else
+			rouse__mt_schedule_local(w, t, woken_by_task);
+		return;
+	}
+	schedule_remote(ex, t);
+}
+
+/* ---- the task waker ------------------------------------------------------ */
+
+static void task_wake_by_ref(void *data)
+{
+	struct rouse__task *t = data;
+	uint64_t s = __atomic_load_n(&t->state, __ATOMIC_RELAXED);
+
+	do {
+		if (s & (TASK_SCHEDULED | TASK_COMPLETE | TASK_CLOSED))
+			return;
+	} while (!state_cas(t, &s, s | TASK_SCHEDULED));
+	/* Running: the worker re-queues it when the poll returns. */
+	if (s & TASK_RUNNING)
+		return;
+	rouse__task_schedule(t, rouse__cur_task != NULL);
+}
+
+static void task_wake(void *data)
+{
+	task_wake_by_ref(data);
+	task_unref(data);
+}
+
+static void task_drop_ref(void *data)
+{
+	task_unref(data);
+}
+
+static struct rouse_waker task_clone(void *data)
+{
+	struct rouse__task *t = data;
+	struct rouse_waker w;
+
+	__atomic_fetch_add(&t->state, TASK_REF, __ATOMIC_RELAXED);
+	w.data = t;
+	w.vtable = &task_waker_vt;
+	return w;
+}
+
+static const struct rouse_waker_vtable task_waker_vt = {
+	task_clone, task_wake, task_wake_by_ref, task_drop_ref,
+};
+
+/* ---- join handles ---------------------------------------------------------- */
+
+static enum rouse_poll join_poll(struct rouse_future *self,
+				 struct rouse_context *cx)
+{
+	struct rouse_join_handle *h = (struct rouse_join_handle *)self;
+	struct rouse__task *t = h->task;
+	uint64_t s;
+
+	if (t == NULL)
+		return ROUSE_READY;	/* polled again after READY */
+	s = state_load(t);
+	if (!(s & (TASK_COMPLETE | TASK_DONE))) {
+		pthread_mutex_lock(join_lock(t));
+		if (!(s & TASK_AWAITER) ||
+		    !rouse_waker_will_wake(&t->join_waker, cx->waker)) {
+			if (t->join_waker.vtable != NULL)
+				rouse_waker_drop(&t->join_waker);
+			rouse_waker_clone(cx->waker, &t->join_waker);
+		}
+		s = __atomic_fetch_or(&t->state, TASK_AWAITER,
+				      __ATOMIC_ACQ_REL);
+		pthread_mutex_unlock(join_lock(t));
+		if (!(s & (TASK_COMPLETE | TASK_DONE)))
+			return ROUSE_PENDING;
+	}
+	if (s & TASK_COMPLETE) {
+		h->result = 0;
+		h->output = task_body(t);
+	} else {
+		h->result = -ECANCELED;
+		h->output = NULL;
+	}
+	return ROUSE_READY;
+}
+
+/* Let go of the task: the handle's reference and, if complete, its body. */
+static void join_release(struct rouse_join_handle *h)
+{
+	struct rouse__task *t = h->task;
+	struct rouse_waker w = { NULL, NULL };
+	uint64_t s, n;
+
+	if (t == NULL)
+		return;
+	h->task = NULL;
+	h->output = NULL;
+	s = state_load(t);
+	do {
+		n = s & ~(TASK_HANDLE | TASK_AWAITER);
+		if (s & TASK_COMPLETE)
+			n |= TASK_DONE;
+	} while (!state_cas(t, &s, n));
+	if (s & TASK_AWAITER) {
+		pthread_mutex_lock(join_lock(t));
+		w = t->join_waker;
+		t->join_waker.vtable = NULL;
+		pthread_mutex_unlock(join_lock(t));
+		if (w.vtable != NULL)
+			rouse_waker_drop(&w);
+	}
+	/* Complete and not yet dropped: the output was ours to release. */
+	if ((s & TASK_COMPLETE) && !(s & TASK_DONE))
+		body_drop(t);
+	task_unref(t);
+}
+
+static void join_drop(struct rouse_future *self)
+{
+	join_release((struct rouse_join_handle *)self);
+}
+
+static const struct rouse_future_vtable join_vt = { join_poll, join_drop };
+
 ROUSE__PUBLIC int rouse_join_handle_detach(struct rouse_join_handle *h)
-{ return -ENOSYS; }
+{
+	if (h == NULL || h->base.vtable != &join_vt)
+		return -EINVAL;
+	return rouse_future_drop(&h->base);
+}
+
 ROUSE__PUBLIC uint64_t rouse_join_handle_id(const struct rouse_join_handle *h)
-{ return 0; }
+{
+	if (h == NULL || h->base.vtable != &join_vt || h->task == NULL)
+		return 0;
+	return ((struct rouse__task *)h->task)->id;
+}
+
+ROUSE__PUBLIC int rouse_join_handle_abort(struct rouse_join_handle *h)
+{
+	struct rouse__task *t;
+	uint64_t s, n;
+
+	if (h == NULL || h->base.vtable != &join_vt)
+		return -EINVAL;
+	t = h->task;
+	if (t == NULL)
+		return 0;
+	s = state_load(t);
+	do {
+		if (s & (TASK_COMPLETE | TASK_CLOSED))
+			return 0;
+		n = s | TASK_CLOSED;
+		/* Idle: queue it, so that its own executor drops it. */
+		if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
+			n |= TASK_SCHEDULED;
+	} while (!state_cas(t, &s, n));
+	rouse__trace("task %llu: abort", (unsigned long long)t->id);
+	if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
+		rouse__task_schedule(t, false);
+	return 0;
+}
+
+/* ---- spawning ---------------------------------------------------------------- */
+
+ROUSE__PUBLIC struct rouse_executor *rouse_executor_current(void)
+{
+	if (rouse__cur_worker != NULL)
+		return rouse__cur_worker->ex;
+	return rouse__blockon_ex;
+}
+
 ROUSE__PUBLIC uint64_t rouse_task_current_id(void)
-{ return 0; }
+{
+	return rouse__cur_task != NULL ? rouse__cur_task->id : 0;
+}
+
+ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
+			      const struct rouse_future *f, size_t size,
+			      struct rouse_join_handle *out)
+{
+	struct rouse__task *t;
+
+	if (f == NULL || f->vtable == NULL || f->vtable->poll == NULL ||
+	    size < sizeof(*f) || size > TASK_BODY_MAX)
+		return -EINVAL;
+	if (ex == NULL) {
+		ex = rouse_executor_current();
+		if (ex == NULL)
+			return -ESRCH;
+	}
+	if (ROUSE__UNLIKELY(__atomic_load_n(&ex->closed, __ATOMIC_RELAXED)))
+		return -ECANCELED;
+	t = malloc(sizeof(*t) + size);
+	if (t == NULL)
+		return -ENOMEM;
+	t->state = TASK_SCHEDULED | TASK_REF;
+	if (out != NULL)
+		t->state += TASK_HANDLE | TASK_REF;
+	t->ex = ex;
+	t->id = task_new_id();
+	t->join_waker.data = NULL;
+	t->join_waker.vtable = NULL;
+	memcpy(task_body(t), f, size);
+	list_insert(t);
+	if (out != NULL) {
+		out->base.vtable = &join_vt;
+		out->task = t;
+		out->result = 0;
+		out->output = NULL;
+	}
+	rouse__trace("task %llu: spawned", (unsigned long long)t->id);
+	rouse__task_schedule(t, false);
+	return 0;
+}
+
+/* ---- the executor -------------------------------------------------------------- */
+
+ROUSE__PUBLIC int rouse_executor_config_init(struct rouse_executor_config *c)
+{
+	if (c == NULL)
+		return -EINVAL;
+	memset(c, 0, sizeof(*c));
+	c->kind = ROUSE_EXECUTOR_CURRENT_THREAD;
+	c->workers = 0;
+	c->event_interval = 61;
+	c->lifo_cap = 3;
+	c->parker = NULL;
+	return 0;
+}
+
+static void executor_destroy(struct rouse_executor *ex)
+{
+	unsigned int i;
+
+	for (i = 0; i < TASK_SHARDS; i++)
+		pthread_mutex_destroy(&ex->lists[i].lock);
+	pthread_mutex_destroy(&ex->inject_lock);
+	pthread_mutex_destroy(&ex->idle_lock);
+	free(ex->idle_stack);
+	free(ex->workers);
+	free(ex);
+}
+
+ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
+				     struct rouse_executor **out)
+{
+	struct rouse_executor_config def;
+	struct rouse_executor *ex;
+	unsigned int i;
+	long cpus;
+	int err;
+
+	if (out == NULL)
+		return -EINVAL;
+	*out = NULL;
+	if (cfg == NULL) {
+		rouse_executor_config_init(&def);
+		cfg = &def;
+	}
+	if ((cfg->kind != ROUSE_EXECUTOR_CURRENT_THREAD &&
+	     cfg->kind != ROUSE_EXECUTOR_MULTI_THREAD) ||
+	    cfg->event_interval == 0 || cfg->workers > 1024 ||
+	    (cfg->parker != NULL && !rouse__parker_valid(cfg->parker)))
+		return -EINVAL;
+	if (posix_memalign((void **)&ex, 64, sizeof(*ex)) != 0)
+		return -ENOMEM;
+	memset(ex, 0, sizeof(*ex));
+	ex->cfg = *cfg;
+	ex->cfg.parker = NULL;
+	if (cfg->parker != NULL) {
+		ex->parker = *cfg->parker;
+		ex->has_parker = true;
+	}
+	pthread_mutex_init(&ex->inject_lock, NULL);
+	pthread_mutex_init(&ex->idle_lock, NULL);
+	for (i = 0; i < TASK_SHARDS; i++) {
+		struct rouse__task_link *h = &ex->lists[i].head;
+
+		pthread_mutex_init(&ex->lists[i].lock, NULL);
+		h->next = h->prev = h;
+	}
+	if (cfg->kind == ROUSE_EXECUTOR_CURRENT_THREAD) {
+		ex->nworkers = 1;
+	} else {
+		ex->nworkers = cfg->workers;
+		if (ex->nworkers == 0) {
+			cpus = sysconf(_SC_NPROCESSORS_ONLN);
+			ex->nworkers = cpus > 0 ? (unsigned int)cpus : 1;
+		}
+	}
+	ex->cfg.workers = ex->nworkers;
+	if (posix_memalign((void **)&ex->workers, 64,
+			   sizeof(*ex->workers) * ex->nworkers) != 0) {
+		ex->workers = NULL;
+		executor_destroy(ex);
+		return -ENOMEM;
+	}
+	memset(ex->workers, 0, sizeof(*ex->workers) * ex->nworkers);
+	for (i = 0; i < ex->nworkers; i++) {
+		ex->workers[i].ex = ex;
+		ex->workers[i].index = i;
+		ex->workers[i].rng = 0x9e3779b9u * (i + 1);
+	}
+	if (cfg->kind == ROUSE_EXECUTOR_MULTI_THREAD) {
+		ex->idle_stack = calloc(ex->nworkers, sizeof(unsigned int));
+		if (ex->idle_stack == NULL) {
+			executor_destroy(ex);
+			return -ENOMEM;
+		}
+		err = rouse__mt_start(ex);
+		if (err < 0) {
+			executor_destroy(ex);
+			return err;
+		}
+	}
+	rouse__debug("executor %p: new, %s, %u worker(s)", (void *)ex,
+		     cfg->kind == ROUSE_EXECUTOR_CURRENT_THREAD ?
+		     "current-thread" : "multi-thread", ex->nworkers);
+	*out = ex;
+	return 0;
+}
+
+/*
+ * Shutdown.  The executor's threads are gone (multi-thread workers are
+ * joined; a current-thread executor is not inside block_on), so nothing
+ * polls.  What may still happen: a wake or abort on another thread that
+ * set a task's SCHEDULED bit and is about to take inject_lock.  Such a
+ * wake finds `closed` and counts itself in late_wakes; the executor's
+ * memory may go only after the last of them has.  Their number is known:
+ * every task whose SCHEDULED bit was set when it was closed, and that was
+ * not found in a queue, has exactly one such wake on its way.
+ */
+ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
+{
+	struct rouse__task *t;
+	uint64_t scheduled = 0, drained, s;
+	unsigned int i;
+
+	if (ex == NULL)
+		return -EINVAL;
+	if (rouse_executor_current() == ex)
+		return -EDEADLK;
+	pthread_mutex_lock(&ex->inject_lock);
+	if (ex->ct_running) {
+		pthread_mutex_unlock(&ex->inject_lock);
+		return -EBUSY;
+	}
+	pthread_mutex_unlock(&ex->inject_lock);
+
+	if (ex->cfg.kind == ROUSE_EXECUTOR_MULTI_THREAD)
+		rouse__mt_stop(ex);
+
+	pthread_mutex_lock(&ex->inject_lock);
+	__atomic_store_n(&ex->closed, true, __ATOMIC_RELAXED);
+	drained = 0;
+	while (rouse__inject_pop_locked(ex) != NULL)
+		drained++;
+	pthread_mutex_unlock(&ex->inject_lock);
+	if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD)
+		drained += rouse__ct_drain(ex);
+	else
+		drained += rouse__mt_drain(ex);
+
+	/* Close every unfinished task: from now on wakes ignore them. */
+	for (i = 0; i < TASK_SHARDS; i++) {
+		struct rouse__task_link *h = &ex->lists[i].head, *l;
+
+		pthread_mutex_lock(&ex->lists[i].lock);
+		for (l = h->next; l != h; l = l->next) {
+			t = rouse__container_of(l, struct rouse__task, all);
+			s = __atomic_fetch_or(&t->state, TASK_CLOSED,
+					      __ATOMIC_ACQ_REL);
+			if (s & TASK_SCHEDULED)
+				scheduled++;
+		}
+		pthread_mutex_unlock(&ex->lists[i].lock);
+	}
+	for (;;) {
+		pthread_mutex_lock(&ex->inject_lock);
+		s = ex->late_wakes;
+		pthread_mutex_unlock(&ex->inject_lock);
+		if (s + drained >= scheduled)
+			break;
+		sched_yield();
+	}
+
+	/* Drop what is left; a drop may wake or abort others: all closed. */
+	for (i = 0; i < TASK_SHARDS; i++) {
+		struct rouse__task_link *h = &ex->lists[i].head, *l;
+
+		for (;;) {
+			pthread_mutex_lock(&ex->lists[i].lock);
+			l = h->next;
+			pthread_mutex_unlock(&ex->lists[i].lock);
+			if (l == h)
+				break;
+			task_cancel(rouse__container_of(l, struct rouse__task,
+							all));
+		}
+	}
+	rouse__debug("executor %p: freed", (void *)ex);
+	executor_destroy(ex);
+	return 0;
+}
+
+ROUSE__PUBLIC int rouse_executor_block_on(struct rouse_executor *ex,
+					  struct rouse_future *f)
+{
+	struct rouse_executor *saved;
+	int err;
+
+	if (ex == NULL || f == NULL || f->vtable == NULL ||
+	    f->vtable->poll == NULL)
+		return -EINVAL;
+	if (rouse__in_block_on)
+		return -EDEADLK;
+	if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD)
+		return rouse__ct_block_on(ex, f);
+	saved = rouse__blockon_ex;
+	rouse__blockon_ex = ex;
+	err = rouse_block_on(f);
+	rouse__blockon_ex = saved;
+	return err;
+}

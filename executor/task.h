@@ -1,6 +1,195 @@
 /* SPDX-License-Identifier: MIT */
-/* executor/task.h - placeholder. */
+/*
+ * executor/task.h - tasks and the two schedulers that run them.
+ *
+ * A task is one allocation: the 64-byte header below, then the future's
+ * body, copied in by rouse_spawn().  The header's state word says where
+ * the task is in its life; the reference count in its upper bits says
+ * how long the memory must live.  The two lifetimes are separate: the
+ * future (the body) is dropped exactly once, when the task finishes or
+ * when the join handle lets go of a completed task's output; the memory
+ * goes when the last reference does, and a waker may hold one long after
+ * the executor is gone.
+ */
 #ifndef ROUSE_EXECUTOR_TASK_H
 #define ROUSE_EXECUTOR_TASK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "executor-internal.h"
-#endif
+
+/*
+ * The state word.  Flags in the low bits, references from bit 12 up.
+ *
+ * SCHEDULED  The task is in a run queue, or about to be put in one by
+ *            whoever set the bit; while it is set a wake does nothing
+ *            more.  Set by a wake or by abort; cleared by the worker that
+ *            takes the task to poll it.  A wake while RUNNING sets it too,
+ *            and the worker re-queues the task after the poll.
+ * RUNNING    A worker is inside the future's poll.  Only that worker
+ *            touches the body.
+ * COMPLETE   The poll returned READY; the output is in the body, which
+ *            is no longer polled.  Never cleared.
+ * CLOSED     Cancellation was asked for (abort, or the executor shut
+ *            down) before completion: the next worker to see the task
+ *            drops the body instead of polling it.  Wakes are ignored.
+ * DONE       The body has been dropped.  Set once, by whoever dropped it.
+ * HANDLE     A join handle exists.  Without one, a completed body is
+ *            dropped at once.
+ * AWAITER    A join handle stored a waker in the task's join_waker, under
+ *            the task's stripe lock (join_lock()).
+ *
+ * References: one for the executor while the task is unfinished (it is
+ * in the executor's task list), one for the join handle, one per waker.
+ * Queue entries hold none: a queued task is unfinished, so the
+ * executor's reference keeps it alive.
+ */
+#define TASK_SCHEDULED	 0x001u
+#define TASK_RUNNING	 0x002u
+#define TASK_COMPLETE	 0x004u
+#define TASK_CLOSED	 0x008u
+#define TASK_DONE	 0x010u
+#define TASK_HANDLE	 0x020u
+#define TASK_AWAITER	 0x040u
+#define TASK_REF_SHIFT	 12
+#define TASK_REF	 ((uint64_t)1 << TASK_REF_SHIFT)
+
+struct rouse__task_link {
+	struct rouse__task_link *prev, *next;
+};
+
+struct rouse__task {
+	uint64_t state;			/* atomic; see above */
+	struct rouse__task *next;	/* run queue link */
+	struct rouse_executor *ex;	/* valid while unfinished */
+	struct rouse__task_link all;	/* executor's task list */
+	uint64_t id;
+	struct rouse_waker join_waker;	/* under the stripe lock */
+	/* the future's body follows, 16-byte aligned */
+} __attribute__((aligned(16)));
+
+_Static_assert(sizeof(struct rouse__task) == 64,
+	       "a task header is one cache line");
+
+static inline struct rouse_future *task_body(struct rouse__task *t)
+{
+	return (struct rouse_future *)(void *)(t + 1);
+}
+
+/* The per-worker run queue of the multi-thread scheduler. */
+#define RING_SIZE 256u
+#define RING_MASK (RING_SIZE - 1)
+
+struct rouse__ring {
+	/* Owner pops and stealers steal here (CAS); owner pushes at tail. */
+	uint32_t head __attribute__((aligned(64)));
+	uint32_t tail __attribute__((aligned(64)));
+	struct rouse__task *slots[RING_SIZE];	/* relaxed atomics */
+};
+
+/*
+ * A thread that runs tasks: the thread inside block_on of a current-
+ * thread executor, or one worker of a multi-thread one.
+ */
+struct rouse__worker {
+	struct rouse_executor *ex;
+	unsigned int index;
+	/* current-thread: the run queue, touched only by this thread */
+	struct rouse__task *head, *tail;
+	/* multi-thread */
+	struct rouse__ring ring;
+	struct rouse__task *lifo;	/* woken by the task just polled */
+	unsigned int lifo_run;		/* LIFO polls in a row */
+	bool searching;			/* counted in ex->num_searching */
+	bool idle;			/* in the idle stack; idle_lock */
+	uint32_t rng;
+	struct rouse_parker parker;
+	struct rouse_waker unpark;	/* wakes this worker's parker */
+	pthread_t thread;
+	bool thread_started;
+} __attribute__((aligned(64)));
+
+#define TASK_SHARDS 16u
+
+struct rouse__task_list {
+	pthread_mutex_t lock;
+	struct rouse__task_link head;	/* circular */
+} __attribute__((aligned(64)));
+
+struct rouse_executor {
+	struct rouse_executor_config cfg;
+	struct rouse_parker parker;	/* cfg.parker copied, if any */
+	bool has_parker;
+
+	/* Spawns and wakes from threads that are not this executor's. */
+	pthread_mutex_t inject_lock;
+	struct rouse__task *inject_head, *inject_tail;
+	size_t inject_len;		/* atomic reads without the lock */
+	bool closed;			/* inject_lock */
+	uint64_t late_wakes;		/* inject_lock; see shutdown */
+	/* current-thread: the block_on thread's unpark waker, or none */
+	struct rouse_waker ct_unpark;	/* inject_lock */
+	bool ct_running;		/* inject_lock */
+
+	struct rouse__task_list lists[TASK_SHARDS];
+
+	/* multi-thread */
+	unsigned int nworkers;
+	struct rouse__worker *workers;
+	bool stop;			/* atomic */
+	unsigned int num_idle;		/* atomic; changed under idle_lock */
+	unsigned int num_searching;	/* atomic */
+	pthread_mutex_t idle_lock;
+	unsigned int *idle_stack;	/* idle_lock */
+};
+
+#define rouse__cur_worker ROUSE__NS(cur_worker)
+#define rouse__cur_task ROUSE__NS(cur_task)
+#define rouse__blockon_ex ROUSE__NS(blockon_ex)
+#define rouse__task_run ROUSE__NS(task_run)
+#define rouse__task_schedule ROUSE__NS(task_schedule)
+#define rouse__inject_push_locked ROUSE__NS(inject_push_locked)
+#define rouse__inject_pop_locked ROUSE__NS(inject_pop_locked)
+#define rouse__ct_schedule_local ROUSE__NS(ct_schedule_local)
+#define rouse__ct_block_on ROUSE__NS(ct_block_on)
+#define rouse__ct_drain ROUSE__NS(ct_drain)
+#define rouse__mt_schedule_local ROUSE__NS(mt_schedule_local)
+#define rouse__mt_notify_locked ROUSE__NS(mt_notify_locked)
+#define rouse__mt_notify ROUSE__NS(mt_notify)
+#define rouse__mt_start ROUSE__NS(mt_start)
+#define rouse__mt_stop ROUSE__NS(mt_stop)
+#define rouse__mt_drain ROUSE__NS(mt_drain)
+
+/* The worker this thread is, or NULL. */
+extern __thread struct rouse__worker *rouse__cur_worker;
+/* The task being polled on this thread, or NULL. */
+extern __thread struct rouse__task *rouse__cur_task;
+/* The multi-thread executor whose block_on runs on this thread. */
+extern __thread struct rouse_executor *rouse__blockon_ex;
+
+/* Poll t once (or drop it if it was cancelled); w is this thread. */
+void rouse__task_run(struct rouse__worker *w, struct rouse__task *t);
+/* Queue t, whose SCHEDULED bit the caller set, from any thread. */
+void rouse__task_schedule(struct rouse__task *t, bool woken_by_task);
+
+void rouse__inject_push_locked(struct rouse_executor *ex,
+			       struct rouse__task *t);
+struct rouse__task *rouse__inject_pop_locked(struct rouse_executor *ex);
+
+void rouse__ct_schedule_local(struct rouse__worker *w, struct rouse__task *t);
+int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f);
+size_t rouse__ct_drain(struct rouse_executor *ex);
+
+void rouse__mt_schedule_local(struct rouse__worker *w, struct rouse__task *t,
+			      bool woken_by_task);
+/* Under inject_lock: pick an idle worker to wake; *out gets its waker. */
+bool rouse__mt_notify_locked(struct rouse_executor *ex,
+			     struct rouse_waker *out);
+void rouse__mt_notify(struct rouse_executor *ex);
+int rouse__mt_start(struct rouse_executor *ex);
+void rouse__mt_stop(struct rouse_executor *ex);
+size_t rouse__mt_drain(struct rouse_executor *ex);
+
+#endif /* ROUSE_EXECUTOR_TASK_H */
