@@ -524,6 +524,10 @@ static void run_timers(const struct args *a);
 static void run_timeout(const struct args *a);
 static void run_fds(const struct args *a);
 static void run_echo(const struct args *a);
+static void run_yield(const struct args *a);
+static void run_spawn(const struct args *a);
+static void run_inject(const struct args *a);
+static void run_spawn_mt(const struct args *a);
 
 /*
  * Bounds that keep the benchmarks' own arithmetic in range: timer and fd
@@ -542,8 +546,8 @@ static void run_echo(const struct args *a);
 
 static const struct bench suite[] = {
 	{ "yield", { COUNT("tasks", "100"), COUNT("iters", "10000") },
-	  NULL, NULL },
-	{ "spawn", { COUNT("n", "100000") }, NULL, NULL },
+	  NULL, run_yield },
+	{ "spawn", { COUNT("n", "100000") }, NULL, run_spawn },
 	{ "pingpong", { COUNT("n", "100000"), PIN,
 			{ "via", "executor", 0, 1, "executor|reactor" } },
 	  NULL, run_pingpong },
@@ -561,9 +565,9 @@ static const struct bench suite[] = {
 		    { "secs", "3", 1, SECS_MAX, NULL },
 		    { "size", "64", 1, SIZE_MAX_ECHO, NULL } },
 	  NULL, run_echo },
-	{ "inject", { COUNT("n", "100000"), PIN }, NULL, NULL },
+	{ "inject", { COUNT("n", "100000"), PIN }, NULL, run_inject },
 	{ "spawn-mt", { COUNT("n", "100000"), COUNT("workers", "2") },
-	  NULL, NULL },
+	  NULL, run_spawn_mt },
 };
 
 #define SUITE_SIZE (sizeof(suite) / sizeof(suite[0]))
@@ -2008,6 +2012,392 @@ static void run_echo(const struct args *a)
 	rouse_reactor_free(ex->reactor);
 	free(ex->side);
 	free(ex);
+}
+
+/* ---- tasks: yield, spawn, inject, spawn-mt -------------------------- */
+
+/*
+ * A yield: the first poll wakes its own task and answers PENDING, the
+ * second answers READY.  The task goes to the back of the run queue.
+ */
+struct yield_task {
+	struct rouse_future base;
+	uint64_t iters, done;
+	bool yielded;
+	uint64_t *ran;			/* per-task count, checked */
+	struct task_bench *tb;
+};
+
+/* What the tasks of one run share. */
+struct task_bench {
+	uint64_t n, finished;		/* atomic: tasks that completed */
+	struct rouse_waker root;	/* woken by the last task */
+	uint8_t *ran;			/* spawn, inject, spawn-mt */
+	struct stamp_pair { uint64_t wall, cpu; } t0, t1;
+	struct rouse_executor *ex;
+	struct rouse_join_handle *h;
+	uint64_t pin;
+	int err;
+};
+
+static void task_finished(struct task_bench *tb)
+{
+	if (__atomic_add_fetch(&tb->finished, 1, __ATOMIC_ACQ_REL) == tb->n)
+		rouse_waker_wake_by_ref(&tb->root);
+}
+
+static enum rouse_poll yield_task_poll(struct rouse_future *f,
+				       struct rouse_context *cx)
+{
+	struct yield_task *y = (struct yield_task *)f;
+
+	for (;;) {
+		if (y->yielded) {
+			y->yielded = false;
+			y->done++;
+			(*y->ran)++;
+		}
+		if (y->done == y->iters)
+			break;
+		y->yielded = true;
+		rouse_waker_wake_by_ref(cx->waker);
+		return ROUSE_PENDING;
+	}
+	task_finished(y->tb);
+	return ROUSE_READY;
+}
+
+static const struct rouse_future_vtable yield_task_vt = { yield_task_poll,
+							   NULL };
+
+/* The root of block_on: ready when all n tasks finished. */
+struct tasks_root {
+	struct rouse_future base;
+	struct task_bench *tb;
+};
+
+static enum rouse_poll tasks_root_poll(struct rouse_future *f,
+				       struct rouse_context *cx)
+{
+	struct task_bench *tb = ((struct tasks_root *)f)->tb;
+
+	if (tb->root.vtable == NULL)
+		check_rouse("rouse_waker_clone",
+			    rouse_waker_clone(cx->waker, &tb->root));
+	if (__atomic_load_n(&tb->finished, __ATOMIC_ACQUIRE) == tb->n)
+		return ROUSE_READY;
+	return ROUSE_PENDING;
+}
+
+static const struct rouse_future_vtable tasks_root_vt = { tasks_root_poll,
+							   NULL };
+
+static struct stamp_pair stamp_now(void)
+{
+	struct stamp_pair s;
+
+	s.wall = now_ns();
+	s.cpu = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	return s;
+}
+
+static struct rouse_executor *make_executor(enum rouse_executor_kind kind,
+					    unsigned int workers)
+{
+	struct rouse_executor_config cfg;
+	struct rouse_executor *e;
+
+	check_rouse("rouse_executor_config_init",
+		    rouse_executor_config_init(&cfg));
+	cfg.kind = kind;
+	cfg.workers = workers;
+	check_rouse("rouse_executor_new", rouse_executor_new(&cfg, &e));
+	return e;
+}
+
+static void run_yield(const struct args *a)
+{
+	struct task_bench tb;
+	struct tasks_root root = { { &tasks_root_vt }, &tb };
+	uint64_t tasks = arg(a, "tasks"), iters = arg(a, "iters"), i;
+	uint64_t *ran = xcalloc(tasks, sizeof(*ran));
+	struct rouse_executor *e;
+
+	memset(&tb, 0, sizeof(tb));
+	tb.n = tasks;
+	e = make_executor(ROUSE_EXECUTOR_CURRENT_THREAD, 1);
+	/* A current-thread executor runs nothing before block_on. */
+	for (i = 0; i < tasks; i++) {
+		struct yield_task y = { { &yield_task_vt }, iters, 0, false,
+					&ran[i], &tb };
+
+		check_rouse("rouse_spawn", rouse_spawn(e, &y.base, sizeof(y),
+						       NULL));
+	}
+	tb.t0 = stamp_now();
+	check_rouse("rouse_executor_block_on",
+		    rouse_executor_block_on(e, &root.base));
+	tb.t1 = stamp_now();
+	for (i = 0; i < tasks; i++)
+		if (ran[i] != iters)
+			fail("task %" PRIu64 " yielded %" PRIu64 " times, not %"
+			     PRIu64, i, ran[i], iters);
+	print_head(tasks * iters, tb.t1.wall - tb.t0.wall,
+		   tb.t1.cpu - tb.t0.cpu,
+		   (double)(tb.t1.wall - tb.t0.wall) / (double)(tasks * iters));
+	print_end();
+	rouse_waker_drop(&tb.root);
+	check_rouse("rouse_executor_free", rouse_executor_free(e));
+	free(ran);
+}
+
+/* The trivial task of spawn, inject and spawn-mt: mark itself as run. */
+struct unit_task {
+	struct rouse_future base;
+	struct task_bench *tb;
+	uint64_t i;
+};
+
+static enum rouse_poll unit_poll(struct rouse_future *f,
+				 struct rouse_context *cx)
+{
+	struct unit_task *u = (struct unit_task *)f;
+
+	(void)cx;
+	u->tb->ran[u->i]++;
+	return ROUSE_READY;
+}
+
+static const struct rouse_future_vtable unit_vt = { unit_poll, NULL };
+
+static enum rouse_poll unit_counted_poll(struct rouse_future *f,
+					 struct rouse_context *cx)
+{
+	struct unit_task *u = (struct unit_task *)f;
+
+	(void)cx;
+	u->tb->ran[u->i]++;
+	task_finished(u->tb);
+	return ROUSE_READY;
+}
+
+static const struct rouse_future_vtable unit_counted_vt = { unit_counted_poll,
+							     NULL };
+
+static void check_ran_once(const struct task_bench *tb)
+{
+	uint64_t i;
+
+	for (i = 0; i < tb->n; i++)
+		if (tb->ran[i] != 1)
+			fail("task %" PRIu64 " ran %u times", i, tb->ran[i]);
+}
+
+/*
+ * spawn-mt and spawn: spawn n units with join handles, then await every
+ * handle; t0 at the first spawn, t1 when the last handle is ready.
+ */
+struct spawner {
+	struct rouse_future base;
+	struct task_bench *tb;
+	uint64_t next;
+	bool spawned;
+};
+
+static enum rouse_poll spawner_poll(struct rouse_future *f,
+				    struct rouse_context *cx)
+{
+	struct spawner *sp = (struct spawner *)f;
+	struct task_bench *tb = sp->tb;
+	uint64_t i;
+	int err;
+
+	if (!sp->spawned) {
+		sp->spawned = true;
+		tb->t0 = stamp_now();
+		for (i = 0; i < tb->n; i++) {
+			struct unit_task u = { { &unit_vt }, tb, i };
+
+			err = rouse_spawn(NULL, &u.base, sizeof(u), &tb->h[i]);
+			if (err < 0) {
+				tb->err = err;
+				return ROUSE_READY;
+			}
+		}
+	}
+	while (sp->next < tb->n) {
+		if (rouse_future_poll(&tb->h[sp->next].base, cx) !=
+		    ROUSE_READY)
+			return ROUSE_PENDING;
+		if (tb->h[sp->next].result != 0) {
+			tb->err = tb->h[sp->next].result;
+			return ROUSE_READY;
+		}
+		sp->next++;
+	}
+	tb->t1 = stamp_now();
+	return ROUSE_READY;
+}
+
+static void spawner_drop(struct rouse_future *f)
+{
+	struct spawner *sp = (struct spawner *)f;
+	uint64_t i;
+
+	for (i = 0; i < sp->tb->n; i++)
+		if (sp->tb->h[i].base.vtable != NULL)
+			rouse_future_drop(&sp->tb->h[i].base);
+}
+
+static const struct rouse_future_vtable spawner_vt = { spawner_poll,
+						       spawner_drop };
+
+static void run_spawn_common(const struct args *a, bool multi)
+{
+	struct task_bench tb;
+	struct spawner sp;
+	struct rouse_join_handle root;
+	uint64_t workers = multi ? arg(a, "workers") : 1;
+
+	memset(&tb, 0, sizeof(tb));
+	memset(&sp, 0, sizeof(sp));
+	tb.n = arg(a, "n");
+	tb.ran = xcalloc(tb.n, 1);
+	tb.h = xcalloc(tb.n, sizeof(*tb.h));
+	if (workers > 1024)
+		usage_error("workers=%" PRIu64 " is more than 1024", workers);
+	tb.ex = make_executor(multi ? ROUSE_EXECUTOR_MULTI_THREAD :
+				      ROUSE_EXECUTOR_CURRENT_THREAD,
+			      (unsigned int)workers);
+	sp.base.vtable = &spawner_vt;
+	sp.tb = &tb;
+	if (multi) {
+		/* From inside one task running on the executor. */
+		check_rouse("rouse_spawn", rouse_spawn(tb.ex, &sp.base,
+						       sizeof(sp), &root));
+		check_rouse("rouse_executor_block_on",
+			    rouse_executor_block_on(tb.ex, &root.base));
+		check_rouse("spawner task", root.result);
+		rouse_future_drop(&root.base);
+	} else {
+		check_rouse("rouse_executor_block_on",
+			    rouse_executor_block_on(tb.ex, &sp.base));
+		rouse_future_drop(&sp.base);
+	}
+	check_rouse("spawn", tb.err);
+	check_ran_once(&tb);
+	print_head(tb.n, tb.t1.wall - tb.t0.wall, tb.t1.cpu - tb.t0.cpu,
+		   (double)(tb.t1.wall - tb.t0.wall) / (double)tb.n);
+	if (multi)
+		printf(" workers=%" PRIu64, workers);
+	print_end();
+	check_rouse("rouse_executor_free", rouse_executor_free(tb.ex));
+	free(tb.h);
+	free(tb.ran);
+}
+
+static void run_spawn(const struct args *a)
+{
+	run_spawn_common(a, false);
+}
+
+static void run_spawn_mt(const struct args *a)
+{
+	run_spawn_common(a, true);
+}
+
+/*
+ * inject: a foreign thread spawns n detached units onto a current-thread
+ * executor that runs in block_on on the main thread; the last unit wakes
+ * the root.  t0 just before the first spawn, t1 when the root sees the
+ * last unit done.
+ */
+static pthread_barrier_t inject_go;
+
+static void *inject_sender(void *arg)
+{
+	struct task_bench *tb = arg;
+	uint64_t i;
+	int err;
+
+	pin_thread(tb->pin, 1);
+	pthread_barrier_wait(&inject_go);
+	tb->t0 = stamp_now();
+	for (i = 0; i < tb->n; i++) {
+		struct unit_task u = { { &unit_counted_vt }, tb, i };
+
+		err = rouse_spawn(tb->ex, &u.base, sizeof(u), NULL);
+		if (err < 0) {
+			tb->err = err;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Root of inject: handshake first (the loop runs), then wait for all. */
+struct inject_root {
+	struct rouse_future base;
+	struct task_bench *tb;
+	bool started;
+};
+
+static enum rouse_poll inject_root_poll(struct rouse_future *f,
+					struct rouse_context *cx)
+{
+	struct inject_root *r = (struct inject_root *)f;
+	struct task_bench *tb = r->tb;
+
+	if (!r->started) {
+		r->started = true;
+		check_rouse("rouse_waker_clone",
+			    rouse_waker_clone(cx->waker, &tb->root));
+		pthread_barrier_wait(&inject_go);
+	}
+	if (__atomic_load_n(&tb->finished, __ATOMIC_ACQUIRE) == tb->n) {
+		tb->t1 = stamp_now();
+		return ROUSE_READY;
+	}
+	return tb->err != 0 ? ROUSE_READY : ROUSE_PENDING;
+}
+
+static const struct rouse_future_vtable inject_root_vt = { inject_root_poll,
+							    NULL };
+
+static void run_inject(const struct args *a)
+{
+	struct task_bench tb;
+	struct inject_root root;
+	pthread_t ts;
+	int err;
+
+	memset(&tb, 0, sizeof(tb));
+	tb.n = arg(a, "n");
+	tb.pin = arg(a, "pin");
+	tb.ran = xcalloc(tb.n, 1);
+	tb.ex = make_executor(ROUSE_EXECUTOR_CURRENT_THREAD, 1);
+	root.base.vtable = &inject_root_vt;
+	root.tb = &tb;
+	root.started = false;
+	err = pthread_barrier_init(&inject_go, NULL, 2);
+	if (err != 0)
+		fail_err("pthread_barrier_init", err);
+	pin_thread(tb.pin, 0);
+	err = pthread_create(&ts, NULL, inject_sender, &tb);
+	if (err != 0)
+		fail_err("pthread_create", err);
+	check_rouse("rouse_executor_block_on",
+		    rouse_executor_block_on(tb.ex, &root.base));
+	pthread_join(ts, NULL);
+	check_rouse("rouse_spawn", tb.err);
+	check_ran_once(&tb);
+	print_head(tb.n, tb.t1.wall - tb.t0.wall, tb.t1.cpu - tb.t0.cpu,
+		   (double)(tb.t1.wall - tb.t0.wall) / (double)tb.n);
+	print_end();
+	rouse_waker_drop(&tb.root);
+	pthread_barrier_destroy(&inject_go);
+	check_rouse("rouse_executor_free", rouse_executor_free(tb.ex));
+	free(tb.ran);
 }
 
 /* ---- main --------------------------------------------------------- */

@@ -260,6 +260,7 @@ struct rouse__task *rouse__inject_pop_locked(struct rouse_executor *ex)
 static void schedule_remote(struct rouse_executor *ex, struct rouse__task *t)
 {
 	struct rouse_waker w = { NULL, NULL };
+	bool was_empty;
 
 	pthread_mutex_lock(&ex->inject_lock);
 	if (ROUSE__UNLIKELY(ex->closed)) {
@@ -268,10 +269,16 @@ static void schedule_remote(struct rouse_executor *ex, struct rouse__task *t)
 		pthread_mutex_unlock(&ex->inject_lock);
 		return;
 	}
+	was_empty = ex->inject_head == NULL;
 	rouse__inject_push_locked(ex, t);
 	if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD) {
-		if (ex->ct_unpark.vtable != NULL)
-			w = ex->ct_unpark.vtable->clone(ex->ct_unpark.data);
+		/*
+		 * A queue that was not empty has been announced already, and
+		 * the thread looks at the queue before it parks.  The waker
+		 * is valid under the lock: block_on drops it under the lock.
+		 */
+		if (was_empty && ex->ct_unpark.vtable != NULL)
+			ex->ct_unpark.vtable->wake_by_ref(ex->ct_unpark.data);
 	} else {
 		rouse__mt_notify_locked(ex, &w);
 	}
