@@ -12,7 +12,7 @@
 
 #define ROUSE__LOG_MODULE "executor"
 
-__thread bool rouse__in_block_on;
+ROUSE__TLS bool rouse__in_block_on;
 
 ROUSE__PUBLIC int rouse_block_on_with(struct rouse_future *f,
 				      const struct rouse_parker *parker)

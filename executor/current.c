@@ -142,8 +142,8 @@ int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 	cx.waker = &rw;
 
 	pthread_mutex_lock(&ex->inject_lock);
-	if (ex->ct_running || ex->closed) {
-		err = ex->closed ? -ECANCELED : -EBUSY;
+	if (ex->ct_running || ex->freeing) {
+		err = ex->freeing ? -ECANCELED : -EBUSY;
 		pthread_mutex_unlock(&ex->inject_lock);
 		rouse_waker_drop(&rw);
 		return err;

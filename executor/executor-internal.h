@@ -19,6 +19,6 @@ extern atomic_uint_fast64_t rouse__exec_stat_parks;
 extern atomic_uint_fast64_t rouse__exec_stat_eventfd_writes;
 
 /* True while this thread is inside rouse_block_on(). */
-extern __thread bool rouse__in_block_on;
+extern ROUSE__TLS bool rouse__in_block_on;
 
 #endif /* ROUSE_EXECUTOR_INTERNAL_H */

@@ -19,6 +19,7 @@
  * a full fence on each side, one of them sees the other.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,12 +216,38 @@ static void end_search(struct rouse__worker *w)
 		rouse__mt_notify(ex);
 }
 
+/*
+ * The worker's parker failed (say, a reactor parker whose reactor was
+ * started on a thread of its own: -EBUSY).  The worker must go on, or the
+ * tasks it would run starve: it falls back to its thread's eventfd
+ * parker, and if even that cannot be had, to yielding the CPU.
+ */
+static void parker_failed(struct rouse__worker *w, int err)
+{
+	struct rouse_executor *ex = w->ex;
+	struct rouse_parker p;
+	struct rouse_waker nw, old;
+
+	rouse__error("worker %u: park failed: %d; parking on an eventfd",
+		     w->index, err);
+	if (rouse_thread_parker(&p) < 0 || p.vtable->waker(p.data, &nw) < 0) {
+		sched_yield();
+		return;
+	}
+	pthread_mutex_lock(&ex->idle_lock);
+	old = w->unpark;
+	w->unpark = nw;
+	w->parker = p;
+	pthread_mutex_unlock(&ex->idle_lock);
+	rouse_waker_drop(&old);
+}
+
 /* Nothing to do: register as idle, look once more, and park. */
-static int worker_idle(struct rouse__worker *w)
+static void worker_idle(struct rouse__worker *w)
 {
 	struct rouse_executor *ex = w->ex;
 	bool idle;
-	int err = 0;
+	int err;
 
 	if (w->searching) {
 		w->searching = false;
@@ -255,12 +282,8 @@ static int worker_idle(struct rouse__worker *w)
 		}
 		rouse__trace("worker %u: park", w->index);
 		err = w->parker.vtable->park(w->parker.data, -1);
-		if (err < 0 && err != -ETIMEDOUT && err != -EINTR) {
-			rouse__error("worker %u: park failed: %d", w->index,
-				     err);
-			break;
-		}
-		err = 0;
+		if (err < 0 && err != -ETIMEDOUT && err != -EINTR)
+			parker_failed(w, err);
 		pthread_mutex_lock(&ex->idle_lock);
 		idle = w->idle;
 		pthread_mutex_unlock(&ex->idle_lock);
@@ -268,7 +291,6 @@ static int worker_idle(struct rouse__worker *w)
 			break;	/* a notifier chose us */
 	}
 	w->searching = true;
-	return err;
 }
 
 /* ---- scheduling ------------------------------------------------------------ */
@@ -378,8 +400,7 @@ static void *worker_main(void *arg)
 		if (t == NULL) {
 			t = steal_work(w);
 			if (t == NULL) {
-				if (worker_idle(w) < 0)
-					break;
+				worker_idle(w);
 				continue;
 			}
 		}

@@ -67,7 +67,7 @@ struct thread_parker {
 atomic_uint_fast64_t rouse__exec_stat_parks;
 atomic_uint_fast64_t rouse__exec_stat_eventfd_writes;
 
-static __thread struct thread_parker *tls_parker;
+static ROUSE__TLS struct thread_parker *tls_parker;
 static pthread_key_t parker_key;
 static pthread_once_t parker_key_once = PTHREAD_ONCE_INIT;
 

@@ -18,9 +18,12 @@
 
 #define ROUSE__LOG_MODULE "task"
 
-__thread struct rouse__worker *rouse__cur_worker;
-__thread struct rouse__task *rouse__cur_task;
-__thread struct rouse_executor *rouse__blockon_ex;
+ROUSE__TLS struct rouse__worker *rouse__cur_worker;
+ROUSE__TLS struct rouse__task *rouse__cur_task;
+ROUSE__TLS struct rouse_executor *rouse__blockon_ex;
+
+/* Set by a task's wake of itself during its own poll; see task_run. */
+static ROUSE__TLS bool self_woken;
 
 /* The largest future rouse_spawn() copies: anything bigger is a mistake. */
 #define TASK_BODY_MAX ((size_t)1 << 30)
@@ -61,7 +64,7 @@ static inline void task_unref(struct rouse__task *t)
 #define ID_BLOCK 1024u
 
 static uint64_t next_id_block = 1;
-static __thread uint64_t id_next, id_end;
+static ROUSE__TLS uint64_t id_next, id_end;
 
 static uint64_t task_new_id(void)
 {
@@ -187,7 +190,7 @@ void rouse__task_run(struct rouse__worker *w, struct rouse__task *t)
 	struct rouse_context cx;
 	struct rouse_future *f = task_body(t);
 	enum rouse_poll r;
-	uint64_t s = state_load(t), n;
+	uint64_t s = state_load(t), n, woken = 0;
 
 	(void)w;
 	do {
@@ -205,13 +208,19 @@ void rouse__task_run(struct rouse__worker *w, struct rouse__task *t)
 	r = f->vtable->poll(f, &cx);
 	rouse__cur_task = NULL;
 	if (r == ROUSE_READY) {
+		self_woken = false;
 		task_complete(t);
 		return;
 	}
 	s = n;
+	if (self_woken) {
+		self_woken = false;
+		woken = TASK_SCHEDULED;
+	}
 	do {
-		n = s & ~TASK_RUNNING;
+		n = (s & ~TASK_RUNNING) | woken;
 	} while (!state_cas(t, &s, n));
+	s |= woken;
 	if (s & TASK_CLOSED) {
 		/* Aborted during the poll: the wake it queued was refused. */
 		task_cancel(t);
@@ -307,7 +316,14 @@ void rouse__task_schedule(struct rouse__task *t, bool woken_by_task)
 static void task_wake_by_ref(void *data)
 {
 	struct rouse__task *t = data;
-	uint64_t s = __atomic_load_n(&t->state, __ATOMIC_RELAXED);
+	uint64_t s;
+
+	/* A task waking itself in its own poll (a yield): no atomic. */
+	if (t == rouse__cur_task) {
+		self_woken = true;
+		return;
+	}
+	s = __atomic_load_n(&t->state, __ATOMIC_RELAXED);
 
 	do {
 		if (s & (TASK_SCHEDULED | TASK_COMPLETE | TASK_CLOSED))
@@ -546,7 +562,7 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 	struct rouse_executor *ex;
 	unsigned int i;
 	long cpus;
-	int err;
+	int err, cancel_state;
 
 	if (out == NULL)
 		return -EINVAL;
@@ -557,7 +573,8 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 	}
 	if ((cfg->kind != ROUSE_EXECUTOR_CURRENT_THREAD &&
 	     cfg->kind != ROUSE_EXECUTOR_MULTI_THREAD) ||
-	    cfg->event_interval == 0 || cfg->workers > 1024 ||
+	    cfg->event_interval == 0 ||
+	    (cfg->kind == ROUSE_EXECUTOR_MULTI_THREAD && cfg->workers > 1024) ||
 	    (cfg->parker != NULL && !rouse__parker_valid(cfg->parker)))
 		return -EINVAL;
 	if (posix_memalign((void **)&ex, 64, sizeof(*ex)) != 0)
@@ -605,7 +622,10 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 			executor_destroy(ex);
 			return -ENOMEM;
 		}
+		/* Starting workers waits on each: not a place to be cancelled. */
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 		err = rouse__mt_start(ex);
+		pthread_setcancelstate(cancel_state, NULL);
 		if (err < 0) {
 			executor_destroy(ex);
 			return err;
@@ -633,17 +653,22 @@ ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
 	struct rouse__task *t;
 	uint64_t scheduled = 0, drained, s;
 	unsigned int i;
+	int cancel_state;
 
 	if (ex == NULL)
 		return -EINVAL;
 	if (rouse_executor_current() == ex)
 		return -EDEADLK;
 	pthread_mutex_lock(&ex->inject_lock);
-	if (ex->ct_running) {
+	if (ex->ct_running || ex->blockon_count != 0 || ex->freeing) {
 		pthread_mutex_unlock(&ex->inject_lock);
 		return -EBUSY;
 	}
+	/* From here on, block_on refuses to start. */
+	ex->freeing = true;
 	pthread_mutex_unlock(&ex->inject_lock);
+	/* Joining workers is a cancellation point: finish what we start. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 
 	if (ex->cfg.kind == ROUSE_EXECUTOR_MULTI_THREAD)
 		rouse__mt_stop(ex);
@@ -698,6 +723,7 @@ ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
 	}
 	rouse__debug("executor %p: freed", (void *)ex);
 	executor_destroy(ex);
+	pthread_setcancelstate(cancel_state, NULL);
 	return 0;
 }
 
@@ -714,9 +740,19 @@ ROUSE__PUBLIC int rouse_executor_block_on(struct rouse_executor *ex,
 		return -EDEADLK;
 	if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD)
 		return rouse__ct_block_on(ex, f);
+	pthread_mutex_lock(&ex->inject_lock);
+	if (ex->freeing) {
+		pthread_mutex_unlock(&ex->inject_lock);
+		return -ECANCELED;
+	}
+	ex->blockon_count++;
+	pthread_mutex_unlock(&ex->inject_lock);
 	saved = rouse__blockon_ex;
 	rouse__blockon_ex = ex;
 	err = rouse_block_on(f);
 	rouse__blockon_ex = saved;
+	pthread_mutex_lock(&ex->inject_lock);
+	ex->blockon_count--;
+	pthread_mutex_unlock(&ex->inject_lock);
 	return err;
 }

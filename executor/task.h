@@ -128,6 +128,8 @@ struct rouse_executor {
 	struct rouse__task *inject_head, *inject_tail;
 	size_t inject_len;		/* atomic reads without the lock */
 	bool closed;			/* inject_lock */
+	bool freeing;			/* inject_lock: free has begun */
+	unsigned int blockon_count;	/* inject_lock: multi-thread */
 	uint64_t late_wakes;		/* inject_lock; see shutdown */
 	/* current-thread: the block_on thread's unpark waker, or none */
 	struct rouse_waker ct_unpark;	/* inject_lock */
@@ -163,11 +165,11 @@ struct rouse_executor {
 #define rouse__mt_drain ROUSE__NS(mt_drain)
 
 /* The worker this thread is, or NULL. */
-extern __thread struct rouse__worker *rouse__cur_worker;
+extern ROUSE__TLS struct rouse__worker *rouse__cur_worker;
 /* The task being polled on this thread, or NULL. */
-extern __thread struct rouse__task *rouse__cur_task;
+extern ROUSE__TLS struct rouse__task *rouse__cur_task;
 /* The multi-thread executor whose block_on runs on this thread. */
-extern __thread struct rouse_executor *rouse__blockon_ex;
+extern ROUSE__TLS struct rouse_executor *rouse__blockon_ex;
 
 /* Poll t once (or drop it if it was cancelled); w is this thread. */
 void rouse__task_run(struct rouse__worker *w, struct rouse__task *t);

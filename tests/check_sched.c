@@ -562,6 +562,99 @@ START_TEST(mt_block_on_current)
 }
 END_TEST
 
+
+/*
+ * Worker 0's parker fails (the reactor runs on its own thread, so a park
+ * through it is -EBUSY): the worker falls back to an eventfd and tasks
+ * still run, spawned from outside while the workers are idle.
+ */
+START_TEST(failing_parker_falls_back)
+{
+	struct rouse_reactor *r;
+	struct rouse_parker parker;
+	struct rouse_executor *ex;
+	atomic_int ran = 0;
+	int round;
+
+	ck_assert_int_eq(rouse_reactor_new(&r, 0), 0);
+	ck_assert_int_eq(rouse_reactor_start(r), 0);
+	ck_assert_int_eq(rouse_reactor_parker(r, &parker), 0);
+	ex = make(ROUSE_EXECUTOR_MULTI_THREAD, 1, &parker);
+	for (round = 0; round < 20; round++) {
+		struct spinner sp = { { &spinner_vt }, NULL, NULL, NULL };
+		atomic_int stop = 1;
+		atomic_long polls = 0;
+		struct rouse_join_handle h;
+
+		sp.stop = &stop;
+		sp.polls = &polls;
+		ck_assert_int_eq(rouse_spawn(ex, &sp.base, sizeof(sp), &h), 0);
+		ck_assert_int_eq(rouse_executor_block_on(ex, &h.base), 0);
+		ck_assert_int_eq(h.result, 0);
+		rouse_future_drop(&h.base);
+		atomic_fetch_add(&ran, 1);
+	}
+	ck_assert_int_eq(atomic_load(&ran), 20);
+	ck_assert_int_eq(rouse_executor_free(ex), 0);
+	rouse_reactor_free(r);
+}
+END_TEST
+
+/* Free refuses while another thread is inside block_on of the executor. */
+struct blocked_arg {
+	struct rouse_executor *ex;
+	atomic_int *inside, *flag;
+	int err;
+};
+
+struct flag_root {
+	struct rouse_future base;
+	struct blocked_arg *a;
+};
+
+static enum rouse_poll flag_root_poll(struct rouse_future *f,
+				      struct rouse_context *cx)
+{
+	struct blocked_arg *a = ((struct flag_root *)f)->a;
+
+	atomic_store(a->inside, 1);
+	if (atomic_load(a->flag))
+		return ROUSE_READY;
+	rouse_waker_wake_by_ref(cx->waker);
+	return ROUSE_PENDING;
+}
+
+static const struct rouse_future_vtable flag_root_vt = { flag_root_poll,
+							  NULL };
+
+static void *blocked_thread(void *arg)
+{
+	struct blocked_arg *a = arg;
+	struct flag_root root = { { &flag_root_vt }, a };
+
+	a->err = rouse_executor_block_on(a->ex, &root.base);
+	return NULL;
+}
+
+START_TEST(free_refused_during_block_on)
+{
+	struct rouse_executor *ex = make(_i == 0 ?
+					 ROUSE_EXECUTOR_CURRENT_THREAD :
+					 ROUSE_EXECUTOR_MULTI_THREAD, 1, NULL);
+	atomic_int inside = 0, flag = 0;
+	struct blocked_arg a = { ex, &inside, &flag, 0 };
+	pthread_t t = test_thread_start(blocked_thread, &a);
+
+	while (!atomic_load(&inside))
+		sched_yield();
+	ck_assert_int_eq(rouse_executor_free(ex), -EBUSY);
+	atomic_store(&flag, 1);
+	test_thread_join(t);
+	ck_assert_int_eq(a.err, 0);
+	ck_assert_int_eq(rouse_executor_free(ex), 0);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
 	Suite *s = suite_create("sched");
@@ -576,6 +669,8 @@ static Suite *sched_suite(void)
 	tcase_add_test(tc, shutdown_while_spinning);
 	tcase_add_test(tc, default_worker_count);
 	tcase_add_test(tc, mt_block_on_current);
+	tcase_add_test(tc, failing_parker_falls_back);
+	tcase_add_loop_test(tc, free_refused_during_block_on, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
