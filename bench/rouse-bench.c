@@ -44,6 +44,13 @@
  *              driven reactor, per-fd wakers feeding a ready queue.
  *   echo       TCP ping-pong over 127.0.0.1, clients and server on one
  *              driven reactor, per-connection wakers.
+ *   yield      tasks on a current-thread executor, each awaiting a
+ *              rouse_yield future iters times.
+ *   spawn      a root future on a current-thread executor spawns n tasks
+ *              with join handles, then awaits every handle.
+ *   inject     a foreign thread spawns n tasks onto a current-thread
+ *              executor that runs in block_on on the main thread.
+ *   spawn-mt   the same as spawn, from a task on a multi-thread executor.
  *
  * The benchmarks on a reactor follow one pattern: the reactor is driven
  * by the thread itself (rouse_block_on_with() on rouse_reactor_parker()),
@@ -59,6 +66,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -76,6 +84,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rouse/combinator.h>
 #include <rouse/executor.h>
 #include <rouse/reactor.h>
 
@@ -2016,14 +2025,12 @@ static void run_echo(const struct args *a)
 
 /* ---- tasks: yield, spawn, inject, spawn-mt -------------------------- */
 
-/*
- * A yield: the first poll wakes its own task and answers PENDING, the
- * second answers READY.  The task goes to the back of the run queue.
- */
+/* A task that awaits a rouse_yield future iters times. */
 struct yield_task {
 	struct rouse_future base;
 	uint64_t iters, done;
-	bool yielded;
+	struct rouse_yield y;		/* the await in progress */
+	bool awaiting;
 	uint64_t *ran;			/* per-task count, checked */
 	struct task_bench *tb;
 };
@@ -2049,21 +2056,20 @@ static void task_finished(struct task_bench *tb)
 static enum rouse_poll yield_task_poll(struct rouse_future *f,
 				       struct rouse_context *cx)
 {
-	struct yield_task *y = (struct yield_task *)f;
+	struct yield_task *t = (struct yield_task *)f;
 
-	for (;;) {
-		if (y->yielded) {
-			y->yielded = false;
-			y->done++;
-			(*y->ran)++;
+	while (t->done < t->iters) {
+		if (!t->awaiting) {
+			rouse_yield_init(&t->y);
+			t->awaiting = true;
 		}
-		if (y->done == y->iters)
-			break;
-		y->yielded = true;
-		rouse_waker_wake_by_ref(cx->waker);
-		return ROUSE_PENDING;
+		if (rouse_yield_poll(&t->y.base, cx) != ROUSE_READY)
+			return ROUSE_PENDING;
+		t->awaiting = false;
+		t->done++;
+		(*t->ran)++;
 	}
-	task_finished(y->tb);
+	task_finished(t->tb);
 	return ROUSE_READY;
 }
 
@@ -2128,9 +2134,13 @@ static void run_yield(const struct args *a)
 	e = make_executor(ROUSE_EXECUTOR_CURRENT_THREAD, 1);
 	/* A current-thread executor runs nothing before block_on. */
 	for (i = 0; i < tasks; i++) {
-		struct yield_task y = { { &yield_task_vt }, iters, 0, false,
-					&ran[i], &tb };
+		struct yield_task y;
 
+		memset(&y, 0, sizeof(y));
+		y.base.vtable = &yield_task_vt;
+		y.iters = iters;
+		y.ran = &ran[i];
+		y.tb = &tb;
 		check_rouse("rouse_spawn", rouse_spawn(e, &y.base, sizeof(y),
 						       NULL));
 	}
@@ -2252,6 +2262,8 @@ static void spawner_drop(struct rouse_future *f)
 static const struct rouse_future_vtable spawner_vt = { spawner_poll,
 						       spawner_drop };
 
+static double bytes_per_task(uint64_t n);
+
 static void run_spawn_common(const struct args *a, bool multi)
 {
 	struct task_bench tb;
@@ -2290,10 +2302,39 @@ static void run_spawn_common(const struct args *a, bool multi)
 		   (double)(tb.t1.wall - tb.t0.wall) / (double)tb.n);
 	if (multi)
 		printf(" workers=%" PRIu64, workers);
+	else
+		printf(" bytes_per_task=%.1f", bytes_per_task(tb.n));
 	print_end();
 	check_rouse("rouse_executor_free", rouse_executor_free(tb.ex));
 	free(tb.h);
 	free(tb.ran);
+}
+
+/*
+ * The memory of a task beyond its future, as malloc sees it: spawn n
+ * tasks that never run (a current-thread executor outside block_on) and
+ * divide the growth of the heap's in-use bytes.  Untimed, before the run.
+ */
+static double bytes_per_task(uint64_t n)
+{
+	struct rouse_executor *e = make_executor(ROUSE_EXECUTOR_CURRENT_THREAD,
+						 1);
+	struct task_bench tb;
+	struct mallinfo2 m0, m1;
+	uint64_t i;
+
+	memset(&tb, 0, sizeof(tb));
+	m0 = mallinfo2();
+	for (i = 0; i < n; i++) {
+		struct unit_task u = { { &unit_vt }, &tb, i };
+
+		check_rouse("rouse_spawn", rouse_spawn(e, &u.base, sizeof(u),
+						       NULL));
+	}
+	m1 = mallinfo2();
+	check_rouse("rouse_executor_free", rouse_executor_free(e));
+	return (double)(m1.uordblks - m0.uordblks) / (double)n -
+	       (double)sizeof(struct unit_task);
 }
 
 static void run_spawn(const struct args *a)
