@@ -1,8 +1,186 @@
 /* SPDX-License-Identifier: MIT */
-/* rouse/sync.h - placeholder. */
+/*
+ * rouse/sync.h - synchronisation between tasks that never blocks a thread:
+ * a oneshot channel, an mpsc channel (bounded or unbounded), a FIFO-fair
+ * async mutex, a FIFO semaphore, notify, and an atomic waker slot.
+ *
+ * The shared objects are opaque and heap-allocated.  Waiting is done by
+ * futures in caller-provided structs (base first), initialised by the
+ * *_init functions: poll them with any executor, read their outputs once
+ * ready, and drop them with rouse_future_drop() exactly once.  A pending
+ * future links the intrusive node inside it into its object, so waiting
+ * allocates nothing; the future must not move from its first poll until
+ * it is dropped.  Dropping a pending future takes it out of the queue and
+ * passes on whatever had been handed to it (see each man page).
+ *
+ * Fields marked private belong to the library; their layout is fixed so
+ * that callers can allocate the structs.
+ */
 #ifndef ROUSE_SYNC_H
 #define ROUSE_SYNC_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <rouse/future.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The queue node of a pending future; every field is private. */
+struct rouse_sync_waiter {
+	struct rouse_sync_waiter *prev;
+	struct rouse_sync_waiter *next;
+	struct rouse_waker waker;	/* the clone to wake, or vtable NULL */
+	uint64_t aux;			/* per primitive: epoch, permits */
+	int state;
+};
+
+/* ---- oneshot: one value, once ---------------------------------------- */
+
+struct rouse_oneshot;
+
+int rouse_oneshot_new(size_t elem_size, struct rouse_oneshot **out);
+/* Sender end: deliver *value (elem_size bytes) and release the end. */
+int rouse_oneshot_send(struct rouse_oneshot *o, const void *value);
+/* Sender end: release it without a value; the receiver gets -EPIPE. */
+int rouse_oneshot_close(struct rouse_oneshot *o);
+/* Receiver end: take the value now: 0, -EAGAIN or -EPIPE. */
+int rouse_oneshot_try_recv(struct rouse_oneshot *o, void *out);
+/* Receiver end: release it; a later send fails with -EPIPE. */
+int rouse_oneshot_free(struct rouse_oneshot *o);
+
+/* Ready with the value copied to out (result 0), or result -EPIPE. */
+struct rouse_oneshot_recv {
+	struct rouse_future base;
+	struct rouse_oneshot *oneshot;	/* private */
+	void *out;			/* private */
+	struct rouse_sync_waiter node;	/* private */
+	int result;			/* output */
+};
+
+int rouse_oneshot_recv_init(struct rouse_oneshot_recv *f,
+			    struct rouse_oneshot *o, void *out);
+
+/* ---- mpsc: many senders, one receiver -------------------------------- */
+
+struct rouse_mpsc;
+
+/* capacity 0: unbounded.  The caller holds one sender and the receiver. */
+int rouse_mpsc_new(size_t elem_size, size_t capacity, struct rouse_mpsc **out);
+int rouse_mpsc_sender_clone(struct rouse_mpsc *m);
+int rouse_mpsc_sender_release(struct rouse_mpsc *m);
+int rouse_mpsc_try_send(struct rouse_mpsc *m, const void *value);
+int rouse_mpsc_try_recv(struct rouse_mpsc *m, void *out);
+/* Receiver: refuse further sends; what is queued can still be received. */
+int rouse_mpsc_close(struct rouse_mpsc *m);
+/* Receiver: close, discard what is queued, release the receiver end. */
+int rouse_mpsc_free(struct rouse_mpsc *m);
+
+/* Ready once *value was queued (result 0), or result -EPIPE / -ENOMEM. */
+struct rouse_mpsc_send {
+	struct rouse_future base;
+	struct rouse_mpsc *mpsc;	/* private */
+	const void *value;		/* private */
+	struct rouse_sync_waiter node;	/* private */
+	int result;			/* output */
+};
+
+/* Ready with an element copied to out (result 0), or result -EPIPE. */
+struct rouse_mpsc_recv {
+	struct rouse_future base;
+	struct rouse_mpsc *mpsc;	/* private */
+	void *out;			/* private */
+	struct rouse_sync_waiter node;	/* private */
+	int result;			/* output */
+};
+
+int rouse_mpsc_send_init(struct rouse_mpsc_send *f, struct rouse_mpsc *m,
+			 const void *value);
+int rouse_mpsc_recv_init(struct rouse_mpsc_recv *f, struct rouse_mpsc *m,
+			 void *out);
+
+/* ---- mutex: FIFO fair, held across awaits ---------------------------- */
+
+struct rouse_mutex;
+
+int rouse_mutex_new(struct rouse_mutex **out);
+int rouse_mutex_free(struct rouse_mutex *m);
+int rouse_mutex_try_lock(struct rouse_mutex *m);
+int rouse_mutex_unlock(struct rouse_mutex *m);
+
+/* Ready once the caller holds the mutex. */
+struct rouse_mutex_lock {
+	struct rouse_future base;
+	struct rouse_mutex *mutex;	/* private */
+	struct rouse_sync_waiter node;	/* private */
+};
+
+int rouse_mutex_lock_init(struct rouse_mutex_lock *f, struct rouse_mutex *m);
+
+/* ---- semaphore: counted permits, FIFO -------------------------------- */
+
+struct rouse_semaphore;
+
+int rouse_semaphore_new(size_t permits, struct rouse_semaphore **out);
+int rouse_semaphore_free(struct rouse_semaphore *s);
+int rouse_semaphore_try_acquire(struct rouse_semaphore *s, size_t n);
+int rouse_semaphore_release(struct rouse_semaphore *s, size_t n);
+/* Permits free now (a snapshot), or -EINVAL. */
+long rouse_semaphore_available(struct rouse_semaphore *s);
+
+/* Ready once the caller holds permits permits. */
+struct rouse_semaphore_acquire {
+	struct rouse_future base;
+	struct rouse_semaphore *sem;	/* private */
+	size_t permits;			/* private */
+	struct rouse_sync_waiter node;	/* private */
+};
+
+int rouse_semaphore_acquire_init(struct rouse_semaphore_acquire *f,
+				 struct rouse_semaphore *s, size_t n);
+
+/* ---- notify: wake one waiter or all ---------------------------------- */
+
+struct rouse_notify;
+
+int rouse_notify_new(struct rouse_notify **out);
+int rouse_notify_free(struct rouse_notify *n);
+/* Wake the oldest waiter, or store one permit when none waits. */
+int rouse_notify_one(struct rouse_notify *n);
+/* Wake every current waiter; store nothing. */
+int rouse_notify_all(struct rouse_notify *n);
+
+/* Ready once notified. */
+struct rouse_notify_wait {
+	struct rouse_future base;
+	struct rouse_notify *notify;	/* private */
+	struct rouse_sync_waiter node;	/* private */
+};
+
+int rouse_notify_wait_init(struct rouse_notify_wait *f, struct rouse_notify *n);
+
+/* ---- atomic waker: one waker slot, lock-free ------------------------- */
+
+/* Initialise with rouse_atomic_waker_init(); both fields are private. */
+struct rouse_atomic_waker {
+	unsigned int state;
+	struct rouse_waker waker;
+};
+
+int rouse_atomic_waker_init(struct rouse_atomic_waker *aw);
+int rouse_atomic_waker_register(struct rouse_atomic_waker *aw,
+				const struct rouse_waker *w);
+/* Wake and release the stored waker: 1 if there was one, else 0. */
+int rouse_atomic_waker_wake(struct rouse_atomic_waker *aw);
+/* Move the stored waker to *out: 1 if there was one, else 0. */
+int rouse_atomic_waker_take(struct rouse_atomic_waker *aw,
+			    struct rouse_waker *out);
+int rouse_atomic_waker_destroy(struct rouse_atomic_waker *aw);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* ROUSE_SYNC_H */
