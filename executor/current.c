@@ -44,8 +44,12 @@ size_t rouse__ct_drain(struct rouse_executor *ex)
 {
 	size_t n = 0;
 
-	while (ct_pop(&ex->workers[0]) != NULL)
+	struct rouse__task *t;
+
+	while ((t = ct_pop(&ex->workers[0])) != NULL) {
+		rouse__task_unhold(t);
 		n++;
+	}
 	return n;
 }
 

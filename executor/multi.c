@@ -425,12 +425,17 @@ size_t rouse__mt_drain(struct rouse_executor *ex)
 	for (i = 0; i < ex->nworkers; i++) {
 		struct rouse__worker *w = &ex->workers[i];
 
+		struct rouse__task *t;
+
 		if (w->lifo != NULL) {
+			rouse__task_unhold(w->lifo);
 			w->lifo = NULL;
 			n++;
 		}
-		while (ring_pop(&w->ring) != NULL)
+		while ((t = ring_pop(&w->ring)) != NULL) {
+			rouse__task_unhold(t);
 			n++;
+		}
 	}
 	return n;
 }

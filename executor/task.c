@@ -184,22 +184,38 @@ static void task_complete(struct rouse__task *t)
 	task_unref(t);
 }
 
+/*
+ * A task that woke itself in its own poll (a yield) goes back to the
+ * queue still RUNNING: it is "held" by the executor's threads, and its
+ * next run needs no compare-and-swap to take it, nor this one to let go.
+ * To everyone else a held task looks like one being polled: a wake sets
+ * SCHEDULED and leaves the queueing to the runner, an abort sets CLOSED
+ * and leaves the drop to the runner.  Queues move a held task between
+ * threads with release/acquire (a steal), which orders its polls.
+ */
 void rouse__task_run(struct rouse__worker *w, struct rouse__task *t)
 {
 	struct rouse_waker waker;
 	struct rouse_context cx;
 	struct rouse_future *f = task_body(t);
 	enum rouse_poll r;
-	uint64_t s = state_load(t), n, woken = 0;
+	uint64_t s = state_load(t), n;
 
 	(void)w;
-	do {
+	if (s & TASK_RUNNING) {
 		if (s & TASK_CLOSED) {
 			task_cancel(t);
 			return;
 		}
-		n = (s & ~TASK_SCHEDULED) | TASK_RUNNING;
-	} while (!state_cas(t, &s, n));
+	} else {
+		do {
+			if (s & TASK_CLOSED) {
+				task_cancel(t);
+				return;
+			}
+			n = (s & ~TASK_SCHEDULED) | TASK_RUNNING;
+		} while (!state_cas(t, &s, n));
+	}
 
 	waker.data = t;
 	waker.vtable = &task_waker_vt;
@@ -212,22 +228,36 @@ void rouse__task_run(struct rouse__worker *w, struct rouse__task *t)
 		task_complete(t);
 		return;
 	}
-	s = n;
 	if (self_woken) {
+		/* To the back of the queue, held. */
 		self_woken = false;
-		woken = TASK_SCHEDULED;
+		rouse__task_schedule(t, false);
+		return;
 	}
+	s = state_load(t);
 	do {
-		n = (s & ~TASK_RUNNING) | woken;
+		n = s & ~TASK_RUNNING;
 	} while (!state_cas(t, &s, n));
-	s |= woken;
 	if (s & TASK_CLOSED) {
 		/* Aborted during the poll: the wake it queued was refused. */
 		task_cancel(t);
 	} else if (s & TASK_SCHEDULED) {
-		/* Woken during its own poll: to the back of the queue. */
+		/* Woken from elsewhere during its poll: queue it again. */
 		rouse__task_schedule(t, false);
 	}
+}
+
+/*
+ * Shutdown, with the executor's threads stopped: a task taken out of a
+ * queue is made an ordinary queued task (SCHEDULED, not RUNNING), so that
+ * every drained task is counted as SCHEDULED when it is closed.
+ */
+void rouse__task_unhold(struct rouse__task *t)
+{
+	uint64_t s = state_load(t);
+
+	while (!state_cas(t, &s, (s & ~TASK_RUNNING) | TASK_SCHEDULED))
+		;
 }
 
 /* ---- scheduling from anywhere ------------------------------------------ */
@@ -676,8 +706,10 @@ ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
 	pthread_mutex_lock(&ex->inject_lock);
 	__atomic_store_n(&ex->closed, true, __ATOMIC_RELAXED);
 	drained = 0;
-	while (rouse__inject_pop_locked(ex) != NULL)
+	while ((t = rouse__inject_pop_locked(ex)) != NULL) {
+		rouse__task_unhold(t);
 		drained++;
+	}
 	pthread_mutex_unlock(&ex->inject_lock);
 	if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD)
 		drained += rouse__ct_drain(ex);

@@ -28,8 +28,10 @@
  *            more.  Set by a wake or by abort; cleared by the worker that
  *            takes the task to poll it.  A wake while RUNNING sets it too,
  *            and the worker re-queues the task after the poll.
- * RUNNING    A worker is inside the future's poll.  Only that worker
- *            touches the body.
+ * RUNNING    A worker is inside the future's poll, or the task woke
+ *            itself in its poll and was queued again still RUNNING
+ *            ("held": see rouse__task_run()).  Only the worker that has
+ *            it touches the body.
  * COMPLETE   The poll returned READY; the output is in the body, which
  *            is no longer polled.  Never cleared.
  * CLOSED     Cancellation was asked for (abort, or the executor shut
@@ -152,6 +154,7 @@ struct rouse_executor {
 #define rouse__blockon_ex ROUSE__NS(blockon_ex)
 #define rouse__task_run ROUSE__NS(task_run)
 #define rouse__task_schedule ROUSE__NS(task_schedule)
+#define rouse__task_unhold ROUSE__NS(task_unhold)
 #define rouse__inject_push_locked ROUSE__NS(inject_push_locked)
 #define rouse__inject_pop_locked ROUSE__NS(inject_pop_locked)
 #define rouse__ct_schedule_local ROUSE__NS(ct_schedule_local)
@@ -173,6 +176,8 @@ extern ROUSE__TLS struct rouse_executor *rouse__blockon_ex;
 
 /* Poll t once (or drop it if it was cancelled); w is this thread. */
 void rouse__task_run(struct rouse__worker *w, struct rouse__task *t);
+/* Shutdown: a task drained from a queue is SCHEDULED, not held. */
+void rouse__task_unhold(struct rouse__task *t);
 /* Queue t, whose SCHEDULED bit the caller set, from any thread. */
 void rouse__task_schedule(struct rouse__task *t, bool woken_by_task);
 

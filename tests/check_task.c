@@ -459,6 +459,83 @@ START_TEST(wake_after_finish)
 }
 END_TEST
 
+
+/*
+ * Abort of a task that keeps waking itself (queued again while still
+ * marked running): it is dropped at its next turn, from a root future on
+ * the executor's own thread (current-thread) or from this thread.
+ */
+struct yielder {
+	struct rouse_future base;
+	atomic_int *polls, *drops;
+};
+
+static enum rouse_poll yielder_poll(struct rouse_future *f,
+				    struct rouse_context *cx)
+{
+	struct yielder *y = (struct yielder *)f;
+
+	atomic_fetch_add(y->polls, 1);
+	rouse_waker_wake_by_ref(cx->waker);
+	return ROUSE_PENDING;
+}
+
+static void yielder_drop(struct rouse_future *f)
+{
+	atomic_fetch_add(((struct yielder *)f)->drops, 1);
+}
+
+static const struct rouse_future_vtable yielder_vt = { yielder_poll,
+						       yielder_drop };
+
+struct abort_root {
+	struct rouse_future base;
+	struct rouse_join_handle *h;
+	atomic_int *polls;
+	bool aborted;
+};
+
+static enum rouse_poll abort_root_poll(struct rouse_future *f,
+				       struct rouse_context *cx)
+{
+	struct abort_root *r = (struct abort_root *)f;
+
+	if (!r->aborted) {
+		if (atomic_load(r->polls) < 100) {
+			rouse_waker_wake_by_ref(cx->waker);
+			return ROUSE_PENDING;
+		}
+		r->aborted = true;
+		ck_assert_int_eq(rouse_join_handle_abort(r->h), 0);
+	}
+	return (enum rouse_poll)rouse_future_poll(&r->h->base, cx);
+}
+
+static const struct rouse_future_vtable abort_root_vt = { abort_root_poll,
+							   NULL };
+
+START_TEST(abort_yielding)
+{
+	struct rouse_executor *ex = make_ex(_i);
+	atomic_int polls = 0, drops = 0;
+	struct yielder y = { { &yielder_vt }, &polls, &drops };
+	struct rouse_join_handle h;
+	struct abort_root root = { { &abort_root_vt }, &h, &polls, false };
+	int p;
+
+	ck_assert_int_eq(rouse_spawn(ex, &y.base, sizeof(y), &h), 0);
+	ck_assert_int_eq(rouse_executor_block_on(ex, &root.base), 0);
+	ck_assert_int_eq(h.result, -ECANCELED);
+	ck_assert_int_eq(atomic_load(&drops), 1);
+	/* Not polled again once dropped. */
+	p = atomic_load(&polls);
+	rouse_future_drop(&h.base);
+	ck_assert_int_eq(rouse_executor_free(ex), 0);
+	ck_assert_int_eq(atomic_load(&polls), p);
+	ck_assert_int_eq(atomic_load(&drops), 1);
+}
+END_TEST
+
 /* One million tasks spawned by a root future and joined. */
 #define MANY 1000000
 
@@ -787,6 +864,7 @@ static Suite *task_suite(void)
 	tcase_add_loop_test(tc, abort_after_completion, 0, 2);
 	tcase_add_loop_test(tc, detach_runs_and_drops, 0, 2);
 	tcase_add_loop_test(tc, wake_after_finish, 0, 2);
+	tcase_add_loop_test(tc, abort_yielding, 0, 2);
 	tcase_add_loop_test(tc, million_tasks, 0, 2);
 	tcase_add_loop_test(tc, foreign_spawns, 0, 2);
 	tcase_add_loop_test(tc, abort_races_completion, 0, 2);
