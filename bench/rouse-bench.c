@@ -55,6 +55,9 @@
  * The benchmarks on a reactor follow one pattern: the reactor is driven
  * by the thread itself (rouse_block_on_with() on rouse_reactor_parker()),
  * and one root future owns many leaf futures (sleeps, reads, writes).
+ * No other thread touches the reactor, so it is made with
+ * ROUSE_REACTOR_LOCAL and takes no lock, as the peers' loops take none;
+ * the extra key reactor=shared makes it with the lock instead.
  * Each leaf is polled with a context whose waker is its own: a small
  * record that the leaf's wake pushes on a ready queue (or counts), so the
  * root only ever polls the leaves that were woken, never all of them.
@@ -94,7 +97,7 @@ enum {
 	EXIT_UNSUPPORTED = 3,	/* no such benchmark in rouse (yet) */
 };
 
-#define MAX_PARAMS 4
+#define MAX_PARAMS 5
 
 /* Largest value of a count: keeps n + 2 and n * 100 far from overflow. */
 #define COUNT_MAX (UINT64_C(1) << 40)
@@ -243,8 +246,13 @@ static void print_head(uint64_t ops, uint64_t wall_ns, uint64_t cpu_ns,
 	       wall_ns, cpu_ns, ns_per_op);
 }
 
+/* reactor=local|shared, for the benchmarks that run on reactors. */
+static const char *reactor_note;
+
 static void print_end(void)
 {
+	if (reactor_note != NULL)
+		printf(" reactor=%s", reactor_note);
 	putchar('\n');
 	if (fflush(stdout) != 0 || ferror(stdout))
 		fail("writing the result line to stdout failed");
@@ -338,12 +346,15 @@ static void need_fds(uint64_t need)
 		     (unsigned long long)rl.rlim_max);
 }
 
+/* ROUSE_REACTOR_LOCAL, or 0 with reactor=shared. */
+static unsigned int reactor_flags;
+
 /* A reactor driven by the calling thread, and the parker that drives it. */
 static struct rouse_reactor *driven_reactor(struct rouse_parker *parker)
 {
 	struct rouse_reactor *r;
 
-	check_rouse("rouse_reactor_new", rouse_reactor_new(&r, 0));
+	check_rouse("rouse_reactor_new", rouse_reactor_new(&r, reactor_flags));
 	check_rouse("rouse_reactor_parker", rouse_reactor_parker(r, parker));
 	return r;
 }
@@ -552,27 +563,36 @@ static void run_spawn_mt(const struct args *a);
 
 #define COUNT(key, def) { key, def, 1, COUNT_MAX, NULL }
 #define PIN { "pin", "1", 0, 1, NULL }
+/*
+ * rouse-bench's own key for the benchmarks that run on reactors: "local"
+ * makes them with ROUSE_REACTOR_LOCAL (one thread uses each, so it takes
+ * no lock, as the peers' loops take none), "shared" without.
+ */
+#define REACTOR { "reactor", "local", 0, 1, "local|shared" }
 
 static const struct bench suite[] = {
 	{ "yield", { COUNT("tasks", "100"), COUNT("iters", "10000") },
 	  NULL, run_yield },
 	{ "spawn", { COUNT("n", "100000") }, NULL, run_spawn },
 	{ "pingpong", { COUNT("n", "100000"), PIN,
-			{ "via", "executor", 0, 1, "executor|reactor" } },
+			{ "via", "executor", 0, 1, "executor|reactor" },
+			REACTOR },
 	  NULL, run_pingpong },
 	{ "wakestorm", { COUNT("n", "1000000"), PIN }, NULL, run_wakestorm },
 	{ "timers", { { "n", "1000000", 1, TIMERS_MAX, NULL },
-		      { "spread_ms", "1000", 0, SPREAD_MAX, NULL } },
+		      { "spread_ms", "1000", 0, SPREAD_MAX, NULL }, REACTOR },
 	  NULL, run_timers },
-	{ "timeout", { { "n", "1000000", 1, TIMERS_MAX, NULL } }, NULL,
+	{ "timeout", { { "n", "1000000", 1, TIMERS_MAX, NULL }, REACTOR },
+	  NULL,
 	  run_timeout },
 	{ "fds", { { "fds", "1000", 2, FDS_MAX, NULL }, COUNT("active", "100"),
 		   { "writes", "100000", 0, COUNT_MAX, NULL },
-		   { "read_bytes", "64", 1, FDS_READ_MAX, NULL } }, check_fds,
+		   { "read_bytes", "64", 1, FDS_READ_MAX, NULL }, REACTOR },
+	  check_fds,
 	  run_fds },
 	{ "echo", { { "conns", "1", 1, FDS_MAX, NULL },
 		    { "secs", "3", 1, SECS_MAX, NULL },
-		    { "size", "64", 1, SIZE_MAX_ECHO, NULL } },
+		    { "size", "64", 1, SIZE_MAX_ECHO, NULL }, REACTOR },
 	  NULL, run_echo },
 	{ "inject", { COUNT("n", "100000"), PIN }, NULL, run_inject },
 	{ "spawn-mt", { COUNT("n", "100000"), COUNT("workers", "2") },
@@ -2446,6 +2466,7 @@ static void run_inject(const struct args *a)
 int main(int argc, char **argv)
 {
 	struct args a;
+	int i;
 
 	memset(&a, 0, sizeof(a));
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
@@ -2462,6 +2483,12 @@ int main(int argc, char **argv)
 		fail_err("sched_getaffinity", errno);
 	/* A write to a closed socket is an error, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < MAX_PARAMS && a.bench->params[i].key != NULL; i++) {
+		if (strcmp(a.bench->params[i].key, "reactor") != 0)
+			continue;
+		reactor_flags = a.val[i] == 0 ? ROUSE_REACTOR_LOCAL : 0;
+		reactor_note = a.val[i] == 0 ? "local" : "shared";
+	}
 	a.bench->run(&a);
 	return 0;
 }

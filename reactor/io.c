@@ -165,7 +165,7 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 	io->waker[0].vtable = io->waker[1].vtable = NULL;
 
 	io->seen_tick[0] = io->seen_tick[1] = 0;
-	pthread_mutex_lock(&r->lock);
+	rouse__reactor_lock(r);
 	err = slot_take(r, &io->slot);
 	if (err < 0)
 		goto out;
@@ -194,7 +194,7 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 	rouse__debug("fd %d registered (slot %u, generation %u)", fd,
 		     io->slot, io->gen);
 out:
-	pthread_mutex_unlock(&r->lock);
+	rouse__reactor_unlock(r);
 	return err;
 }
 
@@ -257,7 +257,7 @@ static void io_destroy(struct rouse_io *io)
 	struct rouse_reactor *r = io->reactor;
 	struct rouse__wake_list wl = { .n = 0 };
 
-	pthread_mutex_lock(&r->lock);
+	rouse__reactor_lock(r);
 	/*
 	 * The fd may be closed already, which took it out of epoll; and if
 	 * its number was reused by a newer source, that registration is not
@@ -268,7 +268,7 @@ static void io_destroy(struct rouse_io *io)
 		r->fd_owner[io->fd] = NULL;
 	}
 	io_remove_locked(r, io, &wl);
-	pthread_mutex_unlock(&r->lock);
+	rouse__reactor_unlock(r);
 	rouse__debug("fd %d deregistered", io->fd);
 	rouse__wake_list_wake(&wl);
 }
@@ -303,7 +303,7 @@ ROUSE__PUBLIC int rouse_io_clear(struct rouse_io *io, uint32_t events)
 
 	if (io == NULL)
 		return -EINVAL;
-	pthread_mutex_lock(&io->reactor->lock);
+	rouse__reactor_lock(io->reactor);
 	tick = atomic_load_explicit(&io->tick, memory_order_relaxed);
 	/* Each direction by the tick its own readiness was reported at. */
 	if (tick == io->seen_tick[ROUSE__DIR_READ])
@@ -312,7 +312,7 @@ ROUSE__PUBLIC int rouse_io_clear(struct rouse_io *io, uint32_t events)
 		clear |= events & ~(uint32_t)(ROUSE_IO_READABLE |
 					      ROUSE_IO_READ_HANGUP);
 	atomic_fetch_and_explicit(&io->ready, ~clear, memory_order_relaxed);
-	pthread_mutex_unlock(&io->reactor->lock);
+	rouse__reactor_unlock(io->reactor);
 	return 0;
 }
 
@@ -324,7 +324,7 @@ int rouse__io_dispatch(struct rouse_reactor *r, const struct epoll_event *evs,
 	struct rouse__wake_list wl = { .n = 0 };
 	int i, total = 0;
 
-	pthread_mutex_lock(&r->lock);
+	rouse__reactor_lock(r);
 	for (i = 0; i < n; i++) {
 		uint64_t tag = evs[i].data.u64;
 		uint32_t slot = (uint32_t)tag, gen = (uint32_t)(tag >> 32);
@@ -360,13 +360,13 @@ int rouse__io_dispatch(struct rouse_reactor *r, const struct epoll_event *evs,
 		 * is looked up afresh.
 		 */
 		if (wl.n > ROUSE__WAKE_BATCH - 2) {
-			pthread_mutex_unlock(&r->lock);
+			rouse__reactor_unlock(r);
 			total += wl.n;
 			rouse__wake_list_wake(&wl);
-			pthread_mutex_lock(&r->lock);
+			rouse__reactor_lock(r);
 		}
 	}
-	pthread_mutex_unlock(&r->lock);
+	rouse__reactor_unlock(r);
 	total += wl.n;
 	rouse__wake_list_wake(&wl);
 	return total;
@@ -378,11 +378,11 @@ void rouse__io_cancel_all(struct rouse_reactor *r)
 		struct rouse__wake_list wl = { .n = 0 };
 		struct rouse_io *io;
 
-		pthread_mutex_lock(&r->lock);
+		rouse__reactor_lock(r);
 		io = r->live;
 		if (io != NULL)
 			io_remove_locked(r, io, &wl);
-		pthread_mutex_unlock(&r->lock);
+		rouse__reactor_unlock(r);
 		if (io == NULL)
 			return;
 		rouse__wake_list_wake(&wl);
@@ -437,7 +437,7 @@ static void op_finish_drained(struct rouse_io_op *op, bool drained,
 
 	if (io == NULL || (!op->registered && !drained))
 		return;
-	pthread_mutex_lock(&io->reactor->lock);
+	rouse__reactor_lock(io->reactor);
 	if (drained && atomic_load_explicit(&io->tick, memory_order_acquire) ==
 			       tick)
 		atomic_fetch_and_explicit(&io->ready,
@@ -450,7 +450,7 @@ static void op_finish_drained(struct rouse_io_op *op, bool drained,
 		io->waker[op->dir].vtable = NULL;
 	}
 	op->registered = 0;
-	pthread_mutex_unlock(&io->reactor->lock);
+	rouse__reactor_unlock(io->reactor);
 	if (w.vtable != NULL)
 		rouse_waker_drop(&w);
 }
@@ -483,14 +483,14 @@ static int op_blocked(struct rouse_io_op *op, struct rouse_context *cx,
 	struct rouse_waker old = { NULL, NULL };
 	int err;
 
-	pthread_mutex_lock(&io->reactor->lock);
+	rouse__reactor_lock(io->reactor);
 	if (atomic_load_explicit(&io->tick, memory_order_acquire) != tick) {
-		pthread_mutex_unlock(&io->reactor->lock);
+		rouse__reactor_unlock(io->reactor);
 		return 1;
 	}
 	atomic_fetch_and_explicit(&io->ready, ~bit, memory_order_relaxed);
 	err = op_wait_locked(op, io, cx, &old);
-	pthread_mutex_unlock(&io->reactor->lock);
+	rouse__reactor_unlock(io->reactor);
 	if (old.vtable != NULL)
 		rouse_waker_drop(&old);
 	return err;
@@ -529,19 +529,19 @@ static enum rouse_poll ready_poll(struct rouse_future *f,
 		rf->result = -ECANCELED;
 		return ROUSE_READY;
 	}
-	pthread_mutex_lock(&io->reactor->lock);
+	rouse__reactor_lock(io->reactor);
 	if (atomic_load_explicit(&io->ready, memory_order_relaxed) & mask) {
 		rf->events = atomic_load_explicit(&io->ready,
 						  memory_order_relaxed);
 		io->seen_tick[op->dir] = atomic_load_explicit(
 			&io->tick, memory_order_relaxed);
-		pthread_mutex_unlock(&io->reactor->lock);
+		rouse__reactor_unlock(io->reactor);
 		op_finish(op);
 		rf->result = 0;
 		return ROUSE_READY;
 	}
 	err = op_wait_locked(op, io, cx, &old);
-	pthread_mutex_unlock(&io->reactor->lock);
+	rouse__reactor_unlock(io->reactor);
 	if (old.vtable != NULL)
 		rouse_waker_drop(&old);
 	if (err < 0) {
@@ -906,9 +906,9 @@ static enum rouse_poll event_wait_poll(struct rouse_future *f,
 	ev = rouse__container_of(op->io, struct rouse_event, io);
 	n = atomic_exchange_explicit(&ev->count, 0, memory_order_acq_rel);
 	if (n == 0) {
-		pthread_mutex_lock(&ev->io.reactor->lock);
+		rouse__reactor_lock(ev->io.reactor);
 		err = op_wait_locked(op, &ev->io, cx, &old);
-		pthread_mutex_unlock(&ev->io.reactor->lock);
+		rouse__reactor_unlock(ev->io.reactor);
 		if (old.vtable != NULL)
 			rouse_waker_drop(&old);
 		if (err < 0) {

@@ -82,6 +82,7 @@ struct rouse_reactor {
 	int tfd;
 	struct rouse__wake *wake;
 
+	bool local;			/* ROUSE_REACTOR_LOCAL: no lock */
 	pthread_mutex_t lock;		/* everything below */
 	struct rouse__timers timers;
 	int64_t armed;			/* timerfd deadline; INT64_MAX: off */
@@ -104,6 +105,23 @@ struct rouse_reactor {
 	bool threaded;
 	atomic_bool stopping;
 };
+
+/*
+ * The reactor lock, which a reactor made with ROUSE_REACTOR_LOCAL does
+ * without: its user promised that one thread at a time uses it (turns,
+ * futures, registrations), as with libev's or libuv's loops.
+ */
+static inline void rouse__reactor_lock(struct rouse_reactor *r)
+{
+	if (!r->local)
+		pthread_mutex_lock(&r->lock);
+}
+
+static inline void rouse__reactor_unlock(struct rouse_reactor *r)
+{
+	if (!r->local)
+		pthread_mutex_unlock(&r->lock);
+}
 
 #define rouse__reactor_now_locked ROUSE__NS(reactor_now_locked)
 #define rouse__reactor_rearm ROUSE__NS(reactor_rearm)

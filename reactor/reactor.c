@@ -240,9 +240,9 @@ ROUSE__PUBLIC int64_t rouse_reactor_now(struct rouse_reactor *r)
 
 	if (r == NULL)
 		return -EINVAL;
-	pthread_mutex_lock(&r->lock);
+	rouse__reactor_lock(r);
 	now = rouse__reactor_now_locked(r);
-	pthread_mutex_unlock(&r->lock);
+	rouse__reactor_unlock(r);
 	return now;
 }
 
@@ -250,14 +250,14 @@ ROUSE__PUBLIC int rouse_reactor_clock_pause(struct rouse_reactor *r)
 {
 	if (r == NULL)
 		return -EINVAL;
-	pthread_mutex_lock(&r->lock);
+	rouse__reactor_lock(r);
 	if (!r->paused) {
 		r->paused_now = rouse__reactor_now_locked(r);
 		r->paused = true;
 		rouse__reactor_rearm(r, true);
 		rouse__debug("clock paused at %lld", (long long)r->paused_now);
 	}
-	pthread_mutex_unlock(&r->lock);
+	rouse__reactor_unlock(r);
 	return 0;
 }
 
@@ -265,7 +265,7 @@ ROUSE__PUBLIC int rouse_reactor_clock_resume(struct rouse_reactor *r)
 {
 	if (r == NULL)
 		return -EINVAL;
-	pthread_mutex_lock(&r->lock);
+	rouse__reactor_lock(r);
 	if (r->paused) {
 		/*
 		 * Go on from the paused reading: the clock never goes back,
@@ -277,7 +277,7 @@ ROUSE__PUBLIC int rouse_reactor_clock_resume(struct rouse_reactor *r)
 		rouse__reactor_rearm(r, true);
 		rouse__debug("clock resumed at %lld", (long long)r->paused_now);
 	}
-	pthread_mutex_unlock(&r->lock);
+	rouse__reactor_unlock(r);
 	return 0;
 }
 
@@ -286,14 +286,14 @@ ROUSE__PUBLIC int rouse_reactor_clock_advance(struct rouse_reactor *r,
 {
 	if (r == NULL || ns < 0)
 		return -EINVAL;
-	pthread_mutex_lock(&r->lock);
+	rouse__reactor_lock(r);
 	if (!r->paused) {
-		pthread_mutex_unlock(&r->lock);
+		rouse__reactor_unlock(r);
 		return -EPERM;
 	}
 	r->paused_now = ns > INT64_MAX - r->paused_now ? INT64_MAX
 						       : r->paused_now + ns;
-	pthread_mutex_unlock(&r->lock);
+	rouse__reactor_unlock(r);
 	return rouse__fire_timers(r);
 }
 
@@ -433,8 +433,8 @@ ROUSE__PUBLIC int rouse_reactor_start(struct rouse_reactor *r)
 {
 	int err;
 
-	if (r == NULL)
-		return -EINVAL;
+	if (r == NULL || r->local)
+		return -EINVAL;	/* a thread of its own is a second thread */
 	if (atomic_exchange_explicit(&r->driving, true, memory_order_acquire))
 		return -EBUSY;
 	atomic_store(&r->stopping, false);
@@ -489,7 +489,7 @@ ROUSE__PUBLIC int rouse_reactor_new(struct rouse_reactor **out,
 	struct rouse__wake *w;
 	int err;
 
-	if (out == NULL || flags != 0)
+	if (out == NULL || (flags & ~ROUSE_REACTOR_LOCAL) != 0)
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	w = calloc(1, sizeof(*w));
@@ -513,6 +513,7 @@ ROUSE__PUBLIC int rouse_reactor_new(struct rouse_reactor **out,
 		err = add_own_fd(r->epfd, w->efd, TAG_WAKE);
 	if (err < 0)
 		goto fail;
+	r->local = (flags & ROUSE_REACTOR_LOCAL) != 0;
 	pthread_mutex_init(&r->lock, NULL);
 	rouse__timers_init(&r->timers, rouse__now_ns());
 	r->armed = INT64_MAX;

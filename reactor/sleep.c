@@ -54,7 +54,7 @@ static int take_timers(struct rouse_reactor *r, bool cancel)
 		int batch;
 
 		wl.n = 0;
-		pthread_mutex_lock(&r->lock);
+		rouse__reactor_lock(r);
 		now = cancel ? INT64_MAX : rouse__reactor_now_locked(r);
 		while (wl.n < ROUSE__WAKE_BATCH &&
 		       (e = rouse__timers_pop_expired(&r->timers, now))) {
@@ -71,7 +71,7 @@ static int take_timers(struct rouse_reactor *r, bool cancel)
 		batch = wl.n;
 		if (!cancel && batch < ROUSE__WAKE_BATCH)
 			rouse__reactor_rearm(r, true);
-		pthread_mutex_unlock(&r->lock);
+		rouse__reactor_unlock(r);
 		if (batch > 0)
 			rouse__trace("timers: %d %s, waking them", batch,
 				     cancel ? "cancelled" : "fired");
@@ -137,7 +137,7 @@ static enum rouse_poll sleep_poll(struct rouse_future *f,
 		return ROUSE_READY;
 	}
 	r = s->reactor;
-	pthread_mutex_lock(&r->lock);
+	rouse__reactor_lock(r);
 	switch (s->entry.state) {
 	case ROUSE__TIMER_IDLE:
 		if (surely_passed(r, s->entry.deadline)) {
@@ -162,7 +162,7 @@ static enum rouse_poll sleep_poll(struct rouse_future *f,
 		ret = ROUSE_READY;
 		break;
 	}
-	pthread_mutex_unlock(&r->lock);
+	rouse__reactor_unlock(r);
 	if (old.vtable != NULL)
 		rouse_waker_drop(&old);
 	return ret;
@@ -182,7 +182,7 @@ static void sleep_cancel(struct rouse_sleep *s)
 	if (timer_state(&s->entry) == ROUSE__TIMER_ARMED) {
 		struct rouse_reactor *r = s->reactor;
 
-		pthread_mutex_lock(&r->lock);
+		rouse__reactor_lock(r);
 		if (s->entry.state == ROUSE__TIMER_ARMED) {
 			rouse__timers_remove(&r->timers, &s->entry);
 			if (r->timers.count == 0)
@@ -190,7 +190,7 @@ static void sleep_cancel(struct rouse_sleep *s)
 			w = s->waker;
 			s->waker.vtable = NULL;
 		}
-		pthread_mutex_unlock(&r->lock);
+		rouse__reactor_unlock(r);
 	}
 	timer_set_state(&s->entry, ROUSE__TIMER_IDLE);
 	if (w.vtable != NULL)
@@ -269,7 +269,7 @@ static enum rouse_poll interval_poll(struct rouse_future *f,
 	 * it (its next poll says -ECANCELED) and its drop cancels it.
 	 */
 	r = s->reactor;
-	pthread_mutex_lock(&r->lock);
+	rouse__reactor_lock(r);
 	deadline = s->entry.deadline;
 	now = rouse__reactor_now_locked(r);
 	late = now > deadline ? (now - deadline) / iv->period : 0;
@@ -280,7 +280,7 @@ static enum rouse_poll interval_poll(struct rouse_future *f,
 	else
 		s->entry.deadline = deadline + (late + 1) * iv->period;
 	sleep_arm_locked(r, s, cx);
-	pthread_mutex_unlock(&r->lock);
+	rouse__reactor_unlock(r);
 	return ROUSE_READY;
 }
 

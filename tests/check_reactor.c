@@ -133,7 +133,7 @@ END_TEST
 START_TEST(test_einval)
 {
 	static const unsigned int bad_flags[] = {
-		1, 2, 0x80000000u, ~0u,
+		2, 3, 0x80000000u, ~0u,
 	};
 	struct test_fdset before, after;
 	struct rouse_reactor *r;
@@ -141,6 +141,10 @@ START_TEST(test_einval)
 
 	test_fdset_take(&before);
 	ck_assert_int_eq(rouse_reactor_new(NULL, 0), -EINVAL);
+	/* A lock-free reactor cannot have a thread of its own. */
+	ck_assert_int_eq(rouse_reactor_new(&r, ROUSE_REACTOR_LOCAL), 0);
+	ck_assert_int_eq(rouse_reactor_start(r), -EINVAL);
+	rouse_reactor_free(r);
 	for (i = 0; i < sizeof(bad_flags) / sizeof(bad_flags[0]); i++) {
 		r = SENTINEL;
 		ck_assert_int_eq(rouse_reactor_new(&r, bad_flags[i]), -EINVAL);

@@ -659,10 +659,15 @@ static inline void test_sleep_done(struct rouse_sleep *s)
 	ck_assert_int_eq(rouse_future_drop(&s->base), 0);
 }
 
-/* The two ways to run a reactor, as the _i of a loop test. */
+/*
+ * The ways to run a reactor, as the _i of a loop test: on its thread;
+ * driven by the thread in block_on; driven, made with ROUSE_REACTOR_LOCAL
+ * (no lock: only this thread touches it).
+ */
 enum test_mode {
 	TEST_MODE_THREADED,
 	TEST_MODE_DRIVEN,
+	TEST_MODE_LOCAL,
 	TEST_MODES,
 };
 
@@ -677,7 +682,12 @@ struct test_runner {
 static inline void test_runner_init(struct test_runner *ru,
 				    enum test_mode mode)
 {
-	ru->r = test_reactor_make();
+	if (mode == TEST_MODE_LOCAL) {
+		ck_assert_int_eq(rouse_reactor_new(&ru->r, ROUSE_REACTOR_LOCAL),
+				 0);
+	} else {
+		ru->r = test_reactor_make();
+	}
 	ru->mode = mode;
 	if (mode == TEST_MODE_THREADED)
 		ck_assert_int_eq(rouse_reactor_start(ru->r), 0);

@@ -33,6 +33,13 @@ struct rouse_reactor;
 
 /* ---- the reactor ---------------------------------------------------- */
 
+/*
+ * Flag of rouse_reactor_new(): one thread at a time uses the reactor (its
+ * turns, its futures, its registrations), so it takes no lock.  Wakers it
+ * hands out and rouse_event_notify() stay safe from any thread.
+ */
+#define ROUSE_REACTOR_LOCAL 0x1u
+
 int rouse_reactor_new(struct rouse_reactor **out, unsigned int flags);
 void rouse_reactor_free(struct rouse_reactor *r);
 int rouse_reactor_default(struct rouse_reactor **out);
