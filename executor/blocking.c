@@ -109,7 +109,7 @@ static void pool_release(struct rouse_blocking_pool *p)
 	pthread_cond_destroy(&p->gone);
 	pthread_cond_destroy(&p->work);
 	pthread_mutex_destroy(&p->lock);
-	free(p);
+	rouse__free(p);
 }
 
 static void job_release(struct job *j)
@@ -121,7 +121,7 @@ static void job_release(struct job *j)
 	if (old / JOB_REF_ONE != 1)
 		return;
 	pool_release(j->pool);
-	free(j);
+	rouse__free(j);
 }
 
 /* Queue operations; the caller holds p->lock. */
@@ -324,7 +324,7 @@ static int pool_make(const struct rouse_blocking_pool_config *cfg,
 	}
 	if (cfg->max_threads == 0)
 		return -EINVAL;
-	p = calloc(1, sizeof(*p));
+	p = rouse__calloc(1, sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
 	p->max_threads = cfg->max_threads;
@@ -373,7 +373,7 @@ fail_gone:
 fail_work:
 	pthread_cond_destroy(&p->work);
 fail_free:
-	free(p);
+	rouse__free(p);
 	return -err;
 }
 
@@ -543,7 +543,7 @@ static void blocking_drop(struct rouse_future *f)
 			if (s & JOB_WAKER)
 				rouse_waker_drop(&j->waker);
 			pool_release(p);
-			free(j);
+			rouse__free(j);
 			return;
 		}
 		pthread_mutex_unlock(&p->lock);
@@ -612,7 +612,7 @@ static int start_thread(struct rouse_blocking_pool *p, struct job *mine)
 		if (*link == mine) {
 			*link = mine->next;
 			pool_release(p);
-			free(mine);
+			rouse__free(mine);
 			err = -EAGAIN;
 			break;
 		}
@@ -636,7 +636,7 @@ ROUSE__PUBLIC int rouse_spawn_blocking(struct rouse_blocking_pool *pool,
 		if (err < 0)
 			return err;
 	}
-	j = malloc(sizeof(*j));
+	j = rouse__malloc(sizeof(*j));
 	if (j == NULL)
 		return -ENOMEM;
 	j->pool = pool;

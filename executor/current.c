@@ -100,7 +100,7 @@ static void root_drop(void *data)
 
 	if (__atomic_fetch_sub(&r->refs, 1, __ATOMIC_ACQ_REL) == 1) {
 		rouse_waker_drop(&r->unpark);
-		free(r);
+		rouse__free(r);
 	}
 }
 
@@ -131,14 +131,14 @@ int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 		if (err < 0)
 			return err;
 	}
-	root = malloc(sizeof(*root));
+	root = rouse__malloc(sizeof(*root));
 	if (root == NULL)
 		return -ENOMEM;
 	root->refs = 1;
 	root->woken = 1;
 	err = parker.vtable->waker(parker.data, &root->unpark);
 	if (err < 0) {
-		free(root);
+		rouse__free(root);
 		return err;
 	}
 	rw.data = root;

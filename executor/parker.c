@@ -87,7 +87,7 @@ static void parker_release(struct thread_parker *p)
 	rouse__trace("parker: eventfd %d of thread %d closed", p->efd,
 		     (int)p->tid);
 	close(p->efd);
-	free(p);
+	rouse__free(p);
 }
 
 /* Runs when a thread that had a parker exits: drop the thread's reference. */
@@ -155,14 +155,14 @@ static int parker_get(struct thread_parker **out)
 	pthread_once(&parker_key_once, parker_make_key);
 	if (parker_key_err < 0)
 		return parker_key_err;
-	p = malloc(sizeof(*p));
+	p = rouse__malloc(sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
 	p->efd = eventfd(0, EFD_CLOEXEC);
 	if (p->efd < 0) {
 		int err = -errno;
 
-		free(p);
+		rouse__free(p);
 		return err;
 	}
 	atomic_init(&p->state, PARKER_EMPTY);
@@ -170,7 +170,7 @@ static int parker_get(struct thread_parker **out)
 	p->tid = (pid_t)syscall(SYS_gettid);
 	if (pthread_setspecific(parker_key, p) != 0) {
 		close(p->efd);
-		free(p);
+		rouse__free(p);
 		return -ENOMEM;
 	}
 	tls_parker = p;

@@ -46,7 +46,7 @@ static inline bool state_cas(struct rouse__task *t, uint64_t *old,
 static void task_free(struct rouse__task *t)
 {
 	rouse__trace("task %llu: freed", (unsigned long long)t->id);
-	free(t);
+	rouse__free(t);
 }
 
 static inline void task_unref(struct rouse__task *t)
@@ -534,7 +534,7 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 	}
 	if (ROUSE__UNLIKELY(__atomic_load_n(&ex->closed, __ATOMIC_RELAXED)))
 		return -ECANCELED;
-	t = malloc(sizeof(*t) + size);
+	t = rouse__malloc(sizeof(*t) + size);
 	if (t == NULL)
 		return -ENOMEM;
 	t->state = TASK_SCHEDULED | TASK_REF;
@@ -580,9 +580,9 @@ static void executor_destroy(struct rouse_executor *ex)
 		pthread_mutex_destroy(&ex->lists[i].lock);
 	pthread_mutex_destroy(&ex->inject_lock);
 	pthread_mutex_destroy(&ex->idle_lock);
-	free(ex->idle_stack);
-	free(ex->workers);
-	free(ex);
+	rouse__free(ex->idle_stack);
+	rouse__aligned_free(ex->workers);
+	rouse__aligned_free(ex);
 }
 
 ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
@@ -607,7 +607,8 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 	    (cfg->kind == ROUSE_EXECUTOR_MULTI_THREAD && cfg->workers > 1024) ||
 	    (cfg->parker != NULL && !rouse__parker_valid(cfg->parker)))
 		return -EINVAL;
-	if (posix_memalign((void **)&ex, 64, sizeof(*ex)) != 0)
+	ex = rouse__aligned_alloc(64, sizeof(*ex));
+	if (ex == NULL)
 		return -ENOMEM;
 	memset(ex, 0, sizeof(*ex));
 	ex->cfg = *cfg;
@@ -634,9 +635,9 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 		}
 	}
 	ex->cfg.workers = ex->nworkers;
-	if (posix_memalign((void **)&ex->workers, 64,
-			   sizeof(*ex->workers) * ex->nworkers) != 0) {
-		ex->workers = NULL;
+	ex->workers = rouse__aligned_alloc(64, sizeof(*ex->workers) *
+						  ex->nworkers);
+	if (ex->workers == NULL) {
 		executor_destroy(ex);
 		return -ENOMEM;
 	}
@@ -647,7 +648,8 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 		ex->workers[i].rng = 0x9e3779b9u * (i + 1);
 	}
 	if (cfg->kind == ROUSE_EXECUTOR_MULTI_THREAD) {
-		ex->idle_stack = calloc(ex->nworkers, sizeof(unsigned int));
+		ex->idle_stack = rouse__calloc(ex->nworkers,
+					       sizeof(unsigned int));
 		if (ex->idle_stack == NULL) {
 			executor_destroy(ex);
 			return -ENOMEM;

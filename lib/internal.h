@@ -13,8 +13,10 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
+#include <rouse/alloc.h>
 #include <rouse/log.h>
 
 #ifndef ROUSE__LIB
@@ -73,6 +75,62 @@ int rouse__log_set_sink(rouse_log_fn *sink, void *data);
 #define rouse__info(...) rouse__log(ROUSE_LOG_INFO, __VA_ARGS__)
 #define rouse__debug(...) rouse__log(ROUSE_LOG_DEBUG, __VA_ARGS__)
 #define rouse__trace(...) rouse__log(ROUSE_LOG_TRACE, __VA_ARGS__)
+
+/* ---- memory (lib/alloc.c) ------------------------------------------ */
+
+#define rouse__alloc_hook ROUSE__NS(alloc_hook)
+#define rouse__calloc ROUSE__NS(calloc)
+#define rouse__realloc ROUSE__NS(realloc)
+#define rouse__aligned_alloc ROUSE__NS(aligned_alloc)
+#define rouse__aligned_free ROUSE__NS(aligned_free)
+
+/*
+ * The library's allocator: NULL for the C library's, else a copy of what
+ * the program set, which is never freed.  Loaded with acquire, so that the
+ * copy's fields are seen as they were stored.
+ */
+extern const struct rouse_allocator *rouse__alloc_hook;
+
+/*
+ * Every allocation of the library goes through these.  With no hook set,
+ * malloc and free cost one load and a predicted branch more than the C
+ * library's; a failure is NULL, as there.
+ */
+static inline void *rouse__malloc(size_t size)
+{
+	const struct rouse_allocator *a =
+		__atomic_load_n(&rouse__alloc_hook, __ATOMIC_ACQUIRE);
+
+	if (ROUSE__UNLIKELY(a != NULL))
+		return a->malloc(a->data, size != 0 ? size : 1);
+	return malloc(size);
+}
+
+static inline void rouse__free(void *p)
+{
+	const struct rouse_allocator *a;
+
+	if (p == NULL)
+		return;
+	a = __atomic_load_n(&rouse__alloc_hook, __ATOMIC_ACQUIRE);
+	if (ROUSE__UNLIKELY(a != NULL))
+		a->free(a->data, p);
+	else
+		free(p);
+}
+
+/* n elements of size bytes, zeroed; NULL also when n * size overflows. */
+void *rouse__calloc(size_t n, size_t size);
+/* realloc(3); NULL p allocates, and on failure p stays allocated. */
+void *rouse__realloc(void *p, size_t size);
+/*
+ * size bytes aligned to align (a power of two, at least a pointer's
+ * size; NULL otherwise), freed only with
+ * rouse__aligned_free().  Built on rouse__malloc() whatever the hook,
+ * so that a block outlives a change of allocator like any other.
+ */
+void *rouse__aligned_alloc(size_t align, size_t size);
+void rouse__aligned_free(void *p);
 
 /* ---- time ---------------------------------------------------------- */
 

@@ -50,15 +50,15 @@ static int slot_take(struct rouse_reactor *r, uint32_t *out)
 		struct rouse_io **slots;
 		uint32_t *gens, *next;
 
-		slots = realloc(r->slots, n * sizeof(*slots));
+		slots = rouse__realloc(r->slots, n * sizeof(*slots));
 		if (slots == NULL)
 			return -ENOMEM;
 		r->slots = slots;
-		gens = realloc(r->gens, n * sizeof(*gens));
+		gens = rouse__realloc(r->gens, n * sizeof(*gens));
 		if (gens == NULL)
 			return -ENOMEM;
 		r->gens = gens;
-		next = realloc(r->next_free, n * sizeof(*next));
+		next = rouse__realloc(r->next_free, n * sizeof(*next));
 		if (next == NULL)
 			return -ENOMEM;
 		r->next_free = next;
@@ -107,7 +107,7 @@ static int fd_owner_reserve(struct rouse_reactor *r, int fd)
 			n *= 2;
 		if (n > INT_MAX)
 			n = (size_t)fd + 1;
-		v = realloc(r->fd_owner, n * sizeof(*v));
+		v = rouse__realloc(r->fd_owner, n * sizeof(*v));
 		if (v == NULL)
 			return -ENOMEM;
 		for (i = (size_t)r->nfd_owner; i < n; i++)
@@ -239,13 +239,13 @@ ROUSE__PUBLIC int rouse_io_register(struct rouse_reactor *r, int fd,
 		return -EINVAL;
 	if (fd < 0)
 		return -EBADF;
-	io = malloc(sizeof(*io));
+	io = rouse__malloc(sizeof(*io));
 	if (io == NULL)
 		return -ENOMEM;
 	err = io_add(r, io, fd, ROUSE__SRC_IO,
 		     EPOLLIN | EPOLLOUT | EPOLLRDHUP);
 	if (err < 0) {
-		free(io);
+		rouse__free(io);
 		return err;
 	}
 	*out = io;
@@ -278,7 +278,7 @@ ROUSE__PUBLIC int rouse_io_deregister(struct rouse_io *io)
 	if (io == NULL || io->kind != ROUSE__SRC_IO)
 		return -EINVAL;
 	io_destroy(io);
-	free(io);
+	rouse__free(io);
 	return 0;
 }
 
@@ -388,7 +388,7 @@ void rouse__io_cancel_all(struct rouse_reactor *r)
 		rouse__wake_list_wake(&wl);
 		if (io->kind == ROUSE__SRC_EVENT)
 			close(io->fd);
-		free(io);
+		rouse__free(io);
 	}
 }
 
@@ -841,20 +841,20 @@ ROUSE__PUBLIC int rouse_event_new(struct rouse_reactor *r,
 
 	if (r == NULL || out == NULL)
 		return -EINVAL;
-	ev = malloc(sizeof(*ev));
+	ev = rouse__malloc(sizeof(*ev));
 	if (ev == NULL)
 		return -ENOMEM;
 	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fd < 0) {
 		err = -errno;
-		free(ev);
+		rouse__free(ev);
 		return err;
 	}
 	atomic_init(&ev->count, 0);
 	err = io_add(r, &ev->io, fd, ROUSE__SRC_EVENT, EPOLLIN);
 	if (err < 0) {
 		close(fd);
-		free(ev);
+		rouse__free(ev);
 		return err;
 	}
 	*out = ev;
@@ -867,7 +867,7 @@ ROUSE__PUBLIC void rouse_event_free(struct rouse_event *ev)
 		return;
 	io_destroy(&ev->io);
 	close(ev->io.fd);
-	free(ev);
+	rouse__free(ev);
 }
 
 /*

@@ -57,7 +57,7 @@ static void wake_release(struct rouse__wake *w)
 	if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	close(w->efd);
-	free(w);
+	rouse__free(w);
 }
 
 static void wake_unpark(struct rouse__wake *w)
@@ -491,11 +491,11 @@ ROUSE__PUBLIC int rouse_reactor_new(struct rouse_reactor **out,
 
 	if (out == NULL || (flags & ~ROUSE_REACTOR_LOCAL) != 0)
 		return -EINVAL;
-	r = calloc(1, sizeof(*r));
-	w = calloc(1, sizeof(*w));
+	r = rouse__calloc(1, sizeof(*r));
+	w = rouse__calloc(1, sizeof(*w));
 	if (r == NULL || w == NULL) {
-		free(r);
-		free(w);
+		rouse__free(r);
+		rouse__free(w);
 		return -ENOMEM;
 	}
 	r->wake = w;
@@ -526,8 +526,8 @@ fail:
 	close_if_open(r->epfd);
 	close_if_open(r->tfd);
 	close_if_open(w->efd);
-	free(w);
-	free(r);
+	rouse__free(w);
+	rouse__free(r);
 	return err;
 }
 
@@ -559,11 +559,11 @@ ROUSE__PUBLIC void rouse_reactor_free(struct rouse_reactor *r)
 	close(r->tfd);
 	wake_release(r->wake);
 	pthread_mutex_destroy(&r->lock);
-	free(r->slots);
-	free(r->gens);
-	free(r->next_free);
-	free(r->fd_owner);
-	free(r);
+	rouse__free(r->slots);
+	rouse__free(r->gens);
+	rouse__free(r->next_free);
+	rouse__free(r->fd_owner);
+	rouse__free(r);
 }
 
 /* ---- the process-wide default reactor ---------------------------------- */

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* tests/headers-c.c - the public headers compile as C11 -pedantic -Werror. */
+#include <rouse/alloc.h>
 #include <rouse/async.h>
 #include <rouse/blocking.h>
 #include <rouse/combinator.h>

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* tests/headers-cxx.cc - the public headers compile as C++11 -pedantic -Werror. */
+#include <rouse/alloc.h>
 #include <rouse/async.h>
 #include <rouse/blocking.h>
 #include <rouse/combinator.h>

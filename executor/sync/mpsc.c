@@ -55,15 +55,15 @@ ROUSE__PUBLIC int rouse_mpsc_new(size_t elem_size, size_t capacity,
 		return -EINVAL;
 	if (elem_size > 0 && capacity > SIZE_MAX / 2 / elem_size)
 		return -EINVAL;
-	m = malloc(sizeof(*m));
+	m = rouse__malloc(sizeof(*m));
 	if (m == NULL)
 		return -ENOMEM;
 	m->buf = NULL;
 	m->slots = capacity;
 	if (capacity > 0 && elem_size > 0) {
-		m->buf = malloc(capacity * elem_size);
+		m->buf = rouse__malloc(capacity * elem_size);
 		if (m->buf == NULL) {
-			free(m);
+			rouse__free(m);
 			return -ENOMEM;
 		}
 	}
@@ -93,8 +93,8 @@ static bool mpsc_unref_locked(struct rouse_mpsc *m)
 static void mpsc_destroy(struct rouse_mpsc *m)
 {
 	pthread_mutex_destroy(&m->lock);
-	free(m->buf);
-	free(m);
+	rouse__free(m->buf);
+	rouse__free(m);
 }
 
 /* Room for one more element in an unbounded ring; 0 or -ENOMEM. */
@@ -112,7 +112,7 @@ static int mpsc_grow(struct rouse_mpsc *m)
 	}
 	if (slots > SIZE_MAX / es)
 		return -ENOMEM;
-	buf = malloc(slots * es);
+	buf = rouse__malloc(slots * es);
 	if (buf == NULL)
 		return -ENOMEM;
 	/* Unwrap the ring: its elements go to the start, in order. */
@@ -123,7 +123,7 @@ static int mpsc_grow(struct rouse_mpsc *m)
 		memcpy(buf, m->buf + m->head * es, first * es);
 		memcpy(buf + first * es, m->buf, (m->len - first) * es);
 	}
-	free(m->buf);
+	rouse__free(m->buf);
 	m->buf = buf;
 	m->slots = slots;
 	m->head = 0;

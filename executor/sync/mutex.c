@@ -26,7 +26,7 @@ ROUSE__PUBLIC int rouse_mutex_new(struct rouse_mutex **out)
 
 	if (out == NULL)
 		return -EINVAL;
-	m = malloc(sizeof(*m));
+	m = rouse__malloc(sizeof(*m));
 	if (m == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
@@ -49,7 +49,7 @@ ROUSE__PUBLIC int rouse_mutex_free(struct rouse_mutex *m)
 	if (busy)
 		return -EBUSY;
 	pthread_mutex_destroy(&m->lock);
-	free(m);
+	rouse__free(m);
 	return 0;
 }
 

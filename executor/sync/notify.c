@@ -35,7 +35,7 @@ ROUSE__PUBLIC int rouse_notify_new(struct rouse_notify **out)
 
 	if (out == NULL)
 		return -EINVAL;
-	n = malloc(sizeof(*n));
+	n = rouse__malloc(sizeof(*n));
 	if (n == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&n->lock, NULL);
@@ -59,7 +59,7 @@ ROUSE__PUBLIC int rouse_notify_free(struct rouse_notify *n)
 	if (busy)
 		return -EBUSY;
 	pthread_mutex_destroy(&n->lock);
-	free(n);
+	rouse__free(n);
 	return 0;
 }
 

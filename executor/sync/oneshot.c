@@ -38,7 +38,7 @@ ROUSE__PUBLIC int rouse_oneshot_new(size_t elem_size,
 
 	if (out == NULL || elem_size > SIZE_MAX - sizeof(*o))
 		return -EINVAL;
-	o = malloc(sizeof(*o) + elem_size);
+	o = rouse__malloc(sizeof(*o) + elem_size);
 	if (o == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&o->lock, NULL);
@@ -56,7 +56,7 @@ ROUSE__PUBLIC int rouse_oneshot_new(size_t elem_size,
 static void oneshot_destroy(struct rouse_oneshot *o)
 {
 	pthread_mutex_destroy(&o->lock);
-	free(o);
+	rouse__free(o);
 }
 
 /*

@@ -33,7 +33,7 @@ ROUSE__PUBLIC int rouse_semaphore_new(size_t permits,
 
 	if (out == NULL || permits > SEM_MAX)
 		return -EINVAL;
-	s = malloc(sizeof(*s));
+	s = rouse__malloc(sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
@@ -56,7 +56,7 @@ ROUSE__PUBLIC int rouse_semaphore_free(struct rouse_semaphore *s)
 	if (busy)
 		return -EBUSY;
 	pthread_mutex_destroy(&s->lock);
-	free(s);
+	rouse__free(s);
 	return 0;
 }
 
