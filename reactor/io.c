@@ -28,6 +28,30 @@
 
 #define ROUSE__LOG_MODULE "reactor"
 
+/*
+ * The readiness cache of a source: its ready bits, and a tick that counts
+ * the events that set them.  Polls read both without the lock; every write
+ * is made under the reactor lock (or by the one thread of a
+ * ROUSE_REACTOR_LOCAL reactor), so writes never race each other and need
+ * no read-modify-write instruction: a load and a store will do.
+ */
+static inline void ready_set(struct rouse_io *io, uint32_t bits)
+{
+	uint32_t r = atomic_load_explicit(&io->ready, memory_order_relaxed);
+	unsigned int t = atomic_load_explicit(&io->tick, memory_order_relaxed);
+
+	atomic_store_explicit(&io->ready, r | bits, memory_order_relaxed);
+	/* Release: a poll that sees the new tick sees the bits too. */
+	atomic_store_explicit(&io->tick, t + 1, memory_order_release);
+}
+
+static inline void ready_clear(struct rouse_io *io, uint32_t bits)
+{
+	uint32_t r = atomic_load_explicit(&io->ready, memory_order_relaxed);
+
+	atomic_store_explicit(&io->ready, r & ~bits, memory_order_relaxed);
+}
+
 #define READ_BITS (ROUSE_IO_READABLE | ROUSE_IO_ERROR | ROUSE_IO_HANGUP | \
 		   ROUSE_IO_READ_HANGUP)
 #define WRITE_BITS (ROUSE_IO_WRITABLE | ROUSE_IO_ERROR | ROUSE_IO_HANGUP)
@@ -311,7 +335,7 @@ ROUSE__PUBLIC int rouse_io_clear(struct rouse_io *io, uint32_t events)
 	if (tick == io->seen_tick[ROUSE__DIR_WRITE])
 		clear |= events & ~(uint32_t)(ROUSE_IO_READABLE |
 					      ROUSE_IO_READ_HANGUP);
-	atomic_fetch_and_explicit(&io->ready, ~clear, memory_order_relaxed);
+	ready_clear(io, clear);
 	rouse__reactor_unlock(io->reactor);
 	return 0;
 }
@@ -341,8 +365,7 @@ int rouse__io_dispatch(struct rouse_reactor *r, const struct epoll_event *evs,
 			continue;
 		}
 		io = r->slots[slot];
-		atomic_fetch_or_explicit(&io->ready, bits, memory_order_relaxed);
-		atomic_fetch_add_explicit(&io->tick, 1, memory_order_release);
+		ready_set(io, bits);
 		for (dir = 0; dir < 2; dir++) {
 			uint32_t mask = dir == ROUSE__DIR_READ ? READ_BITS
 							       : WRITE_BITS;
@@ -440,9 +463,7 @@ static void op_finish_drained(struct rouse_io_op *op, bool drained,
 	rouse__reactor_lock(io->reactor);
 	if (drained && atomic_load_explicit(&io->tick, memory_order_acquire) ==
 			       tick)
-		atomic_fetch_and_explicit(&io->ready,
-					  ~(uint32_t)ROUSE_IO_READABLE,
-					  memory_order_relaxed);
+		ready_clear(io, ROUSE_IO_READABLE);
 	/* Re-read under the lock: a deregister may have run meanwhile. */
 	if (op->registered && op->io != NULL && io->waiter[op->dir] == op) {
 		io->waiter[op->dir] = NULL;
@@ -488,7 +509,7 @@ static int op_blocked(struct rouse_io_op *op, struct rouse_context *cx,
 		rouse__reactor_unlock(io->reactor);
 		return 1;
 	}
-	atomic_fetch_and_explicit(&io->ready, ~bit, memory_order_relaxed);
+	ready_clear(io, bit);
 	err = op_wait_locked(op, io, cx, &old);
 	rouse__reactor_unlock(io->reactor);
 	if (old.vtable != NULL)
