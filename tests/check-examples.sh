@@ -1,0 +1,20 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/check-examples.sh - the example programs run and exit 0, so that
+# what the README and rouse(7) point newcomers at keeps working.  (The
+# echo server needs clients: check_io runs its loop with 100 of them.)
+set -u
+: "${top_builddir:=.}"
+fail=0
+for ex in "hello 10" "hello --reactor" tasks pipeline async-chain async-loop \
+	async-select; do
+	set -- $ex
+	prog="$top_builddir/examples/$1"
+	shift
+	if ! out=$("$prog" "$@" 2>&1); then
+		printf 'FAIL: examples/%s %s\n%s\n' "${prog##*/}" "$*" "$out"
+		fail=1
+	fi
+done
+[ $fail -eq 0 ] && echo "PASS: the examples run"
+exit $fail
