@@ -331,6 +331,9 @@ static struct rouse__task *take_injected(struct rouse__worker *w,
 		ring_push(ex, &w->ring, t);
 	}
 	pthread_mutex_unlock(&ex->inject_lock);
+	/* A batch landed in this ring: an idle worker may share it. */
+	if (n > 1)
+		rouse__mt_notify(ex);
 	return first;
 }
 
@@ -516,10 +519,15 @@ void rouse__mt_stop(struct rouse_executor *ex)
 	__atomic_store_n(&ex->stop, true, __ATOMIC_SEQ_CST);
 	for (i = 0; i < ex->nworkers; i++) {
 		struct rouse__worker *w = &ex->workers[i];
+		struct rouse_waker u;
 
 		if (!w->thread_started)
 			continue;
-		rouse_waker_wake_by_ref(&w->unpark);
+		/* Under idle_lock: a failing parker may swap it (multi.c). */
+		pthread_mutex_lock(&ex->idle_lock);
+		u = w->unpark.vtable->clone(w->unpark.data);
+		pthread_mutex_unlock(&ex->idle_lock);
+		rouse_waker_wake(&u);
 		pthread_join(w->thread, NULL);
 		w->thread_started = false;
 		rouse_waker_drop(&w->unpark);
