@@ -144,6 +144,13 @@ int main(void)
 	c.base.vtable = &consumer_vtable;
 	c.ch = m;
 	rouse_spawn(ex, &c.base, sizeof(c), &ch);
+	/*
+	 * The channel came with one sender; each producer owns one.  Take
+	 * them all before the first producer runs: one that finished and
+	 * let go of the only sender would close the channel for the rest.
+	 */
+	for (i = 1; i < PRODUCERS; i++)
+		rouse_mpsc_sender_clone(m);
 	for (i = 0; i < PRODUCERS; i++) {
 		struct producer p;
 
@@ -151,9 +158,6 @@ int main(void)
 		p.base.vtable = &producer_vtable;
 		p.ch = m;
 		p.id = i;
-		/* The channel came with one sender; each producer owns one. */
-		if (i > 0)
-			rouse_mpsc_sender_clone(m);
 		rouse_spawn(ex, &p.base, sizeof(p), &h[i]);
 	}
 

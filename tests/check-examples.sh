@@ -11,7 +11,8 @@ for ex in "hello 10" "hello --reactor" tasks pipeline async-chain async-loop \
 	set -- $ex
 	prog="$top_builddir/examples/$1"
 	shift
-	if ! out=$("$prog" "$@" 2>&1); then
+	# A hang is a failure too (coreutils timeout; generous for TSan).
+	if ! out=$(timeout 300 "$prog" "$@" 2>&1); then
 		printf 'FAIL: examples/%s %s\n%s\n' "${prog##*/}" "$*" "$out"
 		fail=1
 	fi
