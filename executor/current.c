@@ -171,7 +171,7 @@ int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 
 			if (t == NULL)
 				break;
-			rouse__task_run(w, t);
+			rouse__task_run(t);
 		}
 		if (__atomic_load_n(&ex->inject_len, __ATOMIC_ACQUIRE) != 0)
 			ct_take_injected(ex, w);

@@ -165,8 +165,7 @@ static struct rouse__worker *idle_pop_locked(struct rouse_executor *ex)
 	return w;
 }
 
-bool rouse__mt_notify_locked(struct rouse_executor *ex,
-			     struct rouse_waker *out)
+bool rouse__mt_pick_idle(struct rouse_executor *ex, struct rouse_waker *out)
 {
 	struct rouse__worker *w;
 
@@ -187,7 +186,7 @@ void rouse__mt_notify(struct rouse_executor *ex)
 {
 	struct rouse_waker w;
 
-	if (rouse__mt_notify_locked(ex, &w)) {
+	if (rouse__mt_pick_idle(ex, &w)) {
 		rouse__trace("worker: unpark an idle worker");
 		rouse_waker_wake(&w);
 	}
@@ -409,7 +408,7 @@ static void *worker_main(void *arg)
 		}
 		if (w->searching)
 			end_search(w);
-		rouse__task_run(w, t);
+		rouse__task_run(t);
 		tick++;
 	}
 	rouse__debug("worker %u: stop", w->index);

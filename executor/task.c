@@ -122,17 +122,26 @@ static inline pthread_mutex_t *join_lock(struct rouse__task *t)
 	return &join_locks[((uintptr_t)t >> 6) % JOIN_LOCKS];
 }
 
-/* The task finished: wake its join handle if one is waiting. */
-static void notify_join(struct rouse__task *t, uint64_t state)
+/* Take the waker a join handle stored in t, if any. */
+static struct rouse_waker join_waker_take(struct rouse__task *t)
 {
-	struct rouse_waker w = { NULL, NULL };
+	struct rouse_waker w;
 
-	if (!(state & TASK_AWAITER))
-		return;
 	pthread_mutex_lock(join_lock(t));
 	w = t->join_waker;
 	t->join_waker.vtable = NULL;
 	pthread_mutex_unlock(join_lock(t));
+	return w;
+}
+
+/* The task finished: wake its join handle if one is waiting. */
+static void notify_join(struct rouse__task *t, uint64_t state)
+{
+	struct rouse_waker w;
+
+	if (!(state & TASK_AWAITER))
+		return;
+	w = join_waker_take(t);
 	if (w.vtable != NULL)
 		rouse_waker_wake(&w);
 }
@@ -193,7 +202,7 @@ static void task_complete(struct rouse__task *t)
  * and leaves the drop to the runner.  Queues move a held task between
  * threads with release/acquire (a steal), which orders its polls.
  */
-void rouse__task_run(struct rouse__worker *w, struct rouse__task *t)
+void rouse__task_run(struct rouse__task *t)
 {
 	struct rouse_waker waker;
 	struct rouse_context cx;
@@ -201,20 +210,13 @@ void rouse__task_run(struct rouse__worker *w, struct rouse__task *t)
 	enum rouse_poll r;
 	uint64_t s = state_load(t), n;
 
-	(void)w;
-	if (s & TASK_RUNNING) {
-		if (s & TASK_CLOSED) {
-			task_cancel(t);
-			return;
-		}
-	} else {
-		do {
-			if (s & TASK_CLOSED) {
-				task_cancel(t);
-				return;
-			}
-			n = (s & ~TASK_SCHEDULED) | TASK_RUNNING;
-		} while (!state_cas(t, &s, n));
+	/* Take it (a held task is ours already), unless it was closed. */
+	while (!(s & (TASK_RUNNING | TASK_CLOSED)) &&
+	       !state_cas(t, &s, (s & ~TASK_SCHEDULED) | TASK_RUNNING))
+		;
+	if (s & TASK_CLOSED) {
+		task_cancel(t);
+		return;
 	}
 
 	waker.data = t;
@@ -319,7 +321,7 @@ static void schedule_remote(struct rouse_executor *ex, struct rouse__task *t)
 		if (was_empty && ex->ct_unpark.vtable != NULL)
 			ex->ct_unpark.vtable->wake_by_ref(ex->ct_unpark.data);
 	} else {
-		rouse__mt_notify_locked(ex, &w);
+		rouse__mt_pick_idle(ex, &w);
 	}
 	pthread_mutex_unlock(&ex->inject_lock);
 	if (w.vtable != NULL)
@@ -431,7 +433,7 @@ static enum rouse_poll join_poll(struct rouse_future *self,
 static void join_release(struct rouse_join_handle *h)
 {
 	struct rouse__task *t = h->task;
-	struct rouse_waker w = { NULL, NULL };
+	struct rouse_waker w;
 	uint64_t s, n;
 
 	if (t == NULL)
@@ -445,10 +447,7 @@ static void join_release(struct rouse_join_handle *h)
 			n |= TASK_DONE;
 	} while (!state_cas(t, &s, n));
 	if (s & TASK_AWAITER) {
-		pthread_mutex_lock(join_lock(t));
-		w = t->join_waker;
-		t->join_waker.vtable = NULL;
-		pthread_mutex_unlock(join_lock(t));
+		w = join_waker_take(t);
 		if (w.vtable != NULL)
 			rouse_waker_drop(&w);
 	}

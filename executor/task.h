@@ -161,7 +161,7 @@ struct rouse_executor {
 #define rouse__ct_block_on ROUSE__NS(ct_block_on)
 #define rouse__ct_drain ROUSE__NS(ct_drain)
 #define rouse__mt_schedule_local ROUSE__NS(mt_schedule_local)
-#define rouse__mt_notify_locked ROUSE__NS(mt_notify_locked)
+#define rouse__mt_pick_idle ROUSE__NS(mt_pick_idle)
 #define rouse__mt_notify ROUSE__NS(mt_notify)
 #define rouse__mt_start ROUSE__NS(mt_start)
 #define rouse__mt_stop ROUSE__NS(mt_stop)
@@ -174,8 +174,8 @@ extern ROUSE__TLS struct rouse__task *rouse__cur_task;
 /* The multi-thread executor whose block_on runs on this thread. */
 extern ROUSE__TLS struct rouse_executor *rouse__blockon_ex;
 
-/* Poll t once (or drop it if it was cancelled); w is this thread. */
-void rouse__task_run(struct rouse__worker *w, struct rouse__task *t);
+/* Poll t once on this thread (or drop it if it was cancelled). */
+void rouse__task_run(struct rouse__task *t);
 /* Shutdown: a task drained from a queue is SCHEDULED, not held. */
 void rouse__task_unhold(struct rouse__task *t);
 /* Queue t, whose SCHEDULED bit the caller set, from any thread. */
@@ -191,9 +191,11 @@ size_t rouse__ct_drain(struct rouse_executor *ex);
 
 void rouse__mt_schedule_local(struct rouse__worker *w, struct rouse__task *t,
 			      bool woken_by_task);
-/* Under inject_lock: pick an idle worker to wake; *out gets its waker. */
-bool rouse__mt_notify_locked(struct rouse_executor *ex,
-			     struct rouse_waker *out);
+/*
+ * Pick an idle worker to wake, unless one is searching already; *out gets
+ * a clone of its unpark waker, to wake after any lock is dropped.
+ */
+bool rouse__mt_pick_idle(struct rouse_executor *ex, struct rouse_waker *out);
 void rouse__mt_notify(struct rouse_executor *ex);
 int rouse__mt_start(struct rouse_executor *ex);
 void rouse__mt_stop(struct rouse_executor *ex);

@@ -202,7 +202,7 @@ START_TEST(mt_injected_not_starved)
 {
 	struct rouse_executor_config cfg;
 	struct rouse_executor *ex;
-	atomic_int stop = 0, sleeper_polls = 0, dummy = 0;
+	atomic_int stop = 0, sleeper_polls = 0;
 	atomic_long spins = 0, seen = 0;
 	struct rouse_waker slot = { NULL, NULL }, w;
 	struct spinner sp = { { &spinner_vt }, &stop, &spins, NULL };
@@ -211,7 +211,6 @@ START_TEST(mt_injected_not_starved)
 	struct rouse_join_handle hs, hl;
 	long at_wake;
 
-	(void)dummy;
 	rouse_executor_config_init(&cfg);
 	cfg.kind = ROUSE_EXECUTOR_MULTI_THREAD;
 	cfg.workers = 1;

@@ -405,10 +405,8 @@ START_TEST(detach_runs_and_drops)
 	ck_assert_int_eq(rouse_join_handle_detach(&h), 0);
 	{
 		/* Drive the executor until both ran and were dropped. */
-		struct gate last = gate_make(NULL, NULL, NULL, NULL);
 		struct rouse_join_handle lh;
 
-		(void)last;
 		while (atomic_load(&drops) < 1 || atomic_load(&polls) < 2) {
 			struct dbl e = dbl_make(0, NULL, NULL);
 
