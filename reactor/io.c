@@ -345,9 +345,10 @@ ROUSE__PUBLIC int rouse_io_clear(struct rouse_io *io, uint32_t events)
 int rouse__io_dispatch(struct rouse_reactor *r, const struct epoll_event *evs,
 		       int n)
 {
-	struct rouse__wake_list wl = { .n = 0 };
+	struct rouse__wake_list wl;	/* only n is set: w[] is filled */
 	int i, total = 0;
 
+	wl.n = 0;
 	rouse__reactor_lock(r);
 	for (i = 0; i < n; i++) {
 		uint64_t tag = evs[i].data.u64;
@@ -478,7 +479,11 @@ static void op_finish_drained(struct rouse_io_op *op, bool drained,
 
 static void op_drop(struct rouse_future *f)
 {
-	op_finish((struct rouse_io_op *)f);
+	struct rouse_io_op *op = (struct rouse_io_op *)f;
+
+	/* Most drops follow a READY poll, which has left the slot already. */
+	if (op->io != NULL && op->registered)
+		op_finish(op);
 }
 
 static void op_setup(struct rouse_io_op *op,
@@ -509,7 +514,8 @@ static int op_blocked(struct rouse_io_op *op, struct rouse_context *cx,
 		rouse__reactor_unlock(io->reactor);
 		return 1;
 	}
-	ready_clear(io, bit);
+	if (bit != 0)
+		ready_clear(io, bit);
 	err = op_wait_locked(op, io, cx, &old);
 	rouse__reactor_unlock(io->reactor);
 	if (old.vtable != NULL)
