@@ -408,10 +408,7 @@ static void mpsc_send_drop(struct rouse_future *f)
 		m->reserved--;
 		mpsc_grant_send_locked(m, &b);
 	}
-	sync_set_state(&s->node, SYNC_DONE);
-	sync_unlock(&m->lock);
-	sync_waker_drop(&s->node.waker);
-	sync_batch_wake(&b);
+	sync_drop_finish(&m->lock, &s->node, &b);
 }
 
 static const struct rouse_future_vtable mpsc_send_vtable = {
@@ -499,11 +496,8 @@ static void mpsc_recv_drop(struct rouse_future *f)
 	else if (m->len > 0 || mpsc_finished_locked(m))
 		/* Woken and gone without looking: wake the next instead. */
 		sync_queue_hand_head(&m->recv_waiters, SYNC_GRANTED, &b);
-	sync_set_state(&r->node, SYNC_DONE);
 	m->recv_pending--;
-	sync_unlock(&m->lock);
-	sync_waker_drop(&r->node.waker);
-	sync_batch_wake(&b);
+	sync_drop_finish(&m->lock, &r->node, &b);
 }
 
 static const struct rouse_future_vtable mpsc_recv_vtable = {

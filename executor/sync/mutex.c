@@ -145,11 +145,8 @@ static void mutex_lock_drop(struct rouse_future *f)
 		sync_queue_unlink(&l->node);
 	else
 		mutex_release_locked(m, &b);	/* granted, never seen */
-	sync_set_state(&l->node, SYNC_DONE);
 	m->pending--;
-	sync_unlock(&m->lock);
-	sync_waker_drop(&l->node.waker);
-	sync_batch_wake(&b);
+	sync_drop_finish(&m->lock, &l->node, &b);
 }
 
 static const struct rouse_future_vtable mutex_lock_vtable = {

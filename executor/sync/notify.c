@@ -182,11 +182,8 @@ static void notify_wait_drop(struct rouse_future *f)
 		sync_queue_unlink(&nw->node);
 	else if (nw->node.aux == NOTIFY_ONE)
 		notify_one_locked(n, &b);	/* pass it on */
-	sync_set_state(&nw->node, SYNC_DONE);
 	n->pending--;
-	sync_unlock(&n->lock);
-	sync_waker_drop(&nw->node.waker);
-	sync_batch_wake(&b);
+	sync_drop_finish(&n->lock, &nw->node, &b);
 }
 
 static const struct rouse_future_vtable notify_wait_vtable = {

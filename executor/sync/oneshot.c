@@ -217,10 +217,8 @@ static void oneshot_recv_drop(struct rouse_future *f)
 	/* A granted receive took nothing: the value stays for another. */
 	if (sync_state(&r->node) == SYNC_WAITING)
 		sync_queue_unlink(&r->node);
-	sync_set_state(&r->node, SYNC_DONE);
 	o->pending--;
-	sync_unlock(&o->lock);
-	sync_waker_drop(&r->node.waker);
+	sync_drop_finish(&o->lock, &r->node, NULL);
 }
 
 static const struct rouse_future_vtable oneshot_recv_vtable = {

@@ -219,17 +219,15 @@ static void sem_acquire_drop(struct rouse_future *f)
 	} else {
 		s->available += a->permits;	/* granted, never seen */
 	}
-	sync_set_state(&a->node, SYNC_DONE);
 	/*
 	 * Hand out even when nothing came back: a head that leaves may let
 	 * the waiters behind it through.  Still pending meanwhile, so that
-	 * the semaphore cannot be freed under the batches.
+	 * the semaphore cannot be freed under the batches.  (a is out of
+	 * the queue, so no other thread looks at its state meanwhile.)
 	 */
 	sem_hand_out(s, &b);
 	s->pending--;
-	sync_unlock(&s->lock);
-	sync_waker_drop(&a->node.waker);
-	sync_batch_wake(&b);
+	sync_drop_finish(&s->lock, &a->node, &b);
 }
 
 static const struct rouse_future_vtable sem_acquire_vtable = {

@@ -183,4 +183,21 @@ static inline void sync_waker_drop(struct rouse_waker *w)
 #define sync_lock(m) pthread_mutex_lock(m)
 #define sync_unlock(m) pthread_mutex_unlock(m)
 
+/*
+ * The end of every drop that found its future queued or granted, with
+ * lock held and w already out of the queue: w becomes DONE, the lock is
+ * released, and only then are w's own waker dropped and the wakers that
+ * the drop handed something to (b, or NULL) woken.
+ */
+static inline void sync_drop_finish(pthread_mutex_t *lock,
+				    struct rouse_sync_waiter *w,
+				    struct sync_batch *b)
+{
+	sync_set_state(w, SYNC_DONE);
+	sync_unlock(lock);
+	sync_waker_drop(&w->waker);
+	if (b != NULL)
+		sync_batch_wake(b);
+}
+
 #endif /* ROUSE_SYNC_INTERNAL_H */
