@@ -443,10 +443,14 @@ static int op_wait_locked(struct rouse_io_op *op, struct rouse_io *io,
 static void op_finish_drained(struct rouse_io_op *op, bool drained,
 			      unsigned int tick);
 
-/* op is done or dropped: leave io's slot. */
-static void op_finish(struct rouse_io_op *op)
+/*
+ * op is done or dropped: leave io's slot.  Most calls come after a READY
+ * poll that has left it already, and return here without a call.
+ */
+static inline void op_finish(struct rouse_io_op *op)
 {
-	op_finish_drained(op, false, 0);
+	if (op->io != NULL && op->registered)
+		op_finish_drained(op, false, 0);
 }
 
 /*
@@ -479,11 +483,7 @@ static void op_finish_drained(struct rouse_io_op *op, bool drained,
 
 static void op_drop(struct rouse_future *f)
 {
-	struct rouse_io_op *op = (struct rouse_io_op *)f;
-
-	/* Most drops follow a READY poll, which has left the slot already. */
-	if (op->io != NULL && op->registered)
-		op_finish(op);
+	op_finish((struct rouse_io_op *)f);
 }
 
 static void op_setup(struct rouse_io_op *op,
