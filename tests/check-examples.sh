@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # tests/check-examples.sh - the example programs run and exit 0, so that
-# what the README and rouse(7) point newcomers at keeps working.  (The
-# echo server needs clients: check_io runs its loop with 100 of them.)
+# what the README and rouse(7) point newcomers at keeps working.  The
+# echo server runs under tests/echo-clients, which puts 100 concurrent
+# clients through it and checks every byte.
 set -u
 : "${top_builddir:=.}"
 fail=0
@@ -17,5 +18,10 @@ for ex in "hello 10" "hello --reactor" tasks pipeline async-chain async-loop \
 		fail=1
 	fi
 done
+if ! out=$(timeout 300 "$top_builddir/tests/echo-clients" \
+	"$top_builddir/examples/echo-server" 2>&1); then
+	printf 'FAIL: examples/echo-server with 100 clients\n%s\n' "$out"
+	fail=1
+fi
 [ $fail -eq 0 ] && echo "PASS: the examples run"
 exit $fail

@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tests/echo-clients.c - runs examples/echo-server as a user would, and
+ * puts 100 concurrent clients through it.
+ *
+ *   tests/echo-clients PATH-TO-ECHO-SERVER
+ *
+ * The server is started on port 0; the port it got is read from its
+ * "listening on" line.  Every client connects, sends CLIENT_BYTES bytes
+ * of its own pseudo-random stream and reads the echo back while it
+ * sends, checking every byte against the stream; all 100 are open at
+ * once and driven by one poll(2) loop.  Then SIGTERM stops the server,
+ * which must exit 0 and report the 100 connections.  Exit status 0 on
+ * success, 1 with a message otherwise.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CLIENTS 100
+#define CLIENT_BYTES 200000	/* more than a socket buffer holds */
+#define CHUNK 16384
+/* A loop with no progress for this long is a hang (not a speed check). */
+#define STALL_MS 120000
+
+struct client {
+	int fd;
+	size_t sent, received;
+	uint64_t send_state, check_state;	/* the stream, twice */
+};
+
+static pid_t server = -1;
+
+__attribute__((noreturn, format(printf, 1, 2)))
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("echo-clients: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (server > 0)
+		kill(server, SIGKILL);
+	exit(1);
+}
+
+/* Byte i of client c's stream: splitmix64, one byte per step. */
+static unsigned char stream_next(uint64_t *state)
+{
+	uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return (unsigned char)(z ^ (z >> 31));
+}
+
+/* Read the server's output up to the first newline into line. */
+static void read_line(int fd, char *line, size_t size)
+{
+	size_t len = 0;
+
+	while (len + 1 < size) {
+		ssize_t n = read(fd, line + len, 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fail("the server ended before it listened (%s)",
+			     n < 0 ? strerror(errno) : "end of output");
+		if (line[len] == '\n')
+			break;
+		len++;
+	}
+	line[len] = '\0';
+}
+
+static pid_t start_server(const char *path, int *out_fd)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		fail("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (dup2(p[1], STDOUT_FILENO) < 0)
+			_exit(127);
+		execl(path, path, "0", (char *)NULL);
+		fprintf(stderr, "echo-clients: exec %s: %s\n", path,
+			strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	*out_fd = p[0];
+	return pid;
+}
+
+static int connect_client(uint16_t port)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		fail("socket: %s", strerror(errno));
+	addr.sin_port = htons(port);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	/* Blocking connect: the server's backlog takes all 100. */
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
+		fail("connect: %s", strerror(errno));
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0)
+		fail("fcntl: %s", strerror(errno));
+	return fd;
+}
+
+/* Send what the socket takes of c's stream. */
+static void client_send(struct client *c)
+{
+	unsigned char buf[CHUNK];
+
+	while (c->sent < CLIENT_BYTES) {
+		size_t want = CLIENT_BYTES - c->sent, i;
+		uint64_t state = c->send_state;
+		ssize_t n;
+
+		if (want > CHUNK)
+			want = CHUNK;
+		for (i = 0; i < want; i++)
+			buf[i] = stream_next(&state);
+		n = send(c->fd, buf, want, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fail("send: %s", strerror(errno));
+		/* Advance the stream by what was taken, not by want. */
+		for (i = 0; i < (size_t)n; i++)
+			stream_next(&c->send_state);
+		c->sent += (size_t)n;
+	}
+}
+
+/* Read the echo that is there and check every byte of it. */
+static void client_receive(struct client *c, int idx)
+{
+	unsigned char buf[CHUNK];
+
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), 0), i;
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail("client %d: recv: %s", idx, strerror(errno));
+		if (n == 0)
+			fail("client %d: the server closed after %zu of %d "
+			     "bytes", idx, c->received, CLIENT_BYTES);
+		if (c->received + (size_t)n > c->sent)
+			fail("client %d: %zu bytes echoed, %zu sent", idx,
+			     c->received + (size_t)n, c->sent);
+		for (i = 0; i < n; i++)
+			if (buf[i] != stream_next(&c->check_state))
+				fail("client %d: byte %zu differs", idx,
+				     c->received + (size_t)i);
+		c->received += (size_t)n;
+		if (c->received == CLIENT_BYTES)
+			return;
+	}
+}
+
+static void run_clients(uint16_t port)
+{
+	static struct client cl[CLIENTS];
+	struct pollfd pfd[CLIENTS];
+	int i, left = CLIENTS;
+
+	for (i = 0; i < CLIENTS; i++) {
+		cl[i].fd = connect_client(port);
+		cl[i].send_state = cl[i].check_state = (uint64_t)i + 1;
+	}
+	while (left > 0) {
+		int n = 0, r;
+
+		for (i = 0; i < CLIENTS; i++) {
+			if (cl[i].fd < 0)
+				continue;
+			pfd[n].fd = cl[i].fd;
+			pfd[n].events = POLLIN |
+					(cl[i].sent < CLIENT_BYTES ? POLLOUT
+								   : 0);
+			n++;
+		}
+		r = poll(pfd, (nfds_t)n, STALL_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			fail("poll: %s", strerror(errno));
+		if (r == 0)
+			fail("no client made progress for %d ms", STALL_MS);
+		n = 0;
+		for (i = 0; i < CLIENTS; i++) {
+			short ev;
+
+			if (cl[i].fd < 0)
+				continue;
+			ev = pfd[n++].revents;
+			if (ev & POLLOUT)
+				client_send(&cl[i]);
+			if (ev & (POLLIN | POLLHUP | POLLERR))
+				client_receive(&cl[i], i);
+			if (cl[i].received == CLIENT_BYTES) {
+				close(cl[i].fd);
+				cl[i].fd = -1;
+				left--;
+			}
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	char line[256], rest[4096], report[64];
+	unsigned int port;
+	size_t len = 0;
+	int out, status;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s PATH-TO-ECHO-SERVER\n", argv[0]);
+		return 2;
+	}
+	server = start_server(argv[1], &out);
+	read_line(out, line, sizeof(line));
+	if (sscanf(line, "echo-server: listening on 127.0.0.1:%u", &port) !=
+		    1 || port == 0 || port > 65535)
+		fail("unexpected first line: \"%s\"", line);
+
+	run_clients((uint16_t)port);
+
+	if (kill(server, SIGTERM) != 0)
+		fail("kill: %s", strerror(errno));
+	for (;;) {
+		ssize_t n = read(out, rest + len, sizeof(rest) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || (len += (size_t)n) == sizeof(rest) - 1)
+			break;
+	}
+	rest[len] = '\0';
+	close(out);
+	while (waitpid(server, &status, 0) < 0)
+		if (errno != EINTR)
+			fail("waitpid: %s", strerror(errno));
+	server = -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail("the server ended with status 0x%x; it printed:\n%s",
+		     status, rest);
+	snprintf(report, sizeof(report), "stopping after %d connections",
+		 CLIENTS);
+	if (strstr(rest, report) == NULL)
+		fail("the server did not report %d connections:\n%s",
+		     CLIENTS, rest);
+	printf("echo-clients: %d clients, %d bytes each, echoed intact\n",
+	       CLIENTS, CLIENT_BYTES);
+	return 0;
+}
