@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "reactor-internal.h"
@@ -144,6 +143,37 @@ static int fd_owner_reserve(struct rouse_reactor *r, int fd)
 
 /* ---- registration --------------------------------------------------- */
 
+/*
+ * Set io->socket for io->fd, and return whether a read of it that comes
+ * back short proves it drained.  A stream socket's read returns whatever
+ * is queued; but a Unix socket's read stops where the sender's
+ * credentials change (SO_PASSCRED, checked here) or where descriptors
+ * were passed, and any stream socket's at urgent data (seen in the
+ * events: dispatch clears io->stream then).  Not a pipe's: when its
+ * writer opened it in packet mode (O_DIRECT, which the reading end
+ * cannot see), each read returns one write.
+ */
+static bool io_probe(struct rouse_io *io)
+{
+	int type = 0, domain = 0, passcred = 0;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(io->fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+		return false;
+	io->socket = true;
+	if (type != SOCK_STREAM)
+		return false;
+	len = sizeof(domain);
+	getsockopt(io->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+	if (domain == AF_INET || domain == AF_INET6)
+		return true;
+	len = sizeof(passcred);
+	return domain == AF_UNIX &&
+	       getsockopt(io->fd, SOL_SOCKET, SO_PASSCRED, &passcred,
+			  &len) == 0 &&
+	       !passcred;
+}
+
 static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 		  int kind, uint32_t events)
 {
@@ -155,36 +185,8 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 	io->kind = kind;
 	atomic_init(&io->ready, 0);
 	atomic_init(&io->tick, 0);
-	io->stream = false;
 	io->socket = false;
-	if (kind == ROUSE__SRC_IO) {
-		int type = 0, domain = 0, passcred = 0;
-		socklen_t len = sizeof(type);
-		struct stat st;
-
-		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) {
-			io->socket = true;
-			len = sizeof(domain);
-			getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
-			len = sizeof(passcred);
-			if (domain == AF_UNIX)
-				getsockopt(fd, SOL_SOCKET, SO_PASSCRED,
-					   &passcred, &len);
-			/*
-			 * A stream socket's read returns whatever is
-			 * queued, so a short read drains it; but for TCP's
-			 * urgent mark read inline (SO_OOBINLINE), and for a
-			 * Unix socket's reads, which stop where the sender's
-			 * credentials change (SO_PASSCRED, checked here) or
-			 * where descriptors were passed.
-			 */
-			io->stream = type == SOCK_STREAM &&
-				     (domain == AF_INET || domain == AF_INET6 ||
-				      (domain == AF_UNIX && !passcred));
-		} else if (errno == ENOTSOCK && fstat(fd, &st) == 0) {
-			io->stream = S_ISFIFO(st.st_mode);
-		}
-	}
+	atomic_init(&io->stream, kind == ROUSE__SRC_IO && io_probe(io));
 	io->waiter[0] = io->waiter[1] = NULL;
 	io->waker[0].vtable = io->waker[1].vtable = NULL;
 
@@ -267,7 +269,7 @@ ROUSE__PUBLIC int rouse_io_register(struct rouse_reactor *r, int fd,
 	if (io == NULL)
 		return -ENOMEM;
 	err = io_add(r, io, fd, ROUSE__SRC_IO,
-		     EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+		     EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI);
 	if (err < 0) {
 		rouse__free(io);
 		return err;
@@ -366,6 +368,17 @@ int rouse__io_dispatch(struct rouse_reactor *r, const struct epoll_event *evs,
 			continue;
 		}
 		io = r->slots[slot];
+		/*
+		 * Urgent data: reads stop short at it from now on.  Before
+		 * ready_set, whose tick store publishes this to any read
+		 * that starts after the event (one already running sees the
+		 * tick move, and does not clear the bit).
+		 */
+		if (bits & EPOLLPRI) {
+			atomic_store_explicit(&io->stream, false,
+					      memory_order_relaxed);
+			bits &= ~(uint32_t)EPOLLPRI;
+		}
 		ready_set(io, bits);
 		for (dir = 0; dir < 2; dir++) {
 			uint32_t mask = dir == ROUSE__DIR_READ ? READ_BITS
@@ -665,7 +678,9 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 			 */
 			op_finish_drained(op, reading && n > 0 &&
 						      (size_t)n < rw->len &&
-						      op->io->stream,
+						      atomic_load_explicit(
+							      &op->io->stream,
+							      memory_order_relaxed),
 					  tick);
 			return ROUSE_READY;
 		}

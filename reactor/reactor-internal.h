@@ -62,7 +62,12 @@ struct rouse_io {
 	uint32_t gen;
 	atomic_uint ready;		/* cached readiness, ROUSE_IO_* */
 	atomic_uint tick;		/* bumped on every event */
-	bool stream;			/* a short read drains it */
+	/*
+	 * A short read drains it.  Cleared for good by the first event with
+	 * EPOLLPRI: a read stops short at urgent data (TCP, and Unix stream
+	 * sockets' MSG_OOB) with more queued behind it.
+	 */
+	atomic_bool stream;
 	bool socket;			/* recv/send rather than read/write */
 	unsigned int seen_tick[2];	/* tick when readiness was last reported,
 					   per direction */

@@ -489,6 +489,37 @@ START_TEST(test_short_read_drains)
 END_TEST
 
 /*
+ * A pipe written in packet mode (O_DIRECT) reads one write at a time: a
+ * short read leaves the next write queued.  The reading end cannot tell
+ * packet mode, so a short read of a pipe never clears the readable bit.
+ */
+START_TEST(test_packet_pipe_short_read)
+{
+	struct counting_waker cw;
+	struct rouse_waker w = counting_waker(&cw);
+	struct rouse_reactor *r = test_reactor_make();
+	struct rouse_io *io;
+	char buf[16];
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_DIRECT | O_NONBLOCK | O_CLOEXEC), 0);
+	io = io_reg(r, p[0]);
+	ck_assert_int_eq(write(p[1], "abc", 3), 3);
+	ck_assert_int_eq(write(p[1], "def", 3), 3);
+	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
+	ck_assert_int_eq(read_now(io, buf, sizeof(buf), &w), 3);
+	ck_assert_int_eq(memcmp(buf, "abc", 3), 0);
+	ck_assert_int_eq(read_now(io, buf, sizeof(buf), &w), 3);
+	ck_assert_int_eq(memcmp(buf, "def", 3), 0);
+	ck_assert_int_eq(rouse_io_deregister(io), 0);
+	close(p[0]);
+	close(p[1]);
+	counting_waker_drop_last(&w, &cw);
+	rouse_reactor_free(r);
+}
+END_TEST
+
+/*
  * Code that reads by itself after a readiness future clears the bit at
  * EAGAIN.  An edge that came after its EAGAIN but before the clear must
  * survive the clear: under edge triggering it will not come again.
@@ -1220,6 +1251,90 @@ START_TEST(test_tcp)
 }
 END_TEST
 
+/*
+ * Read io to its end of file, every read ready at its first poll; the
+ * bytes go to out (NUL-terminated), the first read's count to *first.
+ */
+static void read_to_eof_now(struct rouse_io *io, struct rouse_waker *w,
+			    char *out, size_t cap, ssize_t *first)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	*first = -1;
+	do {
+		ck_assert_uint_lt(len, cap);
+		n = read_now(io, out + len, cap - 1 - len, w);
+		ck_assert_int_ge(n, 0);
+		if (*first < 0)
+			*first = n;
+		len += (size_t)n;
+	} while (n > 0);
+	out[len] = '\0';
+}
+
+/*
+ * Urgent data ends a read short with more queued behind it, so a short
+ * read of such a socket proves nothing: the source must keep reading
+ * without waiting for an edge that will not come.  TCP, and a Unix
+ * stream socket where the kernel has MSG_OOB (5.15 and later).
+ */
+START_TEST(test_urgent_data_short_read)
+{
+	struct sockaddr_in addr;
+	struct counting_waker cw;
+	struct rouse_waker w = counting_waker(&cw);
+	struct rouse_reactor *r = test_reactor_make();
+	struct rouse_io *io;
+	struct pollfd pfd;
+	char out[32];
+	ssize_t first;
+	int lfd, cfd, sfd, sv[2];
+
+	setup_sigpipe();
+	lfd = tcp_listener(&addr);
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(cfd, 0);
+	ck_assert_int_eq(connect(cfd, (struct sockaddr *)&addr, sizeof(addr)),
+			 0);
+	sfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	ck_assert_int_ge(sfd, 0);
+	io = io_reg(r, sfd);
+	ck_assert_int_eq(send(cfd, "abc", 3, 0), 3);
+	ck_assert_int_eq(send(cfd, "X", 1, MSG_OOB), 1);
+	ck_assert_int_eq(send(cfd, "def", 3, 0), 3);
+	ck_assert_int_eq(shutdown(cfd, SHUT_WR), 0);
+	/* The FIN comes after the data: once it is here, all of it is. */
+	pfd.fd = sfd;
+	pfd.events = POLLRDHUP;
+	ck_assert_int_eq(poll(&pfd, 1, -1), 1);
+	ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
+	read_to_eof_now(io, &w, out, sizeof(out), &first);
+	ck_assert_int_eq(first, 3);	/* stopped at the urgent mark */
+	ck_assert_str_eq(out, "abcdef");
+	ck_assert_int_eq(rouse_io_deregister(io), 0);
+	close(sfd);
+	close(cfd);
+	close(lfd);
+
+	io = pair_reg(r, sv);
+	ck_assert_int_eq(write(sv[1], "abc", 3), 3);
+	if (send(sv[1], "X", 1, MSG_OOB) == 1) {
+		ck_assert_int_eq(write(sv[1], "def", 3), 3);
+		ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+		ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
+		read_to_eof_now(io, &w, out, sizeof(out), &first);
+		ck_assert_int_lt(first, 6);
+		ck_assert_str_eq(out, "abcdef");
+	} else {
+		ck_assert_int_eq(errno, EOPNOTSUPP);	/* before 5.15 */
+	}
+	pair_unreg(io, sv);
+	counting_waker_drop_last(&w, &cw);
+	rouse_reactor_free(r);
+}
+END_TEST
+
 START_TEST(test_tcp_refused)
 {
 	struct sockaddr_in addr;
@@ -1603,6 +1718,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_error_bits);
 	tcase_add_test(tc, test_cache_cleared);
 	tcase_add_test(tc, test_short_read_drains);
+	tcase_add_test(tc, test_packet_pipe_short_read);
 	tcase_add_test(tc, test_clear_keeps_later_edge);
 	tcase_add_test(tc, test_second_op_busy);
 	tcase_add_test(tc, test_deregister_pending);
@@ -1622,6 +1738,7 @@ static Suite *io_suite(void)
 	tc = tcase_create("tcp");
 	tcase_add_loop_test(tc, test_tcp, 0, TEST_MODES);
 	tcase_add_loop_test(tc, test_tcp_refused, 0, TEST_MODES);
+	tcase_add_test(tc, test_urgent_data_short_read);
 	tcase_add_test(tc, test_accept_pending);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
