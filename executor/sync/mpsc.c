@@ -403,11 +403,15 @@ static void mpsc_send_drop(struct rouse_future *f)
 	sync_lock(&m->lock);
 	if (sync_state(&s->node) == SYNC_WAITING) {
 		sync_queue_unlink(&s->node);
-	} else {
+	} else if (sync_state(&s->node) == SYNC_GRANTED) {
 		/* Granted a slot it never filled: it goes to the next. */
 		m->reserved--;
 		mpsc_grant_send_locked(m, &b);
 	}
+	/*
+	 * Otherwise a close failed it (DONE) between the peek above and
+	 * the lock: it holds no slot.
+	 */
 	sync_drop_finish(&m->lock, &s->node, &b);
 }
 
