@@ -246,7 +246,7 @@ static void print_head(uint64_t ops, uint64_t wall_ns, uint64_t cpu_ns,
 	       wall_ns, cpu_ns, ns_per_op);
 }
 
-/* reactor=local|shared, for the benchmarks that run on reactors. */
+/* reactor=local|shared, once driven_reactor() has made a reactor. */
 static const char *reactor_note;
 
 static void print_end(void)
@@ -344,19 +344,6 @@ static void need_fds(uint64_t need)
 		     "-Hn or use fewer fds/conns", need,
 		     (unsigned long long)rl.rlim_cur,
 		     (unsigned long long)rl.rlim_max);
-}
-
-/* ROUSE_REACTOR_LOCAL, or 0 with reactor=shared. */
-static unsigned int reactor_flags;
-
-/* A reactor driven by the calling thread, and the parker that drives it. */
-static struct rouse_reactor *driven_reactor(struct rouse_parker *parker)
-{
-	struct rouse_reactor *r;
-
-	check_rouse("rouse_reactor_new", rouse_reactor_new(&r, reactor_flags));
-	check_rouse("rouse_reactor_parker", rouse_reactor_parker(r, parker));
-	return r;
 }
 
 /* Poll f with the context of waker w (a leaf polled by a root future). */
@@ -676,6 +663,24 @@ static const char *arg_word(const struct args *a, const char *key,
 }
 
 /*
+ * A reactor driven by the calling thread, and the parker that drives it;
+ * ROUSE_REACTOR_LOCAL unless the run says reactor=shared.
+ */
+static struct rouse_reactor *driven_reactor(const struct args *a,
+					    struct rouse_parker *parker)
+{
+	static char word[8];
+	struct rouse_reactor *r;
+	bool local = arg(a, "reactor") == 0;
+
+	reactor_note = arg_word(a, "reactor", word, sizeof(word));
+	check_rouse("rouse_reactor_new",
+		    rouse_reactor_new(&r, local ? ROUSE_REACTOR_LOCAL : 0));
+	check_rouse("rouse_reactor_parker", rouse_reactor_parker(r, parker));
+	return r;
+}
+
+/*
  * Parse text as the value of p: decimal digits only, within range, or
  * one of p's choices.
  */
@@ -970,12 +975,10 @@ static void run_pingpong(const struct args *a)
 	pp->n = n;
 	pp->pin = arg(a, "pin");
 	if (via_reactor) {
-		pp->reactor_a = driven_reactor(&pp->parker_a);
-		pp->reactor_b = driven_reactor(&pp->parker_b);
+		pp->reactor_a = driven_reactor(a, &pp->parker_a);
+		pp->reactor_b = driven_reactor(a, &pp->parker_b);
 	}
-	pp->lat = calloc(n, sizeof(*pp->lat));
-	if (pp->lat == NULL)
-		fail("out of memory for %" PRIu64 " samples", n);
+	pp->lat = xcalloc(n, sizeof(*pp->lat));
 	err = pthread_mutex_init(&pp->lock, NULL);
 	if (err == 0)
 		err = pthread_cond_init(&pp->cond, NULL);
@@ -1283,7 +1286,7 @@ static const struct rouse_future_vtable timers_vtable = {
 };
 
 /* Setup shared by timers and timeout; returns the parker. */
-static struct rouse_parker tm_setup(uint64_t n)
+static struct rouse_parker tm_setup(const struct args *a, uint64_t n)
 {
 	struct rouse_parker parker;
 
@@ -1296,7 +1299,7 @@ static struct rouse_parker tm_setup(uint64_t n)
 	memset(tm.s, 0, n * sizeof(*tm.s));
 	memset(tm.fired, 1, n);
 	memset(tm.fired, 0, n);
-	tm.reactor = driven_reactor(&parker);
+	tm.reactor = driven_reactor(a, &parker);
 	return parker;
 }
 
@@ -1319,7 +1322,7 @@ static void run_timers(const struct args *a)
 	struct rouse_parker parker;
 	uint64_t n = arg(a, "n"), i, max_delay = 0, cpu, wall;
 
-	parker = tm_setup(n);
+	parker = tm_setup(a, n);
 	tm.spread_ms = arg(a, "spread_ms");
 	for (i = 0; i < n; i++) {
 		uint64_t d = timer_delay_ms(i, tm.spread_ms);
@@ -1399,7 +1402,7 @@ static void run_timeout(const struct args *a)
 	uint64_t n = arg(a, "n"), i, cpu;
 	int woken;
 
-	parker = tm_setup(n);
+	parker = tm_setup(a, n);
 	check_rouse("rouse_block_on_with", rouse_block_on_with(&root, &parker));
 	/* A turn that would fire anything left over: nothing may come. */
 	woken = rouse_reactor_turn(tm.reactor, 0);
@@ -1534,7 +1537,7 @@ static void run_fds(const struct args *a)
 	fx.buf = xcalloc(fx.read_len, 1);
 	fx.pair = xcalloc(n, sizeof(*fx.pair));
 	readyq_init(&fx.q, (uint32_t)n);
-	fx.reactor = driven_reactor(&parker);
+	fx.reactor = driven_reactor(a, &parker);
 	for (i = 0; i < n; i++) {
 		struct fd_pair *p = &fx.pair[i];
 		struct rouse_waker w;
@@ -1959,7 +1962,7 @@ static void run_echo(const struct args *a)
 	need_fds(2 * ex->conns + 64);
 	ex->side = xcalloc(2 * ex->conns, sizeof(*ex->side));
 	readyq_init(&ex->q, (uint32_t)(2 * ex->conns));
-	ex->reactor = driven_reactor(&parker);
+	ex->reactor = driven_reactor(a, &parker);
 
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lfd < 0)
@@ -2051,7 +2054,6 @@ struct yield_task {
 	uint64_t iters, done;
 	struct rouse_yield y;		/* the await in progress */
 	bool awaiting;
-	uint64_t *ran;			/* per-task count, checked */
 	struct task_bench *tb;
 };
 
@@ -2060,7 +2062,7 @@ struct task_bench {
 	uint64_t n, finished;		/* atomic: tasks that completed */
 	struct rouse_waker root;	/* woken by the last task */
 	uint8_t *ran;			/* spawn, inject, spawn-mt */
-	struct stamp_pair { uint64_t wall, cpu; } t0, t1;
+	struct mark t0, t1;		/* the measured phase */
 	struct rouse_executor *ex;
 	struct rouse_join_handle *h;
 	uint64_t pin;
@@ -2087,7 +2089,6 @@ static enum rouse_poll yield_task_poll(struct rouse_future *f,
 			return ROUSE_PENDING;
 		t->awaiting = false;
 		t->done++;
-		(*t->ran)++;
 	}
 	task_finished(t->tb);
 	return ROUSE_READY;
@@ -2107,9 +2108,7 @@ static enum rouse_poll tasks_root_poll(struct rouse_future *f,
 {
 	struct task_bench *tb = ((struct tasks_root *)f)->tb;
 
-	if (tb->root.vtable == NULL)
-		check_rouse("rouse_waker_clone",
-			    rouse_waker_clone(cx->waker, &tb->root));
+	root_waker_keep(&tb->root, cx);
 	if (__atomic_load_n(&tb->finished, __ATOMIC_ACQUIRE) == tb->n)
 		return ROUSE_READY;
 	return ROUSE_PENDING;
@@ -2117,15 +2116,6 @@ static enum rouse_poll tasks_root_poll(struct rouse_future *f,
 
 static const struct rouse_future_vtable tasks_root_vt = { tasks_root_poll,
 							   NULL };
-
-static struct stamp_pair stamp_now(void)
-{
-	struct stamp_pair s;
-
-	s.wall = now_ns();
-	s.cpu = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
-	return s;
-}
 
 static struct rouse_executor *make_executor(enum rouse_executor_kind kind,
 					    unsigned int workers)
@@ -2146,7 +2136,6 @@ static void run_yield(const struct args *a)
 	struct task_bench tb;
 	struct tasks_root root = { { &tasks_root_vt }, &tb };
 	uint64_t tasks = arg(a, "tasks"), iters = arg(a, "iters"), i;
-	uint64_t *ran = xcalloc(tasks, sizeof(*ran));
 	struct rouse_executor *e;
 
 	memset(&tb, 0, sizeof(tb));
@@ -2159,26 +2148,20 @@ static void run_yield(const struct args *a)
 		memset(&y, 0, sizeof(y));
 		y.base.vtable = &yield_task_vt;
 		y.iters = iters;
-		y.ran = &ran[i];
 		y.tb = &tb;
 		check_rouse("rouse_spawn", rouse_spawn(e, &y.base, sizeof(y),
 						       NULL));
 	}
-	tb.t0 = stamp_now();
+	tb.t0 = mark_begin();
 	check_rouse("rouse_executor_block_on",
 		    rouse_executor_block_on(e, &root.base));
-	tb.t1 = stamp_now();
-	for (i = 0; i < tasks; i++)
-		if (ran[i] != iters)
-			fail("task %" PRIu64 " yielded %" PRIu64 " times, not %"
-			     PRIu64, i, ran[i], iters);
+	tb.t1 = mark_end();
 	print_head(tasks * iters, tb.t1.wall - tb.t0.wall,
 		   tb.t1.cpu - tb.t0.cpu,
 		   (double)(tb.t1.wall - tb.t0.wall) / (double)(tasks * iters));
 	print_end();
-	rouse_waker_drop(&tb.root);
+	root_waker_release(&tb.root);
 	check_rouse("rouse_executor_free", rouse_executor_free(e));
-	free(ran);
 }
 
 /* The trivial task of spawn, inject and spawn-mt: mark itself as run. */
@@ -2244,7 +2227,7 @@ static enum rouse_poll spawner_poll(struct rouse_future *f,
 
 	if (!sp->spawned) {
 		sp->spawned = true;
-		tb->t0 = stamp_now();
+		tb->t0 = mark_begin();
 		for (i = 0; i < tb->n; i++) {
 			struct unit_task u = { { &unit_vt }, tb, i };
 
@@ -2265,7 +2248,7 @@ static enum rouse_poll spawner_poll(struct rouse_future *f,
 		}
 		sp->next++;
 	}
-	tb->t1 = stamp_now();
+	tb->t1 = mark_end();
 	return ROUSE_READY;
 }
 
@@ -2383,7 +2366,7 @@ static void *inject_sender(void *arg)
 
 	pin_thread(tb->pin, 1);
 	pthread_barrier_wait(&inject_go);
-	tb->t0 = stamp_now();
+	tb->t0 = mark_begin();
 	for (i = 0; i < tb->n; i++) {
 		struct unit_task u = { { &unit_counted_vt }, tb, i };
 
@@ -2411,12 +2394,11 @@ static enum rouse_poll inject_root_poll(struct rouse_future *f,
 
 	if (!r->started) {
 		r->started = true;
-		check_rouse("rouse_waker_clone",
-			    rouse_waker_clone(cx->waker, &tb->root));
+		root_waker_keep(&tb->root, cx);
 		pthread_barrier_wait(&inject_go);
 	}
 	if (__atomic_load_n(&tb->finished, __ATOMIC_ACQUIRE) == tb->n) {
-		tb->t1 = stamp_now();
+		tb->t1 = mark_end();
 		return ROUSE_READY;
 	}
 	return tb->err != 0 ? ROUSE_READY : ROUSE_PENDING;
@@ -2455,7 +2437,7 @@ static void run_inject(const struct args *a)
 	print_head(tb.n, tb.t1.wall - tb.t0.wall, tb.t1.cpu - tb.t0.cpu,
 		   (double)(tb.t1.wall - tb.t0.wall) / (double)tb.n);
 	print_end();
-	rouse_waker_drop(&tb.root);
+	root_waker_release(&tb.root);
 	pthread_barrier_destroy(&inject_go);
 	check_rouse("rouse_executor_free", rouse_executor_free(tb.ex));
 	free(tb.ran);
@@ -2466,7 +2448,6 @@ static void run_inject(const struct args *a)
 int main(int argc, char **argv)
 {
 	struct args a;
-	int i;
 
 	memset(&a, 0, sizeof(a));
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
@@ -2483,12 +2464,6 @@ int main(int argc, char **argv)
 		fail_err("sched_getaffinity", errno);
 	/* A write to a closed socket is an error, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
-	for (i = 0; i < MAX_PARAMS && a.bench->params[i].key != NULL; i++) {
-		if (strcmp(a.bench->params[i].key, "reactor") != 0)
-			continue;
-		reactor_flags = a.val[i] == 0 ? ROUSE_REACTOR_LOCAL : 0;
-		reactor_note = a.val[i] == 0 ? "local" : "shared";
-	}
 	a.bench->run(&a);
 	return 0;
 }
