@@ -39,9 +39,8 @@
 #define STALL_MS 120000
 
 struct client {
-	int fd;
+	int fd, idx;
 	size_t sent, received;
-	uint64_t send_state, check_state;	/* the stream, twice */
 };
 
 static pid_t server = -1;
@@ -61,11 +60,12 @@ static void fail(const char *fmt, ...)
 	exit(1);
 }
 
-/* Byte i of client c's stream: splitmix64, one byte per step. */
-static unsigned char stream_next(uint64_t *state)
+/* Byte off of client idx's stream: splitmix64's mix of (idx, off). */
+static unsigned char stream_byte(int idx, size_t off)
 {
-	uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+	uint64_t z = ((uint64_t)idx << 40) + off;
 
+	z += UINT64_C(0x9e3779b97f4a7c15);
 	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
 	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
 	return (unsigned char)(z ^ (z >> 31));
@@ -138,13 +138,12 @@ static void client_send(struct client *c)
 
 	while (c->sent < CLIENT_BYTES) {
 		size_t want = CLIENT_BYTES - c->sent, i;
-		uint64_t state = c->send_state;
 		ssize_t n;
 
 		if (want > CHUNK)
 			want = CHUNK;
 		for (i = 0; i < want; i++)
-			buf[i] = stream_next(&state);
+			buf[i] = stream_byte(c->idx, c->sent + i);
 		n = send(c->fd, buf, want, MSG_NOSIGNAL);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
@@ -152,15 +151,12 @@ static void client_send(struct client *c)
 			continue;
 		if (n <= 0)
 			fail("send: %s", strerror(errno));
-		/* Advance the stream by what was taken, not by want. */
-		for (i = 0; i < (size_t)n; i++)
-			stream_next(&c->send_state);
 		c->sent += (size_t)n;
 	}
 }
 
 /* Read the echo that is there and check every byte of it. */
-static void client_receive(struct client *c, int idx)
+static void client_receive(struct client *c)
 {
 	unsigned char buf[CHUNK];
 
@@ -172,16 +168,17 @@ static void client_receive(struct client *c, int idx)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			fail("client %d: recv: %s", idx, strerror(errno));
+			fail("client %d: recv: %s", c->idx, strerror(errno));
 		if (n == 0)
 			fail("client %d: the server closed after %zu of %d "
-			     "bytes", idx, c->received, CLIENT_BYTES);
+			     "bytes", c->idx, c->received, CLIENT_BYTES);
 		if (c->received + (size_t)n > c->sent)
-			fail("client %d: %zu bytes echoed, %zu sent", idx,
+			fail("client %d: %zu bytes echoed, %zu sent", c->idx,
 			     c->received + (size_t)n, c->sent);
 		for (i = 0; i < n; i++)
-			if (buf[i] != stream_next(&c->check_state))
-				fail("client %d: byte %zu differs", idx,
+			if (buf[i] != stream_byte(c->idx,
+						  c->received + (size_t)i))
+				fail("client %d: byte %zu differs", c->idx,
 				     c->received + (size_t)i);
 		c->received += (size_t)n;
 		if (c->received == CLIENT_BYTES)
@@ -197,7 +194,7 @@ static void run_clients(uint16_t port)
 
 	for (i = 0; i < CLIENTS; i++) {
 		cl[i].fd = connect_client(port);
-		cl[i].send_state = cl[i].check_state = (uint64_t)i + 1;
+		cl[i].idx = i;
 	}
 	while (left > 0) {
 		int n = 0, r;
@@ -228,7 +225,7 @@ static void run_clients(uint16_t port)
 			if (ev & POLLOUT)
 				client_send(&cl[i]);
 			if (ev & (POLLIN | POLLHUP | POLLERR))
-				client_receive(&cl[i], i);
+				client_receive(&cl[i]);
 			if (cl[i].received == CLIENT_BYTES) {
 				close(cl[i].fd);
 				cl[i].fd = -1;
