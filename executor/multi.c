@@ -148,21 +148,28 @@ static struct rouse__task *ring_steal(struct rouse__ring *dst,
 /* ---- idle workers ------------------------------------------------------------ */
 
 /*
- * Under idle_lock: take the most recently idle worker off the idle stack
- * and count it as searching.
+ * Under idle_lock: take the worker at position pos off the idle stack
+ * (the last one moves into its place) and count it as searching.
  */
-static struct rouse__worker *idle_pop_locked(struct rouse_executor *ex)
+static struct rouse__worker *idle_take_locked(struct rouse_executor *ex,
+					      unsigned int pos)
 {
 	unsigned int n = ex->num_idle;
-	struct rouse__worker *w;
+	struct rouse__worker *w = &ex->workers[ex->idle_stack[pos]];
 
-	if (n == 0)
-		return NULL;
-	w = &ex->workers[ex->idle_stack[n - 1]];
+	ex->idle_stack[pos] = ex->idle_stack[n - 1];
 	w->idle = false;
 	__atomic_store_n(&ex->num_idle, n - 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&ex->num_searching, 1, __ATOMIC_SEQ_CST);
 	return w;
+}
+
+/* Under idle_lock: the most recently idle worker, taken, or NULL. */
+static struct rouse__worker *idle_pop_locked(struct rouse_executor *ex)
+{
+	if (ex->num_idle == 0)
+		return NULL;
+	return idle_take_locked(ex, ex->num_idle - 1);
 }
 
 bool rouse__mt_pick_idle(struct rouse_executor *ex, struct rouse_waker *out)
@@ -264,17 +271,11 @@ static void worker_idle(struct rouse__worker *w)
 			/* Take ourselves off the stack, unless a notifier did. */
 			pthread_mutex_lock(&ex->idle_lock);
 			if (w->idle) {
-				unsigned int i, n = ex->num_idle;
+				unsigned int i = 0;
 
-				for (i = 0; i < n; i++)
-					if (ex->idle_stack[i] == w->index)
-						break;
-				ex->idle_stack[i] = ex->idle_stack[n - 1];
-				__atomic_store_n(&ex->num_idle, n - 1,
-						 __ATOMIC_RELAXED);
-				w->idle = false;
-				__atomic_fetch_add(&ex->num_searching, 1,
-						   __ATOMIC_SEQ_CST);
+				while (ex->idle_stack[i] != w->index)
+					i++;
+				idle_take_locked(ex, i);
 			}
 			pthread_mutex_unlock(&ex->idle_lock);
 			break;

@@ -148,13 +148,10 @@ static void notify_join(struct rouse__task *t, uint64_t state)
 
 /* ---- finishing --------------------------------------------------------- */
 
+/* Drop the task's future, once (rouse_future_drop clears its vtable). */
 static inline void body_drop(struct rouse__task *t)
 {
-	struct rouse_future *f = task_body(t);
-
-	if (f->vtable != NULL && f->vtable->drop != NULL)
-		f->vtable->drop(f);
-	f->vtable = NULL;
+	rouse_future_drop(task_body(t));
 }
 
 /*
@@ -208,7 +205,7 @@ void rouse__task_run(struct rouse__task *t)
 	struct rouse_context cx;
 	struct rouse_future *f = task_body(t);
 	enum rouse_poll r;
-	uint64_t s = state_load(t), n;
+	uint64_t s = state_load(t);
 
 	/* Take it (a held task is ours already), unless it was closed. */
 	while (!(s & (TASK_RUNNING | TASK_CLOSED)) &&
@@ -236,10 +233,8 @@ void rouse__task_run(struct rouse__task *t)
 		rouse__task_schedule(t, false);
 		return;
 	}
-	s = state_load(t);
-	do {
-		n = s & ~TASK_RUNNING;
-	} while (!state_cas(t, &s, n));
+	s = __atomic_fetch_and(&t->state, ~(uint64_t)TASK_RUNNING,
+			       __ATOMIC_ACQ_REL);
 	if (s & TASK_CLOSED) {
 		/* Aborted during the poll: the wake it queued was refused. */
 		task_cancel(t);
@@ -763,7 +758,6 @@ ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
 ROUSE__PUBLIC int rouse_executor_block_on(struct rouse_executor *ex,
 					  struct rouse_future *f)
 {
-	struct rouse_executor *saved;
 	int err;
 
 	if (ex == NULL || f == NULL || f->vtable == NULL ||
@@ -780,10 +774,10 @@ ROUSE__PUBLIC int rouse_executor_block_on(struct rouse_executor *ex,
 	}
 	ex->blockon_count++;
 	pthread_mutex_unlock(&ex->inject_lock);
-	saved = rouse__blockon_ex;
+	/* NULL before: a block_on already running was refused above. */
 	rouse__blockon_ex = ex;
 	err = rouse_block_on(f);
-	rouse__blockon_ex = saved;
+	rouse__blockon_ex = NULL;
 	pthread_mutex_lock(&ex->inject_lock);
 	ex->blockon_count--;
 	pthread_mutex_unlock(&ex->inject_lock);
