@@ -122,6 +122,12 @@ static inline void rouse__reactor_lock(struct rouse_reactor *r)
 		pthread_mutex_lock(&r->lock);
 }
 
+/* a + b, or INT64_MAX where that overflows; for a >= 0. */
+static inline int64_t rouse__add_sat(int64_t a, int64_t b)
+{
+	return b > INT64_MAX - a ? INT64_MAX : a + b;
+}
+
 static inline void rouse__reactor_unlock(struct rouse_reactor *r)
 {
 	if (!r->local)

@@ -165,15 +165,9 @@ ROUSE__PUBLIC int rouse_reactor_parker(struct rouse_reactor *r,
 
 int64_t rouse__reactor_now_locked(struct rouse_reactor *r)
 {
-	int64_t now;
-
 	if (r->paused)
 		return r->paused_now;
-	now = rouse__now_ns();
-	/* now >= 0, so only a positive offset can overflow the sum. */
-	if (r->offset > 0 && r->offset > INT64_MAX - now)
-		return INT64_MAX;
-	return now + r->offset;
+	return rouse__add_sat(rouse__now_ns(), r->offset);
 }
 
 static void timerfd_arm(struct rouse_reactor *r, int64_t when)
@@ -291,8 +285,7 @@ ROUSE__PUBLIC int rouse_reactor_clock_advance(struct rouse_reactor *r,
 		rouse__reactor_unlock(r);
 		return -EPERM;
 	}
-	r->paused_now = ns > INT64_MAX - r->paused_now ? INT64_MAX
-						       : r->paused_now + ns;
+	r->paused_now = rouse__add_sat(r->paused_now, ns);
 	rouse__reactor_unlock(r);
 	return rouse__fire_timers(r);
 }

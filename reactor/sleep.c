@@ -169,11 +169,10 @@ static enum rouse_poll sleep_poll(struct rouse_future *f,
 }
 
 /*
- * Take the timer out of the reactor if it is in it, and forget it: the
- * future can then be armed again (an interval does that) or dropped.  A
- * timer that is not armed has nothing in the reactor, so this does not
- * touch the reactor at all then: such a future may be dropped after its
- * reactor was freed.
+ * A sleep, interval or timeout is being dropped: take its timer out of
+ * the reactor if it is in it.  A timer that is not armed has nothing in
+ * the reactor, so this does not touch the reactor at all then: such a
+ * future may be dropped after its reactor was freed.
  */
 static void sleep_cancel(struct rouse_sleep *s)
 {
@@ -192,7 +191,6 @@ static void sleep_cancel(struct rouse_sleep *s)
 		}
 		rouse__reactor_unlock(r);
 	}
-	timer_set_state(&s->entry, ROUSE__TIMER_IDLE);
 	if (w.vtable != NULL)
 		rouse_waker_drop(&w);
 }
@@ -222,11 +220,6 @@ static void sleep_setup(struct rouse_sleep *s, struct rouse_reactor *r,
 	s->result = 0;
 }
 
-static int64_t add_sat(int64_t a, int64_t b)
-{
-	return b > INT64_MAX - a ? INT64_MAX : a + b;
-}
-
 ROUSE__PUBLIC int rouse_sleep_until_init(struct rouse_sleep *s,
 					 struct rouse_reactor *r,
 					 int64_t deadline_ns)
@@ -242,7 +235,7 @@ ROUSE__PUBLIC int rouse_sleep_init(struct rouse_sleep *s,
 {
 	if (s == NULL || r == NULL || duration_ns < 0)
 		return -EINVAL;
-	sleep_setup(s, r, add_sat(rouse_reactor_now(r), duration_ns));
+	sleep_setup(s, r, rouse__add_sat(rouse_reactor_now(r), duration_ns));
 	return 0;
 }
 
@@ -300,7 +293,7 @@ ROUSE__PUBLIC int rouse_interval_init(struct rouse_interval *iv,
 {
 	if (iv == NULL || r == NULL || period_ns <= 0)
 		return -EINVAL;
-	sleep_setup(&iv->sleep, r, add_sat(rouse_reactor_now(r), period_ns));
+	sleep_setup(&iv->sleep, r, rouse__add_sat(rouse_reactor_now(r), period_ns));
 	iv->sleep.base.vtable = &interval_vtable;
 	iv->period = period_ns;
 	iv->ticks = 0;
