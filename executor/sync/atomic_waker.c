@@ -76,11 +76,11 @@ ROUSE__PUBLIC int rouse_atomic_waker_register(struct rouse_atomic_waker *aw,
 		woke = aw->waker;
 		aw->waker.vtable = NULL;
 		__atomic_store_n(&aw->state, 0, __ATOMIC_RELEASE);
-		sync_waker_drop(&old);
+		rouse_waker_drop(&old);
 		rouse_waker_wake(&woke);
 		return 0;
 	}
-	sync_waker_drop(&old);
+	rouse_waker_drop(&old);
 	return 0;
 }
 
@@ -124,7 +124,6 @@ ROUSE__PUBLIC int rouse_atomic_waker_destroy(struct rouse_atomic_waker *aw)
 {
 	if (aw == NULL)
 		return -EINVAL;
-	sync_waker_drop(&aw->waker);
-	aw->waker.vtable = NULL;
+	rouse_waker_drop(&aw->waker);
 	return 0;
 }

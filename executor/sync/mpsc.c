@@ -372,7 +372,7 @@ static enum rouse_poll mpsc_send_poll(struct rouse_future *f,
 	case SYNC_WAITING:
 		sync_waiter_set_waker(&s->node, cx, &old);
 		sync_unlock(&m->lock);
-		sync_waker_drop(&old);
+		rouse_waker_drop(&old);
 		return ROUSE_PENDING;
 	case SYNC_GRANTED:
 		m->reserved--;
@@ -468,7 +468,7 @@ static enum rouse_poll mpsc_recv_poll(struct rouse_future *f,
 				m->recv_pending++;
 		}
 		sync_unlock(&m->lock);
-		sync_waker_drop(&old);
+		rouse_waker_drop(&old);
 		return ROUSE_PENDING;
 	}
 	if (state == SYNC_WAITING) {
@@ -480,7 +480,7 @@ static enum rouse_poll mpsc_recv_poll(struct rouse_future *f,
 		m->recv_pending--;
 	sync_set_state(&r->node, SYNC_DONE);
 	sync_unlock(&m->lock);
-	sync_waker_drop(&old);
+	rouse_waker_drop(&old);
 	sync_batch_wake(&b);
 	return ROUSE_READY;
 }

@@ -127,7 +127,7 @@ static enum rouse_poll mutex_lock_poll(struct rouse_future *f,
 		break;
 	}
 	sync_unlock(&m->lock);
-	sync_waker_drop(&old);
+	rouse_waker_drop(&old);
 	return r;
 }
 

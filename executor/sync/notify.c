@@ -164,7 +164,7 @@ static enum rouse_poll notify_wait_poll(struct rouse_future *f,
 		break;
 	}
 	sync_unlock(&n->lock);
-	sync_waker_drop(&old);
+	rouse_waker_drop(&old);
 	return r;
 }
 

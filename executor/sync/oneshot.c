@@ -189,7 +189,7 @@ static enum rouse_poll oneshot_recv_poll(struct rouse_future *f,
 			sync_waiter_set_waker(&r->node, cx, &old);
 		}
 		sync_unlock(&o->lock);
-		sync_waker_drop(&old);
+		rouse_waker_drop(&old);
 		return ROUSE_PENDING;
 	}
 	if (state == SYNC_WAITING) {
@@ -202,7 +202,7 @@ static enum rouse_poll oneshot_recv_poll(struct rouse_future *f,
 	r->result = err;
 	sync_set_state(&r->node, SYNC_DONE);
 	sync_unlock(&o->lock);
-	sync_waker_drop(&old);
+	rouse_waker_drop(&old);
 	return ROUSE_READY;
 }
 

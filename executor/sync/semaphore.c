@@ -199,7 +199,7 @@ static enum rouse_poll sem_acquire_poll(struct rouse_future *f,
 		break;
 	}
 	sync_unlock(&s->lock);
-	sync_waker_drop(&old);
+	rouse_waker_drop(&old);
 	return r;
 }
 
@@ -213,12 +213,10 @@ static void sem_acquire_drop(struct rouse_future *f)
 		return;
 	sync_batch_init(&b);
 	sync_lock(&s->lock);
-	if (sync_state(&a->node) == SYNC_WAITING) {
+	if (sync_state(&a->node) == SYNC_WAITING)
 		sync_queue_unlink(&a->node);
-		s->available += a->permits - a->node.aux;
-	} else {
-		s->available += a->permits;	/* granted, never seen */
-	}
+	/* What it holds comes back: all of it if granted (aux is 0 then). */
+	s->available += a->permits - a->node.aux;
 	/*
 	 * Hand out even when nothing came back: a head that leaves may let
 	 * the waiters behind it through.  Still pending meanwhile, so that

@@ -173,13 +173,6 @@ static inline void sync_waiter_set_waker(struct rouse_sync_waiter *w,
 	rouse_waker_clone(cx->waker, &w->waker);
 }
 
-/* Drop *w if it holds a waker. */
-static inline void sync_waker_drop(struct rouse_waker *w)
-{
-	if (w->vtable != NULL)
-		rouse_waker_drop(w);
-}
-
 #define sync_lock(m) pthread_mutex_lock(m)
 #define sync_unlock(m) pthread_mutex_unlock(m)
 
@@ -195,7 +188,7 @@ static inline void sync_drop_finish(pthread_mutex_t *lock,
 {
 	sync_set_state(w, SYNC_DONE);
 	sync_unlock(lock);
-	sync_waker_drop(&w->waker);
+	rouse_waker_drop(&w->waker);
 	if (b != NULL)
 		sync_batch_wake(b);
 }
