@@ -457,6 +457,22 @@ static void op_finish_drained(struct rouse_io_op *op, bool drained,
 			      unsigned int tick);
 
 /*
+ * With the lock held: op leaves io's slot for its direction; the waker
+ * left there, if any, moves to *w for the caller to drop after the
+ * unlock.  Re-read under the lock: a deregister may have run meanwhile.
+ */
+static void op_leave_locked(struct rouse_io_op *op, struct rouse_io *io,
+			    struct rouse_waker *w)
+{
+	if (op->registered && op->io != NULL && io->waiter[op->dir] == op) {
+		io->waiter[op->dir] = NULL;
+		*w = io->waker[op->dir];
+		io->waker[op->dir].vtable = NULL;
+	}
+	op->registered = 0;
+}
+
+/*
  * op is done or dropped: leave io's slot.  Most calls come after a READY
  * poll that has left it already, and return here without a call.
  */
@@ -482,13 +498,7 @@ static void op_finish_drained(struct rouse_io_op *op, bool drained,
 	if (drained && atomic_load_explicit(&io->tick, memory_order_acquire) ==
 			       tick)
 		ready_clear(io, ROUSE_IO_READABLE);
-	/* Re-read under the lock: a deregister may have run meanwhile. */
-	if (op->registered && op->io != NULL && io->waiter[op->dir] == op) {
-		io->waiter[op->dir] = NULL;
-		w = io->waker[op->dir];
-		io->waker[op->dir].vtable = NULL;
-	}
-	op->registered = 0;
+	op_leave_locked(op, io, &w);
 	rouse__reactor_unlock(io->reactor);
 	if (w.vtable != NULL)
 		rouse_waker_drop(&w);
@@ -575,8 +585,10 @@ static enum rouse_poll ready_poll(struct rouse_future *f,
 						  memory_order_relaxed);
 		io->seen_tick[op->dir] = atomic_load_explicit(
 			&io->tick, memory_order_relaxed);
+		op_leave_locked(op, io, &old);
 		rouse__reactor_unlock(io->reactor);
-		op_finish(op);
+		if (old.vtable != NULL)
+			rouse_waker_drop(&old);
 		rf->result = 0;
 		return ROUSE_READY;
 	}
