@@ -60,10 +60,12 @@ static void oneshot_destroy(struct rouse_oneshot *o)
 }
 
 /*
- * The sender's last act: store value (unless NULL), wake every waiting
- * receive, release the sender end.
+ * The sender's last act: a send stores value (elem_size bytes), a close
+ * stores nothing; then wake every waiting receive and release the sender
+ * end.
  */
-static int oneshot_finish(struct rouse_oneshot *o, const void *value)
+static int oneshot_finish(struct rouse_oneshot *o, bool send,
+			  const void *value)
 {
 	struct sync_batch b;
 	bool more, destroy;
@@ -77,8 +79,8 @@ static int oneshot_finish(struct rouse_oneshot *o, const void *value)
 		return -EINVAL;
 	}
 	if (o->receiver_gone) {
-		err = value != NULL ? -EPIPE : 0;
-	} else if (value != NULL) {
+		err = send ? -EPIPE : 0;
+	} else if (send) {
 		if (o->elem_size > 0)
 			memcpy(o->value, value, o->elem_size);
 		o->full = true;
@@ -108,15 +110,14 @@ ROUSE__PUBLIC int rouse_oneshot_send(struct rouse_oneshot *o,
 {
 	if (o == NULL || (value == NULL && o->elem_size > 0))
 		return -EINVAL;
-	/* A zero-size value still needs a non-NULL marker. */
-	return oneshot_finish(o, value != NULL ? value : (const void *)o);
+	return oneshot_finish(o, true, value);
 }
 
 ROUSE__PUBLIC int rouse_oneshot_close(struct rouse_oneshot *o)
 {
 	if (o == NULL)
 		return -EINVAL;
-	return oneshot_finish(o, NULL);
+	return oneshot_finish(o, false, NULL);
 }
 
 /* Take the value, or learn that none will come; with the lock held. */
