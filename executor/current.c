@@ -118,7 +118,7 @@ int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 {
 	struct rouse__worker *w = &ex->workers[0];
 	struct rouse_parker parker;
-	struct rouse_waker rw, old;
+	struct rouse_waker rw;
 	struct rouse_context cx;
 	struct root_waker *root;
 	unsigned int ran;
@@ -146,14 +146,13 @@ int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 	cx.waker = &rw;
 
 	pthread_mutex_lock(&ex->inject_lock);
-	if (ex->ct_running || ex->freeing) {
+	if (ex->ct_unpark != NULL || ex->freeing) {
 		err = ex->freeing ? -ECANCELED : -EBUSY;
 		pthread_mutex_unlock(&ex->inject_lock);
 		rouse_waker_drop(&rw);
 		return err;
 	}
-	ex->ct_running = true;
-	ex->ct_unpark = root->unpark.vtable->clone(root->unpark.data);
+	ex->ct_unpark = &root->unpark;	/* rw keeps root alive till cleared */
 	pthread_mutex_unlock(&ex->inject_lock);
 
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
@@ -196,11 +195,8 @@ int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 	pthread_setcancelstate(cancel_state, NULL);
 
 	pthread_mutex_lock(&ex->inject_lock);
-	ex->ct_running = false;
-	old = ex->ct_unpark;
-	ex->ct_unpark.vtable = NULL;
+	ex->ct_unpark = NULL;
 	pthread_mutex_unlock(&ex->inject_lock);
-	rouse_waker_drop(&old);
 	rouse_waker_drop(&rw);
 	return err;
 }

@@ -311,10 +311,11 @@ static void schedule_remote(struct rouse_executor *ex, struct rouse__task *t)
 		/*
 		 * A queue that was not empty has been announced already, and
 		 * the thread looks at the queue before it parks.  The waker
-		 * is valid under the lock: block_on drops it under the lock.
+		 * is valid under the lock: block_on clears it under the lock
+		 * before it lets it go.
 		 */
-		if (was_empty && ex->ct_unpark.vtable != NULL)
-			ex->ct_unpark.vtable->wake_by_ref(ex->ct_unpark.data);
+		if (was_empty && ex->ct_unpark != NULL)
+			rouse_waker_wake_by_ref(ex->ct_unpark);
 	} else {
 		rouse__mt_pick_idle(ex, &w);
 	}
@@ -686,7 +687,7 @@ ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
 	if (rouse_executor_current() == ex)
 		return -EDEADLK;
 	pthread_mutex_lock(&ex->inject_lock);
-	if (ex->ct_running || ex->blockon_count != 0 || ex->freeing) {
+	if (ex->ct_unpark != NULL || ex->blockon_count != 0 || ex->freeing) {
 		pthread_mutex_unlock(&ex->inject_lock);
 		return -EBUSY;
 	}

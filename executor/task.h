@@ -133,9 +133,12 @@ struct rouse_executor {
 	bool freeing;			/* inject_lock: free has begun */
 	unsigned int blockon_count;	/* inject_lock: multi-thread */
 	uint64_t late_wakes;		/* inject_lock; see shutdown */
-	/* current-thread: the block_on thread's unpark waker, or none */
-	struct rouse_waker ct_unpark;	/* inject_lock */
-	bool ct_running;		/* inject_lock */
+	/*
+	 * current-thread: while a block_on runs, the waker that unparks its
+	 * thread (owned by block_on's root waker, which outlives the time
+	 * this is set); NULL when none runs.
+	 */
+	const struct rouse_waker *ct_unpark;	/* inject_lock */
 
 	struct rouse__task_list lists[TASK_SHARDS];
 
