@@ -346,7 +346,7 @@ END_TEST
  * them blocks its thread on a barrier of two.  They can only both get
  * through if the other worker stole one.
  */
-static pthread_barrier_t steal_barrier;
+static struct test_barrier steal_barrier;
 
 struct blocker {
 	struct rouse_future base;
@@ -359,7 +359,7 @@ static enum rouse_poll blocker_poll(struct rouse_future *f,
 	struct blocker *b = (struct blocker *)f;
 
 	(void)cx;
-	pthread_barrier_wait(&steal_barrier);
+	test_barrier_wait(&steal_barrier);
 	atomic_fetch_add(b->through, 1);
 	return ROUSE_READY;
 }
@@ -410,7 +410,7 @@ START_TEST(idle_worker_steals)
 	struct rouse_join_handle h;
 	int round;
 
-	ck_assert_int_eq(pthread_barrier_init(&steal_barrier, NULL, 2), 0);
+	test_barrier_init(&steal_barrier, 2);
 	for (round = 0; round < 50; round++) {
 		memset(&s, 0, sizeof(s));
 		s.base.vtable = &two_spawner_vt;
@@ -421,7 +421,7 @@ START_TEST(idle_worker_steals)
 		rouse_future_drop(&h.base);
 	}
 	ck_assert_int_eq(atomic_load(&through), 100);
-	pthread_barrier_destroy(&steal_barrier);
+	test_barrier_destroy(&steal_barrier);
 	ck_assert_int_eq(rouse_executor_free(ex), 0);
 }
 END_TEST
@@ -644,8 +644,7 @@ START_TEST(free_refused_during_block_on)
 	struct blocked_arg a = { ex, &inside, &flag, 0 };
 	pthread_t t = test_thread_start(blocked_thread, &a);
 
-	while (!atomic_load(&inside))
-		sched_yield();
+	test_spin_until_eq(&inside, 1);
 	ck_assert_int_eq(rouse_executor_free(ex), -EBUSY);
 	atomic_store(&flag, 1);
 	test_thread_join(t);
