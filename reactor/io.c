@@ -6,7 +6,8 @@
  * An fd is registered once, edge-triggered, for input, output and
  * read hang-up.  Each event ORs its bits into the source's cached
  * readiness and bumps the source's tick.  An operation tries its system
- * call first; on EAGAIN it clears the bit it needed, but only if the tick
+ * call when its direction's table entry (dir_bits) says the cache allows
+ * it; on EAGAIN it clears that direction's drained bit, but only if the tick
  * has not moved since before the call (an event that came in between
  * proves the fd may be ready again, so it retries instead), and then
  * leaves its waker in the source's slot for that direction.
@@ -51,9 +52,32 @@ static inline void ready_clear(struct rouse_io *io, uint32_t bits)
 	atomic_store_explicit(&io->ready, r & ~bits, memory_order_relaxed);
 }
 
-#define READ_BITS (ROUSE_IO_READABLE | ROUSE_IO_ERROR | ROUSE_IO_HANGUP | \
-		   ROUSE_IO_READ_HANGUP)
-#define WRITE_BITS (ROUSE_IO_WRITABLE | ROUSE_IO_ERROR | ROUSE_IO_HANGUP)
+/*
+ * What the cached readiness means to each direction; every place that
+ * reads or clears the cache goes through this table.
+ *
+ * try      Any of these bits set: an operation in this direction makes
+ *          its system call.  An error or a hang-up is an answer too (the
+ *          call returns it, or 0 for the end of a stream), so they count.
+ * drained  What a would-block result (EAGAIN, or a short read of a
+ *          stream) clears.  Only the plain readiness bit: a hang-up or
+ *          an error lasts, so an end of file that came in the same event
+ *          as data is still seen after the read that took the data.
+ */
+static const struct io_dir_bits {
+	uint32_t try;
+	uint32_t drained;
+} dir_bits[2] = {
+	[ROUSE__DIR_READ] = {
+		.try = ROUSE_IO_READABLE | ROUSE_IO_READ_HANGUP |
+		       ROUSE_IO_HANGUP | ROUSE_IO_ERROR,
+		.drained = ROUSE_IO_READABLE,
+	},
+	[ROUSE__DIR_WRITE] = {
+		.try = ROUSE_IO_WRITABLE | ROUSE_IO_HANGUP | ROUSE_IO_ERROR,
+		.drained = ROUSE_IO_WRITABLE,
+	},
+};
 
 _Static_assert((int)ROUSE_IO_READABLE == (int)EPOLLIN &&
 		       (int)ROUSE_IO_WRITABLE == (int)EPOLLOUT &&
@@ -333,10 +357,9 @@ ROUSE__PUBLIC int rouse_io_clear(struct rouse_io *io, uint32_t events)
 	tick = atomic_load_explicit(&io->tick, memory_order_relaxed);
 	/* Each direction by the tick its own readiness was reported at. */
 	if (tick == io->seen_tick[ROUSE__DIR_READ])
-		clear |= events & ~(uint32_t)ROUSE_IO_WRITABLE;
+		clear |= events & dir_bits[ROUSE__DIR_READ].try;
 	if (tick == io->seen_tick[ROUSE__DIR_WRITE])
-		clear |= events & ~(uint32_t)(ROUSE_IO_READABLE |
-					      ROUSE_IO_READ_HANGUP);
+		clear |= events & dir_bits[ROUSE__DIR_WRITE].try;
 	ready_clear(io, clear);
 	rouse__reactor_unlock(io->reactor);
 	return 0;
@@ -381,10 +404,8 @@ int rouse__io_dispatch(struct rouse_reactor *r, const struct epoll_event *evs,
 		}
 		ready_set(io, bits);
 		for (dir = 0; dir < 2; dir++) {
-			uint32_t mask = dir == ROUSE__DIR_READ ? READ_BITS
-							       : WRITE_BITS;
-
-			if (!(bits & mask) || io->waker[dir].vtable == NULL)
+			if (!(bits & dir_bits[dir].try) ||
+			    io->waker[dir].vtable == NULL)
 				continue;
 			rouse__trace("fd %d ready (0x%x): wake its %s", io->fd,
 				     bits, dir ? "writer" : "reader");
@@ -497,7 +518,7 @@ static void op_finish_drained(struct rouse_io_op *op, bool drained,
 	rouse__reactor_lock(io->reactor);
 	if (drained && atomic_load_explicit(&io->tick, memory_order_acquire) ==
 			       tick)
-		ready_clear(io, ROUSE_IO_READABLE);
+		ready_clear(io, dir_bits[ROUSE__DIR_READ].drained);
 	op_leave_locked(op, io, &w);
 	rouse__reactor_unlock(io->reactor);
 	if (w.vtable != NULL)
@@ -520,13 +541,13 @@ static void op_setup(struct rouse_io_op *op,
 }
 
 /*
- * After a system call said EAGAIN (or the cache said it would): clear the
- * readiness bit it relied on and wait, unless an event came since tick
- * was read (then the caller retries, and 1 is returned).  Returns 0 when
- * waiting, or -errno.
+ * After a system call said EAGAIN (drained set) or the cache said it
+ * would: clear the direction's drained bits (when drained) and wait,
+ * unless an event came since tick was read (then the caller retries, and
+ * 1 is returned).  Returns 0 when waiting, or -errno.
  */
 static int op_blocked(struct rouse_io_op *op, struct rouse_context *cx,
-		      unsigned int tick, uint32_t bit)
+		      unsigned int tick, bool drained)
 {
 	struct rouse_io *io = op->io;
 	struct rouse_waker old = { NULL, NULL };
@@ -537,8 +558,8 @@ static int op_blocked(struct rouse_io_op *op, struct rouse_context *cx,
 		rouse__reactor_unlock(io->reactor);
 		return 1;
 	}
-	if (bit != 0)
-		ready_clear(io, bit);
+	if (drained)
+		ready_clear(io, dir_bits[op->dir].drained);
 	err = op_wait_locked(op, io, cx, &old);
 	rouse__reactor_unlock(io->reactor);
 	if (old.vtable != NULL)
@@ -556,11 +577,11 @@ static int op_blocked(struct rouse_io_op *op, struct rouse_context *cx,
  * a clear bit loses nothing and saves an EAGAIN per wait.
  */
 static bool op_cache_says_wait(const struct rouse_io *io, unsigned int tick,
-			       uint32_t bit)
+			       int dir)
 {
 	return tick != 0 &&
 	       !(atomic_load_explicit(&io->ready, memory_order_relaxed) &
-		 (bit | ROUSE_IO_ERROR | ROUSE_IO_HANGUP));
+		 dir_bits[dir].try);
 }
 
 /* ---- readiness futures ------------------------------------------------------ */
@@ -572,7 +593,7 @@ static enum rouse_poll ready_poll(struct rouse_future *f,
 	struct rouse_io_op *op = &rf->op;
 	struct rouse_io *io = op->io;
 	struct rouse_waker old = { NULL, NULL };
-	uint32_t mask = op->dir == ROUSE__DIR_READ ? READ_BITS : WRITE_BITS;
+	uint32_t mask = dir_bits[op->dir].try;
 	int err;
 
 	if (io == NULL) {
@@ -641,7 +662,6 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 
 	for (;;) {
 		unsigned int tick;
-		uint32_t bit;
 		ssize_t n;
 		int err;
 
@@ -651,9 +671,8 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 		}
 		tick = atomic_load_explicit(&op->io->tick,
 					    memory_order_acquire);
-		bit = reading ? ROUSE_IO_READABLE : ROUSE_IO_WRITABLE;
-		if (op_cache_says_wait(op->io, tick, bit)) {
-			err = op_blocked(op, cx, tick, 0);
+		if (op_cache_says_wait(op->io, tick, op->dir)) {
+			err = op_blocked(op, cx, tick, false);
 			if (err == 0)
 				return ROUSE_PENDING;
 			if (err < 0) {
@@ -698,7 +717,7 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 		}
 		if (errno == EINTR)
 			continue;
-		err = op_blocked(op, cx, tick, bit);
+		err = op_blocked(op, cx, tick, true);
 		if (err == 0)
 			return ROUSE_PENDING;
 		if (err < 0) {
@@ -757,8 +776,8 @@ static enum rouse_poll accept_poll(struct rouse_future *f,
 		}
 		tick = atomic_load_explicit(&op->io->tick,
 					    memory_order_acquire);
-		if (op_cache_says_wait(op->io, tick, ROUSE_IO_READABLE)) {
-			err = op_blocked(op, cx, tick, 0);
+		if (op_cache_says_wait(op->io, tick, op->dir)) {
+			err = op_blocked(op, cx, tick, false);
 			if (err == 0)
 				return ROUSE_PENDING;
 			if (err < 0) {
@@ -778,7 +797,7 @@ static enum rouse_poll accept_poll(struct rouse_future *f,
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;
-		err = op_blocked(op, cx, tick, ROUSE_IO_READABLE);
+		err = op_blocked(op, cx, tick, true);
 		if (err == 0)
 			return ROUSE_PENDING;
 		if (err < 0) {
@@ -854,7 +873,7 @@ static enum rouse_poll connect_poll(struct rouse_future *f,
 			op_finish(op);
 			return ROUSE_READY;
 		}
-		err = op_blocked(op, cx, tick, ROUSE_IO_WRITABLE);
+		err = op_blocked(op, cx, tick, true);
 		if (err == 0)
 			return ROUSE_PENDING;
 		if (err < 0) {

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # tests/check-examples.sh - the example programs run and exit 0, so that
 # what the README and rouse(7) point newcomers at keeps working.  The
-# echo server runs under tests/echo-clients, which puts 100 concurrent
-# clients through it and checks every byte.
+# echo server runs under tests/echo-clients, which puts a half-closing
+# client and then 100 concurrent clients through it and checks every
+# byte.
 set -u
 : "${top_builddir:=.}"
 fail=0
@@ -20,7 +21,7 @@ for ex in "hello 10" "hello --reactor" tasks pipeline async-chain async-loop \
 done
 if ! out=$(timeout 300 "$top_builddir/tests/echo-clients" \
 	"$top_builddir/examples/echo-server" 2>&1); then
-	printf 'FAIL: examples/echo-server with 100 clients\n%s\n' "$out"
+	printf 'FAIL: examples/echo-server with a half-closing client and 100 others\n%s\n' "$out"
 	fail=1
 fi
 [ $fail -eq 0 ] && echo "PASS: the examples run"

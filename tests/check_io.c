@@ -1335,6 +1335,120 @@ START_TEST(test_urgent_data_short_read)
 }
 END_TEST
 
+/*
+ * The end of a stream is never lost behind a short read.  A peer writes a
+ * few bytes and half-closes; a read takes the bytes (short, so it clears
+ * the readable bit), and the next read must still see the hang-up and
+ * return 0.  Each kind (a Unix stream pair, a TCP connection) in each
+ * order: the data and the FIN before the source is registered, after a
+ * turn that saw both, the FIN between the two reads (after a turn that
+ * saw the data), and both arriving while the first read waits.
+ */
+enum eof_order {
+	EOF_BEFORE_REGISTER,
+	EOF_AFTER_TURN,
+	EOF_BETWEEN_READS,
+	EOF_READ_WAITED,
+	EOF_ORDERS
+};
+
+/* A connected pair: sv[0] nonblocking (the reader), sv[1] the peer. */
+static void eof_pair(bool tcp, int sv[2])
+{
+	struct sockaddr_in addr;
+	int lfd;
+
+	if (!tcp) {
+		test_pair_make(sv);
+		return;
+	}
+	lfd = tcp_listener(&addr);
+	sv[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(sv[1], 0);
+	ck_assert_int_eq(connect(sv[1], (struct sockaddr *)&addr,
+				 sizeof(addr)), 0);
+	sv[0] = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	ck_assert_int_ge(sv[0], 0);
+	close(lfd);
+}
+
+/* Half-close peer's side of the pair, and wait until fd has seen it. */
+static void eof_half_close(int peer, int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+
+	ck_assert_int_eq(shutdown(peer, SHUT_WR), 0);
+	ck_assert_int_eq(poll(&pfd, 1, -1), 1);
+	ck_assert(pfd.revents & POLLRDHUP);
+}
+
+/*
+ * A read of io: ready at once, or after one turn of r that does not block
+ * (the kernel has what the read needs already).
+ */
+static ssize_t eof_read(struct rouse_reactor *r, struct rouse_io *io,
+			char *buf, size_t len, struct rouse_waker *w)
+{
+	struct rouse_io_rw op;
+
+	ck_assert_int_eq(rouse_io_read_init(&op, io, buf, len), 0);
+	if (test_poll_with(&op.op.base, w) == ROUSE_PENDING) {
+		ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
+		ck_assert_int_eq(test_poll_with(&op.op.base, w), ROUSE_READY);
+	}
+	ck_assert_int_eq(rouse_future_drop(&op.op.base), 0);
+	return op.result;
+}
+
+START_TEST(test_eof_after_short_read)
+{
+	bool tcp = _i >= EOF_ORDERS;
+	enum eof_order order = (enum eof_order)(_i % EOF_ORDERS);
+	struct counting_waker cw;
+	struct rouse_waker w = counting_waker(&cw);
+	struct rouse_reactor *r = test_reactor_make();
+	struct rouse_io *io = NULL;
+	struct rouse_io_rw first;
+	char buf[64];
+	int sv[2];
+
+	setup_sigpipe();
+	eof_pair(tcp, sv);
+	if (order != EOF_BEFORE_REGISTER)
+		io = io_reg(r, sv[0]);
+	if (order == EOF_READ_WAITED) {
+		ck_assert_int_eq(rouse_io_read_init(&first, io, buf,
+						    sizeof(buf)), 0);
+		ck_assert_int_eq(test_poll_with(&first.op.base, &w),
+				 ROUSE_PENDING);
+	}
+	ck_assert_int_eq(write(sv[1], "hello", 5), 5);
+	if (order != EOF_BETWEEN_READS)
+		eof_half_close(sv[1], sv[0]);
+	if (order == EOF_BEFORE_REGISTER)
+		io = io_reg(r, sv[0]);
+	if (order != EOF_BEFORE_REGISTER)
+		ck_assert_int_ge(rouse_reactor_turn(r, 0), 0);
+	if (order == EOF_READ_WAITED) {
+		ck_assert_int_eq(test_poll_with(&first.op.base, &w),
+				 ROUSE_READY);
+		ck_assert_int_eq(first.result, 5);
+		ck_assert_int_eq(rouse_future_drop(&first.op.base), 0);
+	} else {
+		ck_assert_int_eq(eof_read(r, io, buf, sizeof(buf), &w), 5);
+	}
+	ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+	if (order == EOF_BETWEEN_READS)
+		eof_half_close(sv[1], sv[0]);
+	ck_assert_int_eq(eof_read(r, io, buf, sizeof(buf), &w), 0);
+	/* And it stays at the end. */
+	ck_assert_int_eq(eof_read(r, io, buf, sizeof(buf), &w), 0);
+	pair_unreg(io, sv);
+	counting_waker_drop_last(&w, &cw);
+	rouse_reactor_free(r);
+}
+END_TEST
+
 START_TEST(test_tcp_refused)
 {
 	struct sockaddr_in addr;
@@ -1739,6 +1853,8 @@ static Suite *io_suite(void)
 	tcase_add_loop_test(tc, test_tcp, 0, TEST_MODES);
 	tcase_add_loop_test(tc, test_tcp_refused, 0, TEST_MODES);
 	tcase_add_test(tc, test_urgent_data_short_read);
+	tcase_add_loop_test(tc, test_eof_after_short_read, 0,
+			    2 * EOF_ORDERS);
 	tcase_add_test(tc, test_accept_pending);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);

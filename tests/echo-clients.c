@@ -10,7 +10,8 @@
  * of its own pseudo-random stream and reads the echo back while it
  * sends, checking every byte against the stream; all 100 are open at
  * once and driven by one poll(2) loop.  Then SIGTERM stops the server,
- * which must exit 0 and report the 100 connections.  Exit status 0 on
+ * which must exit 0 and report the 101 connections (the first is a
+ * client that half-closes after a pause: see half_close_client()).  Exit status 0 on
  * success, 1 with a message otherwise.
  */
 #ifndef _GNU_SOURCE
@@ -186,6 +187,52 @@ static void client_receive(struct client *c)
 	}
 }
 
+/*
+ * One more client, the way a half-closing peer behaves: it connects,
+ * lets the server's read wait (and its reactor turn) for 100 ms, sends a
+ * line and half-closes.  The echo must come back, and then the end of the
+ * stream: the server saw the end of file after its short read, and
+ * closed the connection.
+ */
+static void half_close_client(uint16_t port)
+{
+	static const char msg[] = "half-closed\n";
+	struct pollfd pfd;
+	char buf[64];
+	size_t got = 0;
+	int fd = connect_client(port);
+
+	/* Not a timing check: only an order of events that used to hang. */
+	poll(NULL, 0, 100);
+	if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(msg) - 1)
+		fail("half-close client: send: %s", strerror(errno));
+	if (shutdown(fd, SHUT_WR) != 0)
+		fail("half-close client: shutdown: %s", strerror(errno));
+	for (;;) {
+		ssize_t n;
+
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, STALL_MS) == 0)
+			fail("half-close client: no end of file from the "
+			     "server after %zu bytes", got);
+		n = recv(fd, buf + got, sizeof(buf) - got, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n < 0)
+			fail("half-close client: recv: %s", strerror(errno));
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got == sizeof(buf))
+			fail("half-close client: more echoed than sent");
+	}
+	if (got != sizeof(msg) - 1 || memcmp(buf, msg, got) != 0)
+		fail("half-close client: the echo differs (%zu bytes)", got);
+	close(fd);
+}
+
 static void run_clients(uint16_t port)
 {
 	static struct client cl[CLIENTS];
@@ -252,6 +299,7 @@ int main(int argc, char **argv)
 		    1 || port == 0 || port > 65535)
 		fail("unexpected first line: \"%s\"", line);
 
+	half_close_client((uint16_t)port);
 	run_clients((uint16_t)port);
 
 	if (kill(server, SIGTERM) != 0)
@@ -274,11 +322,11 @@ int main(int argc, char **argv)
 		fail("the server ended with status 0x%x; it printed:\n%s",
 		     status, rest);
 	snprintf(report, sizeof(report), "stopping after %d connections",
-		 CLIENTS);
+		 CLIENTS + 1);
 	if (strstr(rest, report) == NULL)
 		fail("the server did not report %d connections:\n%s",
-		     CLIENTS, rest);
-	printf("echo-clients: %d clients, %d bytes each, echoed intact\n",
-	       CLIENTS, CLIENT_BYTES);
+		     CLIENTS + 1, rest);
+	printf("echo-clients: a half-closing client, then %d clients, "
+	       "%d bytes each, echoed intact\n", CLIENTS, CLIENT_BYTES);
 	return 0;
 }
