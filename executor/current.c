@@ -121,7 +121,7 @@ int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 	struct rouse_waker rw;
 	struct rouse_context cx;
 	struct root_waker *root;
-	unsigned int ran;
+	unsigned int budget;
 	int err, cancel_state;
 
 	if (ex->has_parker) {
@@ -159,28 +159,39 @@ int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 	rouse__cur_worker = w;
 	rouse__in_block_on = true;
 	err = 0;
+	/*
+	 * One budget for every poll, the root's and the tasks' alike: after
+	 * event_interval of them the thread parks with timeout 0, so that a
+	 * driven reactor gets its turn however busy the polls keep it (a
+	 * root that wakes itself again and again counts too).
+	 */
+	budget = 0;
 	for (;;) {
 		if (__atomic_load_n(&root->woken, __ATOMIC_RELAXED) &&
 		    __atomic_exchange_n(&root->woken, 0, __ATOMIC_ACQ_REL)) {
 			if (f->vtable->poll(f, &cx) == ROUSE_READY)
 				break;
+			budget++;
 		}
-		for (ran = 0; ran < ex->cfg.event_interval; ran++) {
+		while (budget < ex->cfg.event_interval) {
 			struct rouse__task *t = ct_pop(w);
 
 			if (t == NULL)
 				break;
 			rouse__task_run(t);
+			budget++;
 		}
 		if (__atomic_load_n(&ex->inject_len, __ATOMIC_ACQUIRE) != 0)
 			ct_take_injected(ex, w);
 		if (w->head != NULL ||
 		    __atomic_load_n(&root->woken, __ATOMIC_RELAXED)) {
 			/* Busy: look at the parker's events now and then. */
-			if (ran < ex->cfg.event_interval)
+			if (budget < ex->cfg.event_interval)
 				continue;
+			budget = 0;
 			err = parker.vtable->park(parker.data, 0);
 		} else {
+			budget = 0;
 			rouse__trace("block_on: park");
 			err = parker.vtable->park(parker.data, -1);
 		}

@@ -653,6 +653,181 @@ START_TEST(free_refused_during_block_on)
 }
 END_TEST
 
+/* ---- a busy root future does not starve the reactor ------------------ */
+
+/*
+ * The root future of block_on yields for ever (it wakes itself at every
+ * poll) while three tasks wait on the reactor: a 10 ms sleep, a socket
+ * read and an event wait.  Each must complete however busy the root
+ * keeps its thread.  The root writes the socket's data and notifies the
+ * event at its second poll, once every task has had its first poll and
+ * waits.  It counts its polls from then on until both are seen.
+ */
+enum { BUSY_SLEEP, BUSY_READ, BUSY_EVENT, BUSY_TASKS };
+
+struct busy_scene {
+	struct rouse_reactor *r;
+	struct rouse_io *io;
+	struct rouse_event *ev;
+	int sv[2];
+	atomic_int done[BUSY_TASKS];
+	long polls, polls_after_write;
+};
+
+struct busy_task {
+	struct rouse_future base;
+	struct busy_scene *sc;
+	int kind;
+	bool started;
+	union {
+		struct rouse_sleep sleep;
+		struct rouse_io_rw rd;
+		struct rouse_event_wait wait;
+	} u;
+	char buf[8];
+};
+
+static enum rouse_poll busy_task_poll(struct rouse_future *f,
+				      struct rouse_context *cx)
+{
+	struct busy_task *t = (struct busy_task *)f;
+	struct rouse_future *sub = &t->u.sleep.base;
+
+	if (!t->started) {
+		t->started = true;
+		if (t->kind == BUSY_SLEEP) {
+			ck_assert_int_eq(rouse_sleep_init(&t->u.sleep,
+							  t->sc->r, 10000000),
+					 0);
+		} else if (t->kind == BUSY_READ) {
+			ck_assert_int_eq(rouse_io_read_init(&t->u.rd,
+							    t->sc->io,
+							    t->buf,
+							    sizeof(t->buf)),
+					 0);
+			sub = &t->u.rd.op.base;
+		} else {
+			ck_assert_int_eq(rouse_event_wait_init(&t->u.wait,
+							       t->sc->ev),
+					 0);
+			sub = &t->u.wait.op.base;
+		}
+	} else if (t->kind == BUSY_READ) {
+		sub = &t->u.rd.op.base;
+	} else if (t->kind == BUSY_EVENT) {
+		sub = &t->u.wait.op.base;
+	}
+	if (rouse_future_poll(sub, cx) == ROUSE_PENDING)
+		return ROUSE_PENDING;
+	if (t->kind == BUSY_SLEEP)
+		ck_assert_int_eq(t->u.sleep.result, 0);
+	else if (t->kind == BUSY_READ)
+		ck_assert_int_eq(t->u.rd.result, 2);
+	else
+		ck_assert_int_eq(t->u.wait.result, 0);
+	ck_assert_int_eq(rouse_future_drop(sub), 0);
+	atomic_store(&t->sc->done[t->kind], 1);
+	return ROUSE_READY;
+}
+
+static const struct rouse_future_vtable busy_task_vt = { busy_task_poll,
+							 NULL };
+
+struct busy_root {
+	struct rouse_future base;
+	struct busy_scene *sc;
+};
+
+static enum rouse_poll busy_root_poll(struct rouse_future *f,
+				      struct rouse_context *cx)
+{
+	struct busy_scene *sc = ((struct busy_root *)f)->sc;
+	int k, all = 1;
+
+	if (++sc->polls == 2) {
+		ck_assert_int_eq(write(sc->sv[1], "hi", 2), 2);
+		ck_assert_int_eq(rouse_event_notify(sc->ev), 0);
+	}
+	if (sc->polls > 2 && (!atomic_load(&sc->done[BUSY_READ]) ||
+			      !atomic_load(&sc->done[BUSY_EVENT])))
+		sc->polls_after_write++;
+	for (k = 0; k < BUSY_TASKS; k++)
+		all &= atomic_load(&sc->done[k]);
+	if (all)
+		return ROUSE_READY;
+	rouse_waker_wake_by_ref(cx->waker);
+	return ROUSE_PENDING;
+}
+
+static const struct rouse_future_vtable busy_root_vt = { busy_root_poll,
+							 NULL };
+
+#define BUSY_INTERVAL 4u
+
+/*
+ * _i: the executor (current-thread, multi-thread with two workers) and the
+ * reactor (on its own thread, driven by the executor's parker, driven and
+ * made ROUSE_REACTOR_LOCAL: current-thread only, where one thread uses it).
+ */
+START_TEST(busy_root_does_not_starve_reactor)
+{
+	static const struct {
+		enum rouse_executor_kind kind;
+		enum test_mode mode;
+	} cases[] = {
+		{ ROUSE_EXECUTOR_CURRENT_THREAD, TEST_MODE_THREADED },
+		{ ROUSE_EXECUTOR_CURRENT_THREAD, TEST_MODE_DRIVEN },
+		{ ROUSE_EXECUTOR_CURRENT_THREAD, TEST_MODE_LOCAL },
+		{ ROUSE_EXECUTOR_MULTI_THREAD, TEST_MODE_THREADED },
+		{ ROUSE_EXECUTOR_MULTI_THREAD, TEST_MODE_DRIVEN },
+	};
+	struct busy_scene sc;
+	struct busy_task t[BUSY_TASKS];
+	struct busy_root root = { { &busy_root_vt }, &sc };
+	struct rouse_executor_config cfg;
+	struct rouse_executor *ex;
+	struct test_runner ru;
+	int k;
+
+	memset(&sc, 0, sizeof(sc));
+	test_runner_init(&ru, cases[_i].mode);
+	sc.r = ru.r;
+	test_pair_make(sc.sv);
+	ck_assert_int_eq(rouse_io_register(sc.r, sc.sv[0], &sc.io), 0);
+	ck_assert_int_eq(rouse_event_new(sc.r, &sc.ev), 0);
+	ck_assert_int_eq(rouse_executor_config_init(&cfg), 0);
+	cfg.kind = cases[_i].kind;
+	cfg.workers = 2;
+	cfg.event_interval = BUSY_INTERVAL;
+	cfg.parker = cases[_i].mode == TEST_MODE_THREADED ? NULL : &ru.parker;
+	ck_assert_int_eq(rouse_executor_new(&cfg, &ex), 0);
+	for (k = 0; k < BUSY_TASKS; k++) {
+		memset(&t[k], 0, sizeof(t[k]));
+		t[k].base.vtable = &busy_task_vt;
+		t[k].sc = &sc;
+		t[k].kind = k;
+		ck_assert_int_eq(rouse_spawn(ex, &t[k].base, sizeof(t[k]),
+					     NULL), 0);
+	}
+	ck_assert_int_eq(rouse_executor_block_on(ex, &root.base), 0);
+	/*
+	 * The bound rouse_executor_new(3) states for a current-thread
+	 * executor that drives its reactor: ready I/O is seen within 32
+	 * turns of event_interval polls (one more interval for the task
+	 * to run and the root to see it).
+	 */
+	if (cases[_i].kind == ROUSE_EXECUTOR_CURRENT_THREAD &&
+	    cases[_i].mode != TEST_MODE_THREADED)
+		ck_assert_int_le(sc.polls_after_write, 33 * BUSY_INTERVAL);
+	ck_assert_int_eq(rouse_executor_free(ex), 0);
+	rouse_event_free(sc.ev);
+	ck_assert_int_eq(rouse_io_deregister(sc.io), 0);
+	close(sc.sv[0]);
+	close(sc.sv[1]);
+	test_runner_free(&ru);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
 	Suite *s = suite_create("sched");
@@ -669,6 +844,7 @@ static Suite *sched_suite(void)
 	tcase_add_test(tc, mt_block_on_current);
 	tcase_add_test(tc, failing_parker_falls_back);
 	tcase_add_loop_test(tc, free_refused_during_block_on, 0, 2);
+	tcase_add_loop_test(tc, busy_root_does_not_starve_reactor, 0, 5);
 	suite_add_tcase(s, tc);
 	return s;
 }
