@@ -108,42 +108,62 @@ static void list_remove(struct rouse__task *t)
 	pthread_mutex_unlock(&l->lock);
 }
 
-/* ---- join waker: one of a few locks, chosen by the task's address ------ */
+/* ---- the join waker: a handshake on the state word, no lock ----------- */
 
-#define JOIN_LOCKS 64u
-#define join_locks ROUSE__NS(join_locks)
+/*
+ * t->join_waker belongs to one side at a time, and JOIN_WAKER says which:
+ * while it is clear and the task is not DONE, to the join handle, which
+ * may write it; while it is set, to the task's side, which wakes it when
+ * the task finishes and then clears the bit to hand it back.  Once DONE
+ * is set the handle no longer writes the field; whoever sees, in the same
+ * atomic operation, the last of HANDLE and JOIN_WAKER go drops it.
+ */
 
-pthread_mutex_t join_locks[JOIN_LOCKS] = {
-	[0 ... JOIN_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER,
-};
-
-static inline pthread_mutex_t *join_lock(struct rouse__task *t)
+/*
+ * The task has just been marked DONE; s is the state that this made.
+ * Wake the join handle if it left a waker, then hand the waker back, or
+ * drop it if the handle is gone meanwhile.
+ */
+static void notify_join(struct rouse__task *t, uint64_t s)
 {
-	return &join_locks[((uintptr_t)t >> 6) % JOIN_LOCKS];
-}
-
-/* Take the waker a join handle stored in t, if any. */
-static struct rouse_waker join_waker_take(struct rouse__task *t)
-{
-	struct rouse_waker w;
-
-	pthread_mutex_lock(join_lock(t));
-	w = t->join_waker;
-	t->join_waker.vtable = NULL;
-	pthread_mutex_unlock(join_lock(t));
-	return w;
-}
-
-/* The task finished: wake its join handle if one is waiting. */
-static void notify_join(struct rouse__task *t, uint64_t state)
-{
-	struct rouse_waker w;
-
-	if (!(state & TASK_AWAITER))
+	if ((s & (TASK_HANDLE | TASK_JOIN_WAKER)) !=
+	    (TASK_HANDLE | TASK_JOIN_WAKER))
 		return;
-	w = join_waker_take(t);
-	if (w.vtable != NULL)
-		rouse_waker_wake(&w);
+	rouse_waker_wake_by_ref(&t->join_waker);
+	s = __atomic_fetch_and(&t->state, ~(uint64_t)TASK_JOIN_WAKER,
+			       __ATOMIC_ACQ_REL);
+	if (!(s & TASK_HANDLE))
+		rouse_waker_drop(&t->join_waker);
+}
+
+/*
+ * The handle (not DONE seen) leaves cx's waker in t for notify_join.
+ * Returns false when the task turned DONE first: then the handle reads
+ * the output instead, and the field stays with whoever has it.
+ */
+static bool join_waker_set(struct rouse__task *t, uint64_t s,
+			   const struct rouse_waker *waker)
+{
+	if (s & TASK_JOIN_WAKER) {
+		/* Read-only while the task's side has it: it only wakes it. */
+		if (rouse_waker_will_wake(&t->join_waker, waker))
+			return true;
+		/* Take the field back to put another waker in it. */
+		do {
+			if (s & TASK_DONE)
+				return false;
+		} while (!state_cas(t, &s, s & ~(uint64_t)TASK_JOIN_WAKER));
+		rouse_waker_drop(&t->join_waker);
+	}
+	rouse_waker_clone(waker, &t->join_waker);
+	/* Release: notify_join, seeing the bit, sees the waker too. */
+	do {
+		if (s & TASK_DONE) {
+			rouse_waker_drop(&t->join_waker);
+			return false;
+		}
+	} while (!state_cas(t, &s, s | TASK_JOIN_WAKER));
+	return true;
 }
 
 /* ---- finishing --------------------------------------------------------- */
@@ -171,20 +191,23 @@ static void task_cancel(struct rouse__task *t)
 	task_unref(t);
 }
 
-/* Poll returned READY on this thread: t was RUNNING. */
+/*
+ * Poll returned READY on this thread: t was RUNNING.  The future is
+ * dropped now, not when the join handle goes: what it holds for its work
+ * (a channel's sender, a registration) is released as soon as the work is
+ * done.  Its output fields stay where they are, for the handle to read.
+ */
 static void task_complete(struct rouse__task *t)
 {
-	uint64_t s = state_load(t), n;
+	uint64_t s, n;
 
+	body_drop(t);
+	s = state_load(t);
 	do {
-		n = (s & ~(TASK_RUNNING | TASK_SCHEDULED)) | TASK_COMPLETE;
-		if (!(s & TASK_HANDLE))
-			n |= TASK_DONE;
+		n = (s & ~(uint64_t)(TASK_RUNNING | TASK_SCHEDULED)) |
+		    TASK_COMPLETE | TASK_DONE;
 	} while (!state_cas(t, &s, n));
 	rouse__trace("task %llu: complete", (unsigned long long)t->id);
-	/* With no handle to read the output, nobody will: drop it now. */
-	if (!(s & TASK_HANDLE))
-		body_drop(t);
 	list_remove(t);
 	notify_join(t, n);
 	task_unref(t);
@@ -401,20 +424,9 @@ static enum rouse_poll join_poll(struct rouse_future *self,
 	if (t == NULL)
 		return ROUSE_READY;	/* polled again after READY */
 	s = state_load(t);
-	if (!(s & (TASK_COMPLETE | TASK_DONE))) {
-		pthread_mutex_lock(join_lock(t));
-		if (!(s & TASK_AWAITER) ||
-		    !rouse_waker_will_wake(&t->join_waker, cx->waker)) {
-			if (t->join_waker.vtable != NULL)
-				rouse_waker_drop(&t->join_waker);
-			rouse_waker_clone(cx->waker, &t->join_waker);
-		}
-		s = __atomic_fetch_or(&t->state, TASK_AWAITER,
-				      __ATOMIC_ACQ_REL);
-		pthread_mutex_unlock(join_lock(t));
-		if (!(s & (TASK_COMPLETE | TASK_DONE)))
-			return ROUSE_PENDING;
-	}
+	if (!(s & TASK_DONE) && join_waker_set(t, s, cx->waker))
+		return ROUSE_PENDING;
+	s = state_load(t);
 	if (s & TASK_COMPLETE) {
 		h->result = 0;
 		h->output = task_body(t);
@@ -425,11 +437,10 @@ static enum rouse_poll join_poll(struct rouse_future *self,
 	return ROUSE_READY;
 }
 
-/* Let go of the task: the handle's reference and, if complete, its body. */
+/* Let go of the task: the handle's reference, and the join waker. */
 static void join_release(struct rouse_join_handle *h)
 {
 	struct rouse__task *t = h->task;
-	struct rouse_waker w;
 	uint64_t s, n;
 
 	if (t == NULL)
@@ -438,18 +449,18 @@ static void join_release(struct rouse_join_handle *h)
 	h->output = NULL;
 	s = state_load(t);
 	do {
-		n = s & ~(TASK_HANDLE | TASK_AWAITER);
-		if (s & TASK_COMPLETE)
-			n |= TASK_DONE;
+		/* Unfinished: the waker comes back to us with HANDLE. */
+		n = s & ~(uint64_t)TASK_HANDLE;
+		if (!(s & TASK_DONE))
+			n &= ~(uint64_t)TASK_JOIN_WAKER;
 	} while (!state_cas(t, &s, n));
-	if (s & TASK_AWAITER) {
-		w = join_waker_take(t);
-		if (w.vtable != NULL)
-			rouse_waker_drop(&w);
-	}
-	/* Complete and not yet dropped: the output was ours to release. */
-	if ((s & TASK_COMPLETE) && !(s & TASK_DONE))
-		body_drop(t);
+	/*
+	 * The field is ours unless the task's side still has it (DONE, and
+	 * JOIN_WAKER set: notify_join drops it when it sees HANDLE gone).
+	 */
+	if (!((s & TASK_DONE) && (s & TASK_JOIN_WAKER)) &&
+	    t->join_waker.vtable != NULL)
+		rouse_waker_drop(&t->join_waker);
 	task_unref(t);
 }
 

@@ -6,8 +6,8 @@
  * body, copied in by rouse_spawn().  The header's state word says where
  * the task is in its life; the reference count in its upper bits says
  * how long the memory must live.  The two lifetimes are separate: the
- * future (the body) is dropped exactly once, when the task finishes or
- * when the join handle lets go of a completed task's output; the memory
+ * future (the body) is dropped exactly once, when the task finishes
+ * (its output fields stay in the body for the join handle); the memory
  * goes when the last reference does, and a waker may hold one long after
  * the executor is gone.
  */
@@ -32,16 +32,19 @@
  *            itself in its poll and was queued again still RUNNING
  *            ("held": see rouse__task_run()).  Only the worker that has
  *            it touches the body.
- * COMPLETE   The poll returned READY; the output is in the body, which
- *            is no longer polled.  Never cleared.
+ * COMPLETE   The poll returned READY and the future has been dropped;
+ *            its output fields are in the body, which is never polled
+ *            again.  Set together with DONE.  Never cleared.
  * CLOSED     Cancellation was asked for (abort, or the executor shut
  *            down) before completion: the next worker to see the task
  *            drops the body instead of polling it.  Wakes are ignored.
- * DONE       The body has been dropped.  Set once, by whoever dropped it.
- * HANDLE     A join handle exists.  Without one, a completed body is
- *            dropped at once.
- * AWAITER    A join handle stored a waker in the task's join_waker, under
- *            the task's stripe lock (join_lock()).
+ * DONE       The body has been dropped (completed or cancelled): the
+ *            task is finished.  Set once, by whoever dropped it.
+ * HANDLE     A join handle exists.
+ * JOIN_WAKER Who has join_waker: while clear and not DONE, the join
+ *            handle, which may write it; while set, the task's side,
+ *            which wakes it at DONE and then clears the bit to hand it
+ *            back.  The handshake needs no lock (see task.c).
  *
  * References: one for the executor while the task is unfinished (it is
  * in the executor's task list), one for the join handle, one per waker.
@@ -54,7 +57,7 @@
 #define TASK_CLOSED	 0x008u
 #define TASK_DONE	 0x010u
 #define TASK_HANDLE	 0x020u
-#define TASK_AWAITER	 0x040u
+#define TASK_JOIN_WAKER	 0x040u
 #define TASK_REF_SHIFT	 12
 #define TASK_REF	 ((uint64_t)1 << TASK_REF_SHIFT)
 
@@ -68,7 +71,7 @@ struct rouse__task {
 	struct rouse_executor *ex;	/* valid while unfinished */
 	struct rouse__task_link all;	/* executor's task list */
 	uint64_t id;
-	struct rouse_waker join_waker;	/* under the stripe lock */
+	struct rouse_waker join_waker;	/* see JOIN_WAKER */
 	/* the future's body follows, 16-byte aligned */
 } __attribute__((aligned(16)));
 

@@ -7,6 +7,8 @@
  * Every case runs twice (Check loop index 0: current-thread executor;
  * 1: multi-thread with two workers).
  */
+#include <rouse/sync.h>
+
 #include "testutil.h"
 
 static enum rouse_executor_kind kind_of(int i)
@@ -194,8 +196,11 @@ START_TEST(spawn_join_output)
 	ck_assert_uint_eq(out->id, rouse_join_handle_id(&h));
 	ck_assert_ptr_eq(out->ex, ex);
 	ck_assert_int_eq(atomic_load(&polls), 1);
-	/* The output lives until the handle goes; then the body is dropped. */
-	ck_assert_int_eq(atomic_load(&drops), 0);
+	/*
+	 * The future was dropped when it completed; its output fields stay
+	 * readable until the handle goes, which drops nothing more.
+	 */
+	ck_assert_int_eq(atomic_load(&drops), 1);
 	ck_assert_int_eq(rouse_future_drop(&h.base), 0);
 	ck_assert_int_eq(atomic_load(&drops), 1);
 	ck_assert_uint_eq(rouse_task_current_id(), 0);
@@ -368,6 +373,93 @@ START_TEST(abort_queued)
 }
 END_TEST
 
+/*
+ * A task's future is dropped when it completes, not when its handle goes:
+ * a producer whose drop releases the only sender of a channel closes the
+ * channel as soon as it finishes, while main still holds its handle.
+ */
+struct producer {
+	struct rouse_future base;
+	struct rouse_mpsc *m;
+	int sent;			/* output */
+};
+
+static enum rouse_poll producer_poll(struct rouse_future *f,
+				     struct rouse_context *cx)
+{
+	struct producer *p = (struct producer *)f;
+	int v;
+
+	for (v = 1; v <= 3; v++)
+		ck_assert_int_eq(rouse_mpsc_try_send(p->m, &v), 0);
+	p->sent = 3;
+	return ROUSE_READY;
+}
+
+static void producer_drop(struct rouse_future *f)
+{
+	ck_assert_int_eq(rouse_mpsc_sender_release(((struct producer *)f)->m),
+			 0);
+}
+
+static const struct rouse_future_vtable producer_vt = { producer_poll,
+							producer_drop };
+
+/* Receives until the channel closes; ready with the sum of the values. */
+struct drain {
+	struct rouse_future base;
+	struct rouse_mpsc_recv rx;
+	struct rouse_mpsc *m;
+	int value, sum;
+	bool waiting;
+};
+
+static enum rouse_poll drain_poll(struct rouse_future *f,
+				  struct rouse_context *cx)
+{
+	struct drain *d = (struct drain *)f;
+
+	for (;;) {
+		if (!d->waiting) {
+			ck_assert_int_eq(rouse_mpsc_recv_init(&d->rx, d->m,
+							      &d->value), 0);
+			d->waiting = true;
+		}
+		if (rouse_future_poll(&d->rx.base, cx) == ROUSE_PENDING)
+			return ROUSE_PENDING;
+		rouse_future_drop(&d->rx.base);
+		d->waiting = false;
+		if (d->rx.result == -EPIPE)
+			return ROUSE_READY;
+		ck_assert_int_eq(d->rx.result, 0);
+		d->sum += d->value;
+	}
+}
+
+static const struct rouse_future_vtable drain_vt = { drain_poll, NULL };
+
+START_TEST(completed_task_drops_future)
+{
+	struct rouse_executor *ex = make_ex(_i);
+	struct producer p = { { &producer_vt }, NULL, 0 };
+	struct drain d = { .base = { &drain_vt } };
+	struct rouse_join_handle h;
+
+	ck_assert_int_eq(rouse_mpsc_new(sizeof(int), 0, &p.m), 0);
+	d.m = p.m;
+	ck_assert_int_eq(rouse_spawn(ex, &p.base, sizeof(p), &h), 0);
+	/* Hangs if the producer's sender waits for the handle to go. */
+	ck_assert_int_eq(rouse_executor_block_on(ex, &d.base), 0);
+	ck_assert_int_eq(d.sum, 6);
+	ck_assert_int_eq(rouse_executor_block_on(ex, &h.base), 0);
+	ck_assert_int_eq(h.result, 0);
+	ck_assert_int_eq(((struct producer *)h.output)->sent, 3);
+	ck_assert_int_eq(rouse_future_drop(&h.base), 0);
+	ck_assert_int_eq(rouse_mpsc_free(d.m), 0);
+	ck_assert_int_eq(rouse_executor_free(ex), 0);
+}
+END_TEST
+
 START_TEST(abort_after_completion)
 {
 	struct rouse_executor *ex = make_ex(_i);
@@ -381,7 +473,7 @@ START_TEST(abort_after_completion)
 	/* Polled again after ready: still the output. */
 	ck_assert_int_eq(h.result, 0);
 	ck_assert_int_eq(((struct dbl *)h.output)->out, 8);
-	ck_assert_int_eq(atomic_load(&drops), 0);
+	ck_assert_int_eq(atomic_load(&drops), 1);
 	ck_assert_int_eq(rouse_join_handle_detach(&h), 0);
 	ck_assert_int_eq(atomic_load(&drops), 1);
 	ck_assert_int_eq(rouse_join_handle_detach(&h), -EINVAL);
@@ -714,7 +806,7 @@ START_TEST(abort_races_completion)
 		if (h.result == 0) {
 			completed++;
 			ck_assert_ptr_nonnull(h.output);
-			ck_assert_int_eq(atomic_load(&drops), 0);
+			ck_assert_int_eq(atomic_load(&drops), 1);
 		} else {
 			cancelled++;
 			ck_assert_int_eq(h.result, -ECANCELED);
@@ -752,7 +844,7 @@ START_TEST(shutdown_with_live_tasks)
 	ck_assert_int_eq(rouse_executor_block_on(ex, &done_h.base), 0);
 	/* Some gates were polled (or not); none can complete. */
 	ck_assert_int_eq(rouse_executor_free(ex), 0);
-	ck_assert_int_eq(atomic_load(&drops), 8);
+	ck_assert_int_eq(atomic_load(&drops), 9);
 	for (i = 0; i < 8; i++) {
 		ck_assert_int_eq(test_poll_noop(&h[i].base), ROUSE_READY);
 		ck_assert_int_eq(h[i].result, -ECANCELED);
@@ -860,6 +952,7 @@ static Suite *task_suite(void)
 	tcase_add_loop_test(tc, abort_pending, 0, 2);
 	tcase_add_test(tc, abort_queued);
 	tcase_add_loop_test(tc, abort_after_completion, 0, 2);
+	tcase_add_loop_test(tc, completed_task_drops_future, 0, 2);
 	tcase_add_loop_test(tc, detach_runs_and_drops, 0, 2);
 	tcase_add_loop_test(tc, wake_after_finish, 0, 2);
 	tcase_add_loop_test(tc, abort_yielding, 0, 2);
