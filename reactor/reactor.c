@@ -561,35 +561,42 @@ ROUSE__PUBLIC void rouse_reactor_free(struct rouse_reactor *r)
 
 /* ---- the process-wide default reactor ---------------------------------- */
 
-static pthread_once_t default_once = PTHREAD_ONCE_INIT;
-static struct rouse_reactor *default_reactor;
-static int default_err;
-
-static void default_create(void)
-{
-	struct rouse_reactor *r;
-	int err = rouse_reactor_new(&r, 0);
-
-	if (err == 0) {
-		err = rouse_reactor_start(r);
-		if (err < 0)
-			rouse_reactor_free(r);
-	}
-	if (err < 0) {
-		default_err = err;
-		return;
-	}
-	default_reactor = r;
-}
+/*
+ * Made by the first call that succeeds.  A failure (out of descriptors,
+ * say) is not remembered: the next call tries again.
+ */
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rouse_reactor *default_reactor;	/* atomic once set */
 
 ROUSE__PUBLIC int rouse_reactor_default(struct rouse_reactor **out)
 {
+	struct rouse_reactor *r;
+	int err = 0;
+
 	if (out == NULL)
 		return -EINVAL;
-	pthread_once(&default_once, default_create);
-	if (default_reactor == NULL)
-		return default_err;
-	*out = default_reactor;
+	r = __atomic_load_n(&default_reactor, __ATOMIC_ACQUIRE);
+	if (r != NULL) {
+		*out = r;
+		return 0;
+	}
+	pthread_mutex_lock(&default_lock);
+	r = default_reactor;
+	if (r == NULL) {
+		err = rouse_reactor_new(&r, 0);
+		if (err == 0) {
+			err = rouse_reactor_start(r);
+			if (err < 0)
+				rouse_reactor_free(r);
+		}
+		if (err == 0)
+			__atomic_store_n(&default_reactor, r,
+					 __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&default_lock);
+	if (err < 0)
+		return err;
+	*out = r;
 	return 0;
 }
 

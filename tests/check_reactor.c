@@ -687,6 +687,63 @@ START_TEST(test_default)
 }
 END_TEST
 
+/*
+ * In a child of its own (so that no earlier test made the default
+ * reactor): the first call fails for want of descriptors, and a call
+ * after some were freed succeeds.  No Check macro in the child.
+ */
+static int default_after_emfile(void)
+{
+	struct rouse_reactor *r = NULL;
+	int fds[64], n = 0, err;
+
+	/* Use up every descriptor the limit allows. */
+	for (;;) {
+		int fd = dup(0);
+
+		if (fd < 0)
+			break;
+		if (n < 64)
+			fds[n++] = fd;
+	}
+	if (errno != EMFILE)
+		return 10;
+	err = rouse_reactor_default(&r);
+	if (err != -EMFILE || r != NULL)
+		return 11;
+	err = rouse_reactor_default(&r);
+	if (err != -EMFILE)
+		return 12;	/* still none free: the same error, again */
+	while (n > 0)
+		close(fds[--n]);
+	err = rouse_reactor_default(&r);
+	if (err != 0 || r == NULL)
+		return 13;
+	return 0;
+}
+
+START_TEST(test_default_retries)
+{
+	struct rlimit lim = { 0, 0 };
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* Room for the open descriptors and a few dozen more. */
+		ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
+		lim.rlim_cur = 256;
+		if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+			_exit(9);
+		_exit(default_after_emfile());
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 static void *default_thread(void *arg)
 {
 	struct rouse_reactor **out = arg;
@@ -1181,6 +1238,7 @@ static Suite *reactor_suite(void)
 	tc = tcase_create("default");
 	tcase_add_test(tc, test_default);
 	tcase_add_test(tc, test_default_threads);
+	tcase_add_test(tc, test_default_retries);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 
