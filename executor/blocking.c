@@ -93,6 +93,7 @@ struct rouse_blocking_pool {
 	atomic_uint_fast64_t completed;
 	/* The owner's (until free returns) + one per job alive. */
 	atomic_uint refs;
+	unsigned int fork_gen;		/* see rouse__inherited() */
 };
 
 /* The pool whose thread this is, so that it cannot free itself. */
@@ -329,6 +330,7 @@ static int pool_make(const struct rouse_blocking_pool_config *cfg,
 		return -ENOMEM;
 	p->max_threads = cfg->max_threads;
 	p->idle_timeout_ns = cfg->idle_timeout_ns;
+	p->fork_gen = rouse__fork_now();
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->running, 0);
 	atomic_init(&p->completed, 0);
@@ -394,10 +396,16 @@ ROUSE__PUBLIC int rouse_blocking_pool_default(struct rouse_blocking_pool **out)
 	if (out == NULL)
 		return -EINVAL;
 	p = atomic_load_explicit(&default_pool, memory_order_acquire);
-	if (ROUSE__LIKELY(p != NULL)) {
+	if (ROUSE__LIKELY(p != NULL) && !rouse__inherited(p->fork_gen)) {
 		*out = p;
 		return 0;
 	}
+	/*
+	 * None yet, or the parent's, whose threads are not in this child of
+	 * fork(): the child gets a pool of its own (the parent's copy is
+	 * left as it is).
+	 */
+	expected = p;
 	/* A new pool has no threads: the loser of a race frees it cheaply. */
 	err = pool_make(NULL, &p);
 	if (err < 0)
@@ -422,6 +430,8 @@ ROUSE__PUBLIC int rouse_blocking_pool_free(struct rouse_blocking_pool *pool)
 	if (pool == NULL ||
 	    pool == atomic_load_explicit(&default_pool, memory_order_acquire))
 		return -EINVAL;
+	if (rouse__inherited(pool->fork_gen))
+		return -ECHILD;
 	/* Its own thread would wait for itself below. */
 	if (pool == tls_pool)
 		return -EDEADLK;
@@ -455,6 +465,8 @@ rouse_blocking_pool_get_stats(struct rouse_blocking_pool *pool,
 {
 	if (pool == NULL || out == NULL)
 		return -EINVAL;
+	if (rouse__inherited(pool->fork_gen))
+		return -ECHILD;
 	pthread_mutex_lock(&pool->lock);
 	out->threads = pool->threads;
 	out->running = atomic_load_explicit(&pool->running,
@@ -636,6 +648,8 @@ ROUSE__PUBLIC int rouse_spawn_blocking(struct rouse_blocking_pool *pool,
 		if (err < 0)
 			return err;
 	}
+	if (rouse__inherited(pool->fork_gen))
+		return -ECHILD;
 	j = rouse__malloc(sizeof(*j));
 	if (j == NULL)
 		return -ENOMEM;

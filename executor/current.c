@@ -200,14 +200,22 @@ int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 			break;
 		}
 		err = 0;
+		/* A child of fork() went on in its parent's block_on. */
+		if (rouse__inherited(ex->fork_gen)) {
+			err = -ECHILD;
+			break;
+		}
 	}
 	rouse__in_block_on = false;
 	rouse__cur_worker = NULL;
 	pthread_setcancelstate(cancel_state, NULL);
 
-	pthread_mutex_lock(&ex->inject_lock);
-	ex->ct_unpark = NULL;
-	pthread_mutex_unlock(&ex->inject_lock);
+	/* In a child, the parent's threads may have left the lock held. */
+	if (err != -ECHILD) {
+		pthread_mutex_lock(&ex->inject_lock);
+		ex->ct_unpark = NULL;
+		pthread_mutex_unlock(&ex->inject_lock);
+	}
 	rouse_waker_drop(&rw);
 	return err;
 }

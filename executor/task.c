@@ -321,6 +321,9 @@ static void schedule_remote(struct rouse_executor *ex, struct rouse__task *t)
 	struct rouse_waker w = { NULL, NULL };
 	bool was_empty;
 
+	/* The parent's executor, in a child: nobody here runs it. */
+	if (rouse__inherited(ex->fork_gen))
+		return;
 	pthread_mutex_lock(&ex->inject_lock);
 	if (ROUSE__UNLIKELY(ex->closed)) {
 		/* Shutdown owns the task now; it counts this wake. */
@@ -424,6 +427,12 @@ static enum rouse_poll join_poll(struct rouse_future *self,
 	if (t == NULL)
 		return ROUSE_READY;	/* polled again after READY */
 	s = state_load(t);
+	if (!(s & TASK_DONE) && rouse__inherited(t->ex->fork_gen)) {
+		/* The parent's task, in a child: it will never finish here. */
+		h->result = -ECHILD;
+		h->output = NULL;
+		return ROUSE_READY;
+	}
 	if (!(s & TASK_DONE) && join_waker_set(t, s, cx->waker))
 		return ROUSE_PENDING;
 	s = state_load(t);
@@ -496,6 +505,8 @@ ROUSE__PUBLIC int rouse_join_handle_abort(struct rouse_join_handle *h)
 	if (t == NULL)
 		return 0;
 	s = state_load(t);
+	if (!(s & TASK_DONE) && rouse__inherited(t->ex->fork_gen))
+		return -ECHILD;
 	do {
 		if (s & (TASK_COMPLETE | TASK_CLOSED))
 			return 0;
@@ -538,6 +549,8 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 		if (ex == NULL)
 			return -ESRCH;
 	}
+	if (rouse__inherited(ex->fork_gen))
+		return -ECHILD;
 	if (ROUSE__UNLIKELY(__atomic_load_n(&ex->closed, __ATOMIC_RELAXED)))
 		return -ECANCELED;
 	t = rouse__malloc(sizeof(*t) + size);
@@ -619,6 +632,7 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 	memset(ex, 0, sizeof(*ex));
 	ex->cfg = *cfg;
 	ex->cfg.parker = NULL;
+	ex->fork_gen = rouse__fork_now();
 	if (cfg->parker != NULL) {
 		ex->parker = *cfg->parker;
 		ex->has_parker = true;
@@ -695,6 +709,9 @@ ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
 
 	if (ex == NULL)
 		return -EINVAL;
+	/* Its threads are the parent's: nothing here to stop or join. */
+	if (rouse__inherited(ex->fork_gen))
+		return -ECHILD;
 	if (rouse_executor_current() == ex)
 		return -EDEADLK;
 	pthread_mutex_lock(&ex->inject_lock);
@@ -777,6 +794,8 @@ ROUSE__PUBLIC int rouse_executor_block_on(struct rouse_executor *ex,
 		return -EINVAL;
 	if (rouse__in_block_on)
 		return -EDEADLK;
+	if (rouse__inherited(ex->fork_gen))
+		return -ECHILD;
 	if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD)
 		return rouse__ct_block_on(ex, f);
 	pthread_mutex_lock(&ex->inject_lock);

@@ -125,6 +125,12 @@ struct rouse__task_list {
 
 struct rouse_executor {
 	struct rouse_executor_config cfg;
+	/*
+	 * The fork generation it was made in.  In a child of fork() its
+	 * threads are gone and its locks may be held for good: every call
+	 * on it is refused with -ECHILD, and wakes of its tasks are ignored.
+	 */
+	unsigned int fork_gen;
 	struct rouse_parker parker;	/* cfg.parker copied, if any */
 	bool has_parker;
 

@@ -43,6 +43,25 @@
 #define rouse__container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
+/* ---- fork ---------------------------------------------------------- */
+
+#define rouse__fork_gen ROUSE__NS(fork_gen)
+
+/* Moves on in every child of fork(); see lib/fork.c. */
+extern unsigned int rouse__fork_gen;
+
+/* The current generation, for an object being made to record. */
+static inline unsigned int rouse__fork_now(void)
+{
+	return __atomic_load_n(&rouse__fork_gen, __ATOMIC_RELAXED);
+}
+
+/* Whether an object that recorded gen was made before a fork(). */
+static inline int rouse__inherited(unsigned int gen)
+{
+	return ROUSE__UNLIKELY(gen != rouse__fork_now());
+}
+
 /* ---- logging ------------------------------------------------------- */
 
 #define rouse__log_level ROUSE__NS(log_level)

@@ -18,6 +18,7 @@
  * and is dropped rather than delivered to whoever has the slot now.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,8 @@ ROUSE__PUBLIC int rouse_io_register(struct rouse_reactor *r, int fd,
 		return -EINVAL;
 	if (fd < 0)
 		return -EBADF;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	io = rouse__malloc(sizeof(*io));
 	if (io == NULL)
 		return -ENOMEM;
@@ -327,6 +330,8 @@ ROUSE__PUBLIC int rouse_io_deregister(struct rouse_io *io)
 {
 	if (io == NULL || io->kind != ROUSE__SRC_IO)
 		return -EINVAL;
+	if (rouse__inherited(io->reactor->fork_gen))
+		return -ECHILD;
 	io_destroy(io);
 	rouse__free(io);
 	return 0;
@@ -353,6 +358,8 @@ ROUSE__PUBLIC int rouse_io_clear(struct rouse_io *io, uint32_t events)
 
 	if (io == NULL)
 		return -EINVAL;
+	if (rouse__inherited(io->reactor->fork_gen))
+		return -ECHILD;
 	rouse__reactor_lock(io->reactor);
 	tick = atomic_load_explicit(&io->tick, memory_order_relaxed);
 	/* Each direction by the tick its own readiness was reported at. */
@@ -450,6 +457,58 @@ void rouse__io_cancel_all(struct rouse_reactor *r)
 	}
 }
 
+/*
+ * rouse_reactor_fork(), in the child, with no other thread: register every
+ * live source with the new epoll set epfd.  A user event gets an eventfd
+ * of its own first, under the same number (the inherited one is the
+ * parent's: a notify would wake the parent).  The readiness caches start
+ * again from nothing, since the parent may have used up what they say;
+ * the registration's first event fills them, and wakes the waiters.
+ */
+int rouse__io_fork(struct rouse_reactor *r, int epfd)
+{
+	static const uint64_t one = 1;
+	struct rouse_io *io;
+
+	for (io = r->live; io != NULL; io = io->next_live) {
+		struct epoll_event ev = { .data.u64 = io_tag(io) };
+
+		/* Closed without being deregistered: nothing to register. */
+		if (r->fd_owner[io->fd] != io)
+			continue;
+		if (io->kind == ROUSE__SRC_EVENT) {
+			struct rouse_event *e = rouse__container_of(
+				io, struct rouse_event, io);
+			int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+			if (fd < 0)
+				return -errno;
+			if (dup3(fd, io->fd, O_CLOEXEC) < 0) {
+				close(fd);
+				return -errno;
+			}
+			close(fd);
+			/* Notifications not yet taken: an edge for them. */
+			if (atomic_load(&e->count) != 0 &&
+			    write(io->fd, &one, sizeof(one)) < 0)
+				return -errno;
+			ev.events = EPOLLIN | EPOLLET;
+		} else {
+			ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI |
+				    EPOLLET;
+		}
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0) {
+			if (errno != EBADF)
+				return -errno;
+			continue;	/* closed in the child meanwhile */
+		}
+		atomic_store_explicit(&io->ready, 0, memory_order_relaxed);
+		atomic_store_explicit(&io->tick, 0, memory_order_relaxed);
+		io->seen_tick[0] = io->seen_tick[1] = 0;
+	}
+	return 0;
+}
+
 /* ---- the operations' side ------------------------------------------------ */
 
 /*
@@ -513,7 +572,8 @@ static void op_finish_drained(struct rouse_io_op *op, bool drained,
 	struct rouse_io *io = op->io;
 	struct rouse_waker w = { NULL, NULL };
 
-	if (io == NULL || (!op->registered && !drained))
+	if (io == NULL || (!op->registered && !drained) ||
+	    rouse__inherited(io->reactor->fork_gen))
 		return;
 	rouse__reactor_lock(io->reactor);
 	if (drained && atomic_load_explicit(&io->tick, memory_order_acquire) ==
@@ -538,6 +598,20 @@ static void op_setup(struct rouse_io_op *op,
 	op->io = io;
 	op->dir = dir;
 	op->registered = 0;
+}
+
+/*
+ * Why op can make no progress, or 0: its source was deregistered or its
+ * reactor freed (-ECANCELED), or the reactor was inherited through fork()
+ * and not yet made the child's own (-ECHILD).
+ */
+static inline int op_refused(const struct rouse_io_op *op)
+{
+	if (op->io == NULL)
+		return -ECANCELED;
+	if (rouse__inherited(op->io->reactor->fork_gen))
+		return -ECHILD;
+	return 0;
 }
 
 /*
@@ -596,8 +670,9 @@ static enum rouse_poll ready_poll(struct rouse_future *f,
 	uint32_t mask = dir_bits[op->dir].try;
 	int err;
 
-	if (io == NULL) {
-		rf->result = -ECANCELED;
+	err = op_refused(op);
+	if (err < 0) {
+		rf->result = err;
 		return ROUSE_READY;
 	}
 	rouse__reactor_lock(io->reactor);
@@ -665,8 +740,9 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 		ssize_t n;
 		int err;
 
-		if (op->io == NULL) {
-			rw->result = -ECANCELED;
+		err = op_refused(op);
+		if (err < 0) {
+			rw->result = err;
 			return ROUSE_READY;
 		}
 		tick = atomic_load_explicit(&op->io->tick,
@@ -770,8 +846,9 @@ static enum rouse_poll accept_poll(struct rouse_future *f,
 		unsigned int tick;
 		int fd, err;
 
-		if (op->io == NULL) {
-			a->result = -ECANCELED;
+		err = op_refused(op);
+		if (err < 0) {
+			a->result = err;
 			return ROUSE_READY;
 		}
 		tick = atomic_load_explicit(&op->io->tick,
@@ -828,10 +905,11 @@ static enum rouse_poll connect_poll(struct rouse_future *f,
 {
 	struct rouse_io_connect *c = (struct rouse_io_connect *)f;
 	struct rouse_io_op *op = &c->op;
-	int fd;
+	int fd, err;
 
-	if (op->io == NULL) {
-		c->result = -ECANCELED;
+	err = op_refused(op);
+	if (err < 0) {
+		c->result = err;
 		return ROUSE_READY;
 	}
 	fd = op->io->fd;
@@ -850,7 +928,7 @@ static enum rouse_poll connect_poll(struct rouse_future *f,
 		struct sockaddr_storage peer;
 		socklen_t len = sizeof(peer);
 		unsigned int tick;
-		int soerr = 0, err;
+		int soerr = 0;
 
 		tick = atomic_load_explicit(&op->io->tick,
 					    memory_order_acquire);
@@ -914,6 +992,8 @@ ROUSE__PUBLIC int rouse_event_new(struct rouse_reactor *r,
 
 	if (r == NULL || out == NULL)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	ev = rouse__malloc(sizeof(*ev));
 	if (ev == NULL)
 		return -ENOMEM;
@@ -938,6 +1018,12 @@ ROUSE__PUBLIC void rouse_event_free(struct rouse_event *ev)
 {
 	if (ev == NULL)
 		return;
+	if (rouse__inherited(ev->io.reactor->fork_gen)) {
+		rouse__error("event %p: its reactor was inherited through "
+			     "fork(); call rouse_reactor_fork() first",
+			     (void *)ev);
+		return;
+	}
 	io_destroy(&ev->io);
 	close(ev->io.fd);
 	rouse__free(ev);
@@ -953,6 +1039,9 @@ ROUSE__PUBLIC int rouse_event_notify(struct rouse_event *ev)
 
 	if (ev == NULL)
 		return -EINVAL;
+	/* Its eventfd is the parent's: a write would wake the parent. */
+	if (rouse__inherited(ev->io.reactor->fork_gen))
+		return -ECHILD;
 	if (atomic_fetch_add_explicit(&ev->count, 1, memory_order_acq_rel) != 0)
 		return 0;
 	while (write(ev->io.fd, &one, sizeof(one)) < 0) {
@@ -972,8 +1061,9 @@ static enum rouse_poll event_wait_poll(struct rouse_future *f,
 	uint64_t n;
 	int err;
 
-	if (op->io == NULL) {
-		w->result = -ECANCELED;
+	err = op_refused(op);
+	if (err < 0) {
+		w->result = err;
 		return ROUSE_READY;
 	}
 	ev = rouse__container_of(op->io, struct rouse_event, io);

@@ -83,6 +83,12 @@ struct rouse_event {
 };
 
 struct rouse_reactor {
+	/*
+	 * The fork generation it was made in, or made the child's own in by
+	 * rouse_reactor_fork(): while rouse__inherited() says so, every call
+	 * but rouse_reactor_fork() is refused with -ECHILD.
+	 */
+	unsigned int fork_gen;
 	int epfd;
 	int tfd;
 	struct rouse__wake *wake;
@@ -139,6 +145,7 @@ static inline void rouse__reactor_unlock(struct rouse_reactor *r)
 #define rouse__reactor_unpark ROUSE__NS(reactor_unpark)
 #define rouse__io_dispatch ROUSE__NS(io_dispatch)
 #define rouse__io_cancel_all ROUSE__NS(io_cancel_all)
+#define rouse__io_fork ROUSE__NS(io_fork)
 #define rouse__timers_cancel_all ROUSE__NS(timers_cancel_all)
 #define rouse__fire_timers ROUSE__NS(fire_timers)
 
@@ -149,6 +156,8 @@ void rouse__reactor_unpark(struct rouse_reactor *r);
 /* Handle a batch of epoll events for sources; returns the wakers woken. */
 int rouse__io_dispatch(struct rouse_reactor *r,
 		       const struct epoll_event *evs, int n);
+/* In a child of fork(): register every source with the new epoll set. */
+int rouse__io_fork(struct rouse_reactor *r, int epfd);
 /* At free: every pending source operation completes with -ECANCELED. */
 void rouse__io_cancel_all(struct rouse_reactor *r);
 void rouse__timers_cancel_all(struct rouse_reactor *r);

@@ -234,6 +234,8 @@ ROUSE__PUBLIC int64_t rouse_reactor_now(struct rouse_reactor *r)
 
 	if (r == NULL)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	rouse__reactor_lock(r);
 	now = rouse__reactor_now_locked(r);
 	rouse__reactor_unlock(r);
@@ -244,6 +246,8 @@ ROUSE__PUBLIC int rouse_reactor_clock_pause(struct rouse_reactor *r)
 {
 	if (r == NULL)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	rouse__reactor_lock(r);
 	if (!r->paused) {
 		r->paused_now = rouse__reactor_now_locked(r);
@@ -259,6 +263,8 @@ ROUSE__PUBLIC int rouse_reactor_clock_resume(struct rouse_reactor *r)
 {
 	if (r == NULL)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	rouse__reactor_lock(r);
 	if (r->paused) {
 		/*
@@ -280,6 +286,8 @@ ROUSE__PUBLIC int rouse_reactor_clock_advance(struct rouse_reactor *r,
 {
 	if (r == NULL || ns < 0)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	rouse__reactor_lock(r);
 	if (!r->paused) {
 		rouse__reactor_unlock(r);
@@ -384,6 +392,8 @@ ROUSE__PUBLIC int rouse_reactor_turn(struct rouse_reactor *r,
 
 	if (r == NULL)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	/* One thread drives a reactor at a time. */
 	if (atomic_exchange_explicit(&r->driving, true, memory_order_acquire))
 		return -EBUSY;
@@ -399,6 +409,8 @@ ROUSE__PUBLIC int rouse_reactor_fd(const struct rouse_reactor *r)
 {
 	if (r == NULL)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	return r->epfd;
 }
 
@@ -428,6 +440,8 @@ ROUSE__PUBLIC int rouse_reactor_start(struct rouse_reactor *r)
 
 	if (r == NULL || r->local)
 		return -EINVAL;	/* a thread of its own is a second thread */
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	if (atomic_exchange_explicit(&r->driving, true, memory_order_acquire))
 		return -EBUSY;
 	atomic_store(&r->stopping, false);
@@ -446,6 +460,8 @@ ROUSE__PUBLIC int rouse_reactor_stop(struct rouse_reactor *r)
 
 	if (r == NULL)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	if (!r->threaded)
 		return -ESRCH;
 	if (pthread_equal(r->thread, pthread_self()))
@@ -507,6 +523,7 @@ ROUSE__PUBLIC int rouse_reactor_new(struct rouse_reactor **out,
 	if (err < 0)
 		goto fail;
 	r->local = (flags & ROUSE_REACTOR_LOCAL) != 0;
+	r->fork_gen = rouse__fork_now();
 	pthread_mutex_init(&r->lock, NULL);
 	rouse__timers_init(&r->timers, rouse__now_ns());
 	r->armed = INT64_MAX;
@@ -528,6 +545,12 @@ ROUSE__PUBLIC void rouse_reactor_free(struct rouse_reactor *r)
 {
 	if (r == NULL)
 		return;
+	if (rouse__inherited(r->fork_gen)) {
+		rouse__error("reactor %p: inherited through fork(); call "
+			     "rouse_reactor_fork() before freeing it; not freed",
+			     (void *)r);
+		return;
+	}
 	if (!r->threaded &&
 	    atomic_load_explicit(&r->driving, memory_order_acquire)) {
 		/* A turn is running (it may be the one that called us). */
@@ -557,6 +580,65 @@ ROUSE__PUBLIC void rouse_reactor_free(struct rouse_reactor *r)
 	rouse__free(r->next_free);
 	rouse__free(r->fd_owner);
 	rouse__free(r);
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+/*
+ * In a child of fork(), make an inherited reactor the child's own.  Its
+ * epoll set, timerfd and eventfd are shared with the parent (a timerfd
+ * re-armed here would move the parent's timers), so the child gets new
+ * ones, and every source is registered again.  The lock may have been
+ * held by a parent thread that does not exist here: it is made anew, and
+ * so is the reactor's thread, if it had one.
+ */
+ROUSE__PUBLIC int rouse_reactor_fork(struct rouse_reactor *r)
+{
+	bool threaded;
+	int epfd, tfd, efd, err;
+
+	if (r == NULL)
+		return -EINVAL;
+	if (!rouse__inherited(r->fork_gen))
+		return 0;
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (epfd < 0 || tfd < 0 || efd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	err = add_own_fd(epfd, tfd, TAG_TIMER);
+	if (err == 0)
+		err = add_own_fd(epfd, efd, TAG_WAKE);
+	if (err == 0)
+		err = rouse__io_fork(r, epfd);
+	if (err < 0)
+		goto fail;
+	pthread_mutex_init(&r->lock, NULL);
+	close(r->epfd);
+	close(r->tfd);
+	close(r->wake->efd);
+	r->epfd = epfd;
+	r->tfd = tfd;
+	r->wake->efd = efd;
+	atomic_store(&r->wake->state, WAKE_EMPTY);
+	atomic_store(&r->driving, false);
+	atomic_store(&r->stopping, false);
+	r->skipped_polls = 0;
+	threaded = r->threaded;
+	r->threaded = false;
+	r->fork_gen = rouse__fork_now();
+	r->armed = INT64_MAX;
+	rouse__reactor_rearm(r, true);
+	rouse__debug("reactor %p: made the child's own: epoll %d, timerfd %d, "
+		     "eventfd %d", (void *)r, epfd, tfd, efd);
+	return threaded ? rouse_reactor_start(r) : 0;
+fail:
+	close_if_open(epfd);
+	close_if_open(tfd);
+	close_if_open(efd);
+	return err;
 }
 
 /* ---- the process-wide default reactor ---------------------------------- */

@@ -137,6 +137,10 @@ static enum rouse_poll sleep_poll(struct rouse_future *f,
 		return ROUSE_READY;
 	}
 	r = s->reactor;
+	if (rouse__inherited(r->fork_gen)) {
+		s->result = -ECHILD;
+		return ROUSE_READY;
+	}
 	rouse__reactor_lock(r);
 	switch (s->entry.state) {
 	case ROUSE__TIMER_IDLE:
@@ -181,6 +185,9 @@ static void sleep_cancel(struct rouse_sleep *s)
 	if (timer_state(&s->entry) == ROUSE__TIMER_ARMED) {
 		struct rouse_reactor *r = s->reactor;
 
+		/* The parent's timer: not the child's to take out. */
+		if (rouse__inherited(r->fork_gen))
+			return;
 		rouse__reactor_lock(r);
 		if (s->entry.state == ROUSE__TIMER_ARMED) {
 			rouse__timers_remove(&r->timers, &s->entry);
@@ -226,6 +233,8 @@ ROUSE__PUBLIC int rouse_sleep_until_init(struct rouse_sleep *s,
 {
 	if (s == NULL || r == NULL || deadline_ns < 0)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	sleep_setup(s, r, deadline_ns);
 	return 0;
 }
@@ -235,6 +244,8 @@ ROUSE__PUBLIC int rouse_sleep_init(struct rouse_sleep *s,
 {
 	if (s == NULL || r == NULL || duration_ns < 0)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	sleep_setup(s, r, rouse__add_sat(rouse_reactor_now(r), duration_ns));
 	return 0;
 }
@@ -293,6 +304,8 @@ ROUSE__PUBLIC int rouse_interval_init(struct rouse_interval *iv,
 {
 	if (iv == NULL || r == NULL || period_ns <= 0)
 		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
 	sleep_setup(&iv->sleep, r, rouse__add_sat(rouse_reactor_now(r), period_ns));
 	iv->sleep.base.vtable = &interval_vtable;
 	iv->period = period_ns;

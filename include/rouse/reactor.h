@@ -43,6 +43,12 @@ struct rouse_reactor;
 int rouse_reactor_new(struct rouse_reactor **out, unsigned int flags);
 void rouse_reactor_free(struct rouse_reactor *r);
 int rouse_reactor_default(struct rouse_reactor **out);
+/*
+ * In a child of fork(): make a reactor inherited from the parent the
+ * child's own (new epoll set, timerfd and eventfd; every source registered
+ * again).  Until then every other call on it fails with -ECHILD.
+ */
+int rouse_reactor_fork(struct rouse_reactor *r);
 
 int rouse_reactor_fd(const struct rouse_reactor *r);
 int rouse_reactor_turn(struct rouse_reactor *r, int64_t timeout_ns);
