@@ -7,6 +7,7 @@
 #include <rouse/executor.h>
 #include <rouse/future.h>
 #include <rouse/log.h>
+#include <rouse/net.h>
 #include <rouse/reactor.h>
 #include <rouse/sync.h>
 

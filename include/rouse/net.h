@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * <rouse/net.h> - addresses, streams and TCP, in librouse-reactor.
+ *
+ * An address is a value (struct rouse_addr) that parses from and formats
+ * to text: "127.0.0.1:8080", "[::1]:8080", "/path/to/socket", "@abstract".
+ * A stream is a registered, connected byte stream that the library owns
+ * (a TCP or Unix stream socket, a pipe): its futures read, write, read or
+ * write exactly a length, and shut down the writing side.  A TCP listener
+ * hands out streams through an accept future; a connect future makes one.
+ * Every future is caller-owned, made with its *_init(), and cancelled by
+ * its drop.  Everything returns 0 (or a count) or -errno.
+ */
+#ifndef ROUSE_NET_H
+#define ROUSE_NET_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+#include <rouse/reactor.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- addresses ----------------------------------------------------------- */
+
+/* An IPv4, IPv6 or Unix (path or abstract) socket address. */
+struct rouse_addr {
+	socklen_t len;			/* 0: no address */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+		struct sockaddr_un un;
+		struct sockaddr_storage storage;
+	} u;
+};
+
+/* Room for any address rouse_addr_format() writes, with its NUL. */
+#define ROUSE_ADDR_STRLEN 112
+
+int rouse_addr_parse(struct rouse_addr *out, const char *text);
+int rouse_addr_format(const struct rouse_addr *a, char *buf, size_t size);
+int rouse_addr_from_sockaddr(struct rouse_addr *out,
+			     const struct sockaddr *sa, socklen_t len);
+/* The port of an IPv4 or IPv6 address, in host order. */
+int rouse_addr_port(const struct rouse_addr *a);
+
+/* ---- streams ---------------------------------------------------------- */
+
+struct rouse_stream;
+
+/* Adopt fd, a connected stream socket or a pipe end, on reactor r. */
+int rouse_stream_open(struct rouse_reactor *r, int fd,
+		      struct rouse_stream **out);
+/* Deregister and close; every future of the stream must be dropped. */
+int rouse_stream_close(struct rouse_stream *s);
+int rouse_stream_fd(const struct rouse_stream *s);
+/* shutdown(2): SHUT_WR sends the end of the stream (a half-close). */
+int rouse_stream_shutdown(struct rouse_stream *s, int how);
+int rouse_stream_set_nodelay(struct rouse_stream *s, int on);
+int rouse_stream_set_keepalive(struct rouse_stream *s, int on);
+int rouse_stream_local_addr(const struct rouse_stream *s,
+			    struct rouse_addr *out);
+int rouse_stream_peer_addr(const struct rouse_stream *s,
+			   struct rouse_addr *out);
+
+/*
+ * One future type for the four transfers.  result: bytes transferred, 0 at
+ * the end of the stream (read), or -errno.  A read_exact that meets the
+ * end first is -EPIPE, with done saying how many bytes came.
+ */
+struct rouse_stream_rw {
+	struct rouse_future base;
+	struct rouse_io_rw op;		/* private */
+	struct rouse_stream *stream;	/* private */
+	unsigned char *buf;		/* private */
+	size_t len;			/* private */
+	int mode;			/* private */
+	size_t done;			/* output: bytes so far */
+	ssize_t result;			/* output */
+};
+
+int rouse_stream_read_init(struct rouse_stream_rw *f, struct rouse_stream *s,
+			   void *buf, size_t len);
+int rouse_stream_write_init(struct rouse_stream_rw *f, struct rouse_stream *s,
+			    const void *buf, size_t len);
+int rouse_stream_read_exact_init(struct rouse_stream_rw *f,
+				 struct rouse_stream *s, void *buf,
+				 size_t len);
+int rouse_stream_write_all_init(struct rouse_stream_rw *f,
+				struct rouse_stream *s, const void *buf,
+				size_t len);
+
+/*
+ * readv(2) once, or writev(2) until every byte of the vector is written.
+ * The caller's iovec array stays the caller's, unchanged, and must live
+ * until the future is dropped.
+ */
+struct rouse_stream_rwv {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_stream *stream;	/* private */
+	const struct iovec *iov;	/* private */
+	int iovcnt;			/* private */
+	int writing;			/* private */
+	int waiting;			/* private */
+	size_t done;			/* output: bytes so far */
+	ssize_t result;			/* output */
+};
+
+int rouse_stream_readv_init(struct rouse_stream_rwv *f,
+			    struct rouse_stream *s, const struct iovec *iov,
+			    int iovcnt);
+int rouse_stream_writev_init(struct rouse_stream_rwv *f,
+			     struct rouse_stream *s, const struct iovec *iov,
+			     int iovcnt);
+
+/* ---- TCP ---------------------------------------------------------------- */
+
+struct rouse_tcp_listener;
+
+enum {
+	ROUSE_TCP_REUSEPORT = 0x1,	/* SO_REUSEPORT */
+	ROUSE_TCP_V6ONLY = 0x2,		/* an IPv6 listener takes no IPv4 */
+};
+
+/* socket, SO_REUSEADDR, bind, listen (backlog <= 0: SOMAXCONN). */
+int rouse_tcp_listen(struct rouse_reactor *r, const struct rouse_addr *addr,
+		     unsigned int flags, int backlog,
+		     struct rouse_tcp_listener **out);
+int rouse_tcp_listener_close(struct rouse_tcp_listener *l);
+int rouse_tcp_listener_fd(const struct rouse_tcp_listener *l);
+/* The bound address: the port the kernel chose for port 0. */
+int rouse_tcp_listener_addr(const struct rouse_tcp_listener *l,
+			    struct rouse_addr *out);
+
+/* Ready with a new stream on the listener's reactor, or -errno. */
+struct rouse_tcp_accept {
+	struct rouse_future base;
+	struct rouse_io_accept op;	/* private */
+	struct rouse_tcp_listener *listener;	/* private */
+	struct rouse_stream *stream;	/* output: the caller's to close */
+	struct rouse_addr peer;		/* output */
+	int result;			/* output: 0 or -errno */
+};
+
+int rouse_tcp_accept_init(struct rouse_tcp_accept *f,
+			  struct rouse_tcp_listener *l);
+
+/* Ready with a connected stream, or -errno (-ECONNREFUSED, ...). */
+struct rouse_tcp_connect {
+	struct rouse_future base;
+	struct rouse_io_connect op;	/* private */
+	struct rouse_reactor *reactor;	/* private */
+	struct rouse_io *io;		/* private */
+	int fd;				/* private */
+	struct rouse_stream *stream;	/* output: the caller's to close */
+	int result;			/* output: 0 or -errno */
+};
+
+int rouse_tcp_connect_init(struct rouse_tcp_connect *f,
+			   struct rouse_reactor *r,
+			   const struct rouse_addr *addr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ROUSE_NET_H */
