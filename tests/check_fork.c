@@ -461,7 +461,17 @@ static Suite *fork_suite(void)
 	tcase_add_test(tc, fork_during_join_poll);
 	tcase_add_test(tc, fork_storm_while_joining);
 	tcase_add_loop_test(tc, inherited_executor_refuses, 0, 2);
+	/*
+	 * The threaded case's child starts a thread after forking a
+	 * threaded parent, and ThreadSanitizer's registry still holds the
+	 * parent's reactor thread under the id the new one reuses ("dup
+	 * thread with used id"): a limit of the tool with fork, not a race.
+	 */
+#if defined(__SANITIZE_THREAD__)
+	tcase_add_loop_test(tc, child_makes_reactor_its_own, 0, 1);
+#else
 	tcase_add_loop_test(tc, child_makes_reactor_its_own, 0, 2);
+#endif
 	tcase_add_test(tc, fork_bad_input);
 	suite_add_tcase(s, tc);
 	return s;
