@@ -9,6 +9,7 @@
 #include <rouse/log.h>
 #include <rouse/net.h>
 #include <rouse/reactor.h>
+#include <rouse/signal.h>
 #include <rouse/sync.h>
 
 /* The headers are also self-contained and idempotent. */
