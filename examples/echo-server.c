@@ -1,243 +1,138 @@
 // SPDX-License-Identifier: MIT
 /*
- * examples/echo-server.c - a TCP echo server on the reactor.
+ * examples/echo-server.c - a TCP echo server: one task per connection.
  *
  *   examples/echo-server PORT [ADDRESS]     default address 127.0.0.1
  *   nc 127.0.0.1 PORT                       type; every line comes back
  *
- * One future serves every connection: it awaits an accept and, for each
- * connection, a read and then the writes that echo what was read.  All of
- * them share the one waker of rouse_block_on(), so each wake polls them
- * all again; a pending operation costs nothing until its fd is ready (its
- * poll is a cached-readiness check or one EAGAIN), and the reactor runs
- * driven by the same thread: rouse_block_on_with() parks in the reactor's
- * epoll_wait, and readiness reaches the future with no thread hop.
- *
- * Stop it with SIGINT or SIGTERM; it stops through a user event notified
- * from the signal handler, and closes everything on the way out.
+ * SIGINT or SIGTERM stops it; the executor then drops the connections.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include <rouse/async.h>
 #include <rouse/executor.h>
-#include <rouse/reactor.h>
+#include <rouse/net.h>
+#include <rouse/signal.h>
 
-#define BUF_SIZE 65536
-
-struct conn {
-	int fd;
-	struct rouse_io *io;
-	bool writing;			/* echoing buf[off..len) */
-	size_t len, off;
-	struct rouse_io_rw op;		/* the read or write in flight */
-	bool op_live;
-	char buf[BUF_SIZE];
+struct conn {			/* a task: echo until the peer is done */
+	struct rouse_future base;
+	struct rouse_async co;
+	struct rouse_stream *s;
+	struct rouse_stream_rw io;
+	char buf[16384];
 };
 
-struct server {
+static enum rouse_poll conn_poll(struct rouse_future *f,
+				 struct rouse_context *cx)
+{
+	struct conn *c = (struct conn *)f;
+
+	ROUSE_ASYNC_BEGIN(&c->co, cx);
+	for (;;) {
+		rouse_stream_read_init(&c->io, c->s, c->buf, sizeof(c->buf));
+		ROUSE_AWAIT(&c->io.base);
+		rouse_future_drop(&c->io.base);
+		if (c->io.result <= 0)	/* the end of the stream, or an error */
+			break;
+		rouse_stream_write_all_init(&c->io, c->s, c->buf,
+					    (size_t)c->io.result);
+		ROUSE_AWAIT(&c->io.base);
+		rouse_future_drop(&c->io.base);
+		if (c->io.result < 0)
+			break;
+	}
+	ROUSE_ASYNC_END();
+}
+
+static void conn_drop(struct rouse_future *f)
+{
+	struct conn *c = (struct conn *)f;
+
+	rouse_future_drop(&c->io.base);	/* -EINVAL if none is in flight */
+	rouse_stream_close(c->s);
+}
+
+static const struct rouse_future_vtable conn_vt = { conn_poll, conn_drop };
+
+struct server {			/* the root: accept until a signal */
 	struct rouse_future base;
-	struct rouse_reactor *reactor;
-	struct rouse_io *listen_io;
-	struct rouse_io_accept accept;
-	struct rouse_event_wait stop;	/* notified by the signal handler */
-	struct conn **conns;
-	size_t nconns, cap;
+	struct rouse_tcp_listener *listener;
+	struct rouse_tcp_accept accept;
+	struct rouse_signal_wait stop[2];
 	unsigned long served;
 };
-
-static struct rouse_event *stop_event;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	rouse_event_notify(stop_event);	/* async-signal-safe */
-}
-
-static void conn_close(struct server *s, size_t i)
-{
-	struct conn *c = s->conns[i];
-
-	if (c->op_live)
-		rouse_future_drop(&c->op.op.base);
-	rouse_io_deregister(c->io);
-	close(c->fd);
-	free(c);
-	s->conns[i] = s->conns[--s->nconns];
-}
-
-/* Move one connection as far as it can go; false when it is finished. */
-static bool conn_drive(struct conn *c, struct rouse_context *cx)
-{
-	for (;;) {
-		if (!c->op_live) {
-			if (c->writing)
-				rouse_io_write_init(&c->op, c->io,
-						    c->buf + c->off,
-						    c->len - c->off);
-			else
-				rouse_io_read_init(&c->op, c->io, c->buf,
-						   sizeof(c->buf));
-			c->op_live = true;
-		}
-		if (rouse_future_poll(&c->op.op.base, cx) == ROUSE_PENDING)
-			return true;
-		rouse_future_drop(&c->op.op.base);
-		c->op_live = false;
-		if (c->op.result <= 0)
-			return false;	/* end of file, or an error */
-		if (c->writing) {
-			c->off += (size_t)c->op.result;
-			if (c->off == c->len)
-				c->writing = false;
-		} else {
-			c->len = (size_t)c->op.result;
-			c->off = 0;
-			c->writing = true;
-		}
-	}
-}
-
-static void server_accept(struct server *s, int fd)
-{
-	struct conn *c = calloc(1, sizeof(*c));
-	int one = 1;
-
-	if (c == NULL || rouse_io_register(s->reactor, fd, &c->io) < 0) {
-		free(c);
-		close(fd);
-		return;
-	}
-	if (s->nconns == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-		struct conn **v = realloc(s->conns, cap * sizeof(*v));
-
-		if (v == NULL) {
-			rouse_io_deregister(c->io);
-			free(c);
-			close(fd);
-			return;
-		}
-		s->conns = v;
-		s->cap = cap;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->fd = fd;
-	s->conns[s->nconns++] = c;
-	s->served++;
-}
 
 static enum rouse_poll server_poll(struct rouse_future *f,
 				   struct rouse_context *cx)
 {
-	struct server *s = (struct server *)f;
-	size_t i;
+	struct server *sv = (struct server *)f;
 
-	if (rouse_future_poll(&s->stop.op.base, cx) == ROUSE_READY)
+	if (rouse_future_poll(&sv->stop[0].base, cx) == ROUSE_READY ||
+	    rouse_future_poll(&sv->stop[1].base, cx) == ROUSE_READY)
 		return ROUSE_READY;
-	while (rouse_future_poll(&s->accept.op.base, cx) == ROUSE_READY) {
-		int fd = s->accept.result;
+	while (rouse_future_poll(&sv->accept.base, cx) == ROUSE_READY) {
+		struct conn c = { .base = { &conn_vt }, .s = sv->accept.stream };
 
-		rouse_future_drop(&s->accept.op.base);
-		rouse_io_accept_init(&s->accept, s->listen_io);
-		if (fd < 0) {
-			fprintf(stderr, "echo-server: accept: %s\n",
-				strerror(-fd));
-			continue;
-		}
-		server_accept(s, fd);
-	}
-	for (i = 0; i < s->nconns;) {
-		if (conn_drive(s->conns[i], cx))
-			i++;
-		else
-			conn_close(s, i);	/* swaps the last one in */
+		if (sv->accept.result == 0 && rouse_spawn(NULL, &c.base,
+							  sizeof(c), NULL) < 0)
+			rouse_stream_close(c.s);
+		sv->served += sv->accept.result == 0;
+		rouse_future_drop(&sv->accept.base);
+		rouse_tcp_accept_init(&sv->accept, sv->listener);
 	}
 	return ROUSE_PENDING;
 }
 
-static void server_drop(struct rouse_future *f)
-{
-	struct server *s = (struct server *)f;
-
-	while (s->nconns > 0)
-		conn_close(s, 0);
-	free(s->conns);
-	rouse_future_drop(&s->accept.op.base);
-	rouse_future_drop(&s->stop.op.base);
-}
-
-static const struct rouse_future_vtable server_vtable = {
-	.poll = server_poll,
-	.drop = server_drop,
-};
+static const struct rouse_future_vtable server_vt = { server_poll, NULL };
 
 int main(int argc, char **argv)
 {
-	struct server s = { .base.vtable = &server_vtable };
-	struct sockaddr_in addr = { .sin_family = AF_INET };
+	struct server sv = { .base = { &server_vt } };
+	struct rouse_executor_config cfg;
+	struct rouse_executor *ex;
+	struct rouse_reactor *r;
+	struct rouse_signal *sig[2];
 	struct rouse_parker parker;
-	socklen_t len = sizeof(addr);
-	int lfd, one = 1, err;
-	char *end;
-	long port;
+	struct rouse_addr addr;
+	char text[ROUSE_ADDR_STRLEN];
+	int i, err;
 
-	if (argc < 2 || argc > 3) {
+	snprintf(text, sizeof(text), "%s:%s", argc > 2 ? argv[2] : "127.0.0.1",
+		 argc > 1 ? argv[1] : "");
+	if (argc < 2 || argc > 3 || rouse_addr_parse(&addr, text) < 0) {
 		fprintf(stderr, "usage: %s PORT [ADDRESS]\n", argv[0]);
 		return 2;
 	}
-	port = strtol(argv[1], &end, 10);
-	if (*end != '\0' || port < 0 || port > 65535 ||
-	    inet_pton(AF_INET, argc == 3 ? argv[2] : "127.0.0.1",
-		      &addr.sin_addr) != 1) {
-		fprintf(stderr, "echo-server: bad port or address\n");
-		return 2;
-	}
-	addr.sin_port = htons((uint16_t)port);
-
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (lfd < 0 ||
-	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    listen(lfd, 128) < 0 ||
-	    getsockname(lfd, (struct sockaddr *)&addr, &len) < 0) {
-		perror("echo-server: listen");
+	/* The executor's thread drives the reactor: no thread hop. */
+	rouse_executor_config_init(&cfg);
+	cfg.parker = &parker;
+	if ((err = rouse_reactor_new(&r, 0)) < 0 ||
+	    (err = rouse_reactor_parker(r, &parker)) < 0 ||
+	    (err = rouse_executor_new(&cfg, &ex)) < 0 ||
+	    (err = rouse_tcp_listen(r, &addr, 0, 0, &sv.listener)) < 0 ||
+	    (err = rouse_signal_new(r, SIGINT, &sig[0])) < 0 ||
+	    (err = rouse_signal_new(r, SIGTERM, &sig[1])) < 0) {
+		fprintf(stderr, "echo-server: %s\n", strerror(-err));
 		return 1;
 	}
-
-	err = rouse_reactor_new(&s.reactor, 0);
-	if (err == 0)
-		err = rouse_io_register(s.reactor, lfd, &s.listen_io);
-	if (err == 0)
-		err = rouse_event_new(s.reactor, &stop_event);
-	if (err < 0) {
-		fprintf(stderr, "echo-server: reactor: %s\n", strerror(-err));
-		return 1;
-	}
-	rouse_io_accept_init(&s.accept, s.listen_io);
-	rouse_event_wait_init(&s.stop, stop_event);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-
-	printf("echo-server: listening on %s:%u\n", inet_ntoa(addr.sin_addr),
-	       ntohs(addr.sin_port));
+	rouse_tcp_listener_addr(sv.listener, &addr);
+	rouse_addr_format(&addr, text, sizeof(text));
+	printf("echo-server: listening on %s\n", text);
 	fflush(stdout);
-	rouse_reactor_parker(s.reactor, &parker);
-	err = rouse_block_on_with(&s.base, &parker);
-	printf("echo-server: stopping after %lu connections\n", s.served);
-	rouse_future_drop(&s.base);
-	rouse_event_free(stop_event);
-	rouse_io_deregister(s.listen_io);
-	close(lfd);
-	rouse_reactor_free(s.reactor);
-	return err < 0 ? 1 : 0;
+	rouse_tcp_accept_init(&sv.accept, sv.listener);
+	for (i = 0; i < 2; i++)
+		rouse_signal_wait_init(&sv.stop[i], sig[i]);
+	rouse_executor_block_on(ex, &sv.base);
+	printf("echo-server: stopping after %lu connections\n", sv.served);
+	rouse_future_drop(&sv.accept.base);
+	rouse_executor_free(ex);	/* drops the connections still open */
+	for (i = 0; i < 2; i++) {
+		rouse_future_drop(&sv.stop[i].base);
+		rouse_signal_free(sig[i]);
+	}
+	rouse_tcp_listener_close(sv.listener);
+	rouse_reactor_free(r);
+	return 0;
 }

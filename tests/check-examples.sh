@@ -24,5 +24,13 @@ if ! out=$(timeout 300 "$top_builddir/tests/echo-clients" \
 	printf 'FAIL: examples/echo-server with a half-closing client and 100 others\n%s\n' "$out"
 	fail=1
 fi
+for opts in "" "--workers 2"; do
+	# shellcheck disable=SC2086
+	if ! out=$(timeout 300 "$top_builddir/tests/http-clients" \
+		"$top_builddir/examples/http-server" $opts 2>&1); then
+		printf 'FAIL: examples/http-server %s\n%s\n' "$opts" "$out"
+		fail=1
+	fi
+done
 [ $fail -eq 0 ] && echo "PASS: the examples run"
 exit $fail
