@@ -215,9 +215,17 @@ ROUSE__PUBLIC int rouse_tcp_accept_init(struct rouse_tcp_accept *f,
 
 static void connect_release(struct rouse_tcp_connect *f)
 {
+	/*
+	 * A reactor that is freed while the connect waits takes the source
+	 * out and frees it itself, and says so by clearing the waiting
+	 * operation's io (which nothing else clears): then only the socket
+	 * is left to close.
+	 */
+	bool freed = f->op.op.io == NULL;
+
 	if (f->op.op.base.vtable != NULL)
 		rouse_future_drop(&f->op.op.base);
-	if (f->io != NULL)
+	if (f->io != NULL && !freed)
 		rouse_io_deregister(f->io);
 	if (f->fd >= 0)
 		close(f->fd);
