@@ -162,6 +162,10 @@ ROUSE__PUBLIC int rouse_addr_from_sockaddr(struct rouse_addr *out,
 		break;
 	case AF_UNIX:
 		want = sizeof(sa_family_t);	/* unnamed: family alone */
+		/* No Unix address is longer; and text of one that were
+		 * would not fit in ROUSE_ADDR_STRLEN. */
+		if (len > sizeof(struct sockaddr_un))
+			return -EINVAL;
 		break;
 	default:
 		return -EAFNOSUPPORT;
