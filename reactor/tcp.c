@@ -40,9 +40,10 @@ static int reserve_open(void)
 	return open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* The family of an IPv4 or IPv6 address that fits its struct, or -1. */
 static int inet_family(const struct rouse_addr *a)
 {
-	if (a == NULL || a->len == 0)
+	if (a == NULL || a->len == 0 || a->len > sizeof(a->u))
 		return -1;
 	if (a->u.sa.sa_family != AF_INET && a->u.sa.sa_family != AF_INET6)
 		return -1;
