@@ -16,7 +16,6 @@
 #include <limits.h>
 #include <net/if.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <rouse/net.h>
@@ -86,10 +85,17 @@ static int parse_inet6(struct rouse_addr *a, const char *text)
 		*pct++ = '\0';
 		scope = if_nametoindex(pct);
 		if (scope == 0) {
-			char *end;
-			unsigned long v = strtoul(pct, &end, 10);
+			/* No such interface: a decimal index, digits only
+			 * (strtoul would take a sign or blanks first). */
+			unsigned long long v = 0;
+			const char *d;
 
-			if (*pct == '\0' || *end != '\0' || v > UINT_MAX)
+			for (d = pct; *d >= '0' && *d <= '9'; d++) {
+				v = v * 10 + (unsigned int)(*d - '0');
+				if (v > UINT_MAX)
+					return -EINVAL;
+			}
+			if (d == pct || *d != '\0')
 				return -EINVAL;
 			scope = (unsigned int)v;
 		}
@@ -162,6 +168,10 @@ ROUSE__PUBLIC int rouse_addr_from_sockaddr(struct rouse_addr *out,
 		break;
 	case AF_UNIX:
 		want = sizeof(sa_family_t);	/* unnamed: family alone */
+		/* No Unix address is longer; and text of one that were
+		 * would not fit in ROUSE_ADDR_STRLEN. */
+		if (len > sizeof(struct sockaddr_un))
+			return -EINVAL;
 		break;
 	default:
 		return -EAFNOSUPPORT;

@@ -761,10 +761,12 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 		 * On a socket, recv/send skip the VFS layer of read/write
 		 * (about 45 ns a call here), and send does not raise
 		 * SIGPIPE: a closed peer is -EPIPE, as any other error.
-		 * (A zero-length read stays read(2): recv(2) would wait
-		 * for data that it then does not take.)
+		 * A zero-length write too: write(2) of 0 bytes still
+		 * raises SIGPIPE on a socket shut down for writing.  (A
+		 * zero-length read stays read(2): recv(2) would wait for
+		 * data that it then does not take.)
 		 */
-		if (op->io->socket && rw->len > 0)
+		if (op->io->socket && (rw->len > 0 || !reading))
 			n = reading ? recv(op->io->fd, rw->buf, rw->len, 0)
 				    : send(op->io->fd, rw->buf, rw->len,
 					   MSG_NOSIGNAL);

@@ -342,6 +342,17 @@ static enum rouse_poll stream_rwv_poll(struct rouse_future *self,
 			f->result = (ssize_t)total;
 			return ROUSE_READY;
 		}
+		/*
+		 * The call is made without an fd future of io.c, so refuse
+		 * an inherited reactor here, as they do: in a child of
+		 * fork() the fd is the parent's too.  (Not before a wait
+		 * that was pending: the source may be gone with its reactor,
+		 * and the readiness future has answered for it.)
+		 */
+		if (rouse__inherited(f->stream->io->reactor->fork_gen)) {
+			f->result = -ECHILD;
+			return ROUSE_READY;
+		}
 		n = vec_call(f);
 		if (n >= 0) {
 			f->done += (size_t)n;

@@ -40,9 +40,10 @@ static int reserve_open(void)
 	return open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* The family of an IPv4 or IPv6 address that fits its struct, or -1. */
 static int inet_family(const struct rouse_addr *a)
 {
-	if (a == NULL || a->len == 0)
+	if (a == NULL || a->len == 0 || a->len > sizeof(a->u))
 		return -1;
 	if (a->u.sa.sa_family != AF_INET && a->u.sa.sa_family != AF_INET6)
 		return -1;
@@ -215,9 +216,17 @@ ROUSE__PUBLIC int rouse_tcp_accept_init(struct rouse_tcp_accept *f,
 
 static void connect_release(struct rouse_tcp_connect *f)
 {
+	/*
+	 * A reactor that is freed while the connect waits takes the source
+	 * out and frees it itself, and says so by clearing the waiting
+	 * operation's io (which nothing else clears): then only the socket
+	 * is left to close.
+	 */
+	bool freed = f->op.op.io == NULL;
+
 	if (f->op.op.base.vtable != NULL)
 		rouse_future_drop(&f->op.op.base);
-	if (f->io != NULL)
+	if (f->io != NULL && !freed)
 		rouse_io_deregister(f->io);
 	if (f->fd >= 0)
 		close(f->fd);

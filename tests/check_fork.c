@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include <rouse/blocking.h>
+#include <rouse/net.h>
 
 #include "testutil.h"
 
@@ -440,6 +441,50 @@ START_TEST(child_makes_reactor_its_own)
 }
 END_TEST
 
+/*
+ * A stream's readv and writev, whose system calls stream.c makes itself,
+ * refuse an inherited reactor before they touch the fd: the bytes the
+ * parent's peer sent stay for the parent.
+ */
+START_TEST(child_stream_vec_refuses)
+{
+	struct rouse_reactor *r = test_reactor_make();
+	struct rouse_stream *s;
+	char buf[8];
+	int sv[2];
+	pid_t pid;
+
+	test_pair_make(sv);
+	ck_assert_int_eq(rouse_stream_open(r, sv[0], &s), 0);
+	ck_assert_int_eq(write(sv[1], "data", 4), 4);
+	pid = fork();
+	if (pid == 0) {
+		struct iovec iov = { buf, sizeof(buf) };
+		struct rouse_stream_rwv v;
+
+		alarm(CHILD_ALARM_S);
+		CHILD_CHECK(rouse_stream_readv_init(&v, s, &iov, 1) == 0);
+		CHILD_CHECK(test_poll_noop(&v.base) == ROUSE_READY);
+		CHILD_CHECK(v.result == -ECHILD && v.done == 0);
+		rouse_future_drop(&v.base);
+		iov.iov_len = 1;
+		CHILD_CHECK(rouse_stream_writev_init(&v, s, &iov, 1) == 0);
+		CHILD_CHECK(test_poll_noop(&v.base) == ROUSE_READY);
+		CHILD_CHECK(v.result == -ECHILD && v.done == 0);
+		rouse_future_drop(&v.base);
+		CHILD_CHECK(rouse_stream_close(s) == -ECHILD);
+		_exit(0);
+	}
+	wait_child_ok(pid);
+	/* Nothing was read, nor written, by the child. */
+	ck_assert_int_eq(read(sv[0], buf, sizeof(buf)), 4);
+	ck_assert_int_eq(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT), -1);
+	ck_assert_int_eq(rouse_stream_close(s), 0);
+	close(sv[1]);
+	rouse_reactor_free(r);
+}
+END_TEST
+
 START_TEST(fork_bad_input)
 {
 	struct rouse_reactor *r = test_reactor_make();
@@ -472,6 +517,7 @@ static Suite *fork_suite(void)
 #else
 	tcase_add_loop_test(tc, child_makes_reactor_its_own, 0, 2);
 #endif
+	tcase_add_test(tc, child_stream_vec_refuses);
 	tcase_add_test(tc, fork_bad_input);
 	suite_add_tcase(s, tc);
 	return s;

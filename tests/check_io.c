@@ -584,6 +584,32 @@ static void drain(int fd, size_t total)
 	}
 }
 
+/* A zero-length write to a socket shut down for writing raises no SIGPIPE. */
+static volatile sig_atomic_t sigpipes;
+
+static void count_sigpipe(int sig)
+{
+	(void)sig;
+	sigpipes++;
+}
+
+START_TEST(test_zero_write_no_sigpipe)
+{
+	struct io_fixture fx;
+	void (*old)(int);
+
+	io_fixture_init(&fx);
+	old = signal(SIGPIPE, count_sigpipe);
+	sigpipes = 0;
+	ck_assert_int_eq(shutdown(fx.sv[0], SHUT_WR), 0);
+	ck_assert_int_eq(write_now(fx.io, NULL, 0, &fx.w), -EPIPE);
+	ck_assert_int_eq(write_now(fx.io, "x", 1, &fx.w), -EPIPE);
+	ck_assert_int_eq(sigpipes, 0);
+	signal(SIGPIPE, old);
+	io_fixture_free(&fx);
+}
+END_TEST
+
 START_TEST(test_second_op_busy)
 {
 	struct rouse_reactor *r = test_reactor_make();
@@ -1834,6 +1860,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_short_read_drains);
 	tcase_add_test(tc, test_packet_pipe_short_read);
 	tcase_add_test(tc, test_clear_keeps_later_edge);
+	tcase_add_test(tc, test_zero_write_no_sigpipe);
 	tcase_add_test(tc, test_second_op_busy);
 	tcase_add_test(tc, test_deregister_pending);
 	suite_add_tcase(s, tc);

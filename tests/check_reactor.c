@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <rouse/executor.h>
+#include <rouse/net.h>
 #include <rouse/reactor.h>
 
 #include "testutil.h"
@@ -850,6 +851,49 @@ START_TEST(test_free_pending)
 }
 END_TEST
 
+/*
+ * A TCP connect pending when its reactor is freed: the reactor frees the
+ * connect's registration, so the future's poll and drop must only close
+ * the socket.  (They deregistered the freed source; a use after free
+ * here shows under ASan.)
+ */
+START_TEST(test_free_pending_tcp_connect)
+{
+	struct rouse_reactor *r;
+	struct rouse_tcp_connect c[2];
+	struct rouse_addr a;
+	socklen_t len = sizeof(a.u);
+	int lfd, cfd, i, fds0;
+
+	fds0 = test_count_fds_warm();
+	/* A listener whose queue one connection fills: SYNs are dropped. */
+	ck_assert_int_eq(rouse_addr_parse(&a, "127.0.0.1:0"), 0);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_ge(cfd, 0);
+	ck_assert_int_eq(bind(lfd, &a.u.sa, a.len), 0);
+	ck_assert_int_eq(listen(lfd, 0), 0);
+	ck_assert_int_eq(getsockname(lfd, &a.u.sa, &len), 0);
+	ck_assert_int_eq(connect(cfd, &a.u.sa, len), 0);
+	r = test_reactor_make();
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(rouse_tcp_connect_init(&c[i], r, &a), 0);
+		ck_assert_int_eq(test_poll_noop(&c[i].base), ROUSE_PENDING);
+	}
+	rouse_reactor_free(r);
+	/* One is polled (it says so), the other only dropped. */
+	ck_assert_int_eq(test_poll_noop(&c[0].base), ROUSE_READY);
+	ck_assert_int_eq(c[0].result, -ECANCELED);
+	ck_assert_ptr_null(c[0].stream);
+	ck_assert_int_eq(rouse_future_drop(&c[0].base), 0);
+	ck_assert_int_eq(rouse_future_drop(&c[1].base), 0);
+	close(cfd);
+	close(lfd);
+	ck_assert_int_eq(test_count_fds(), fds0);
+}
+END_TEST
+
 struct blocked_sleep {
 	struct rouse_reactor *r;
 	struct rouse_sleep s;
@@ -1244,6 +1288,7 @@ static Suite *reactor_suite(void)
 
 	tc = tcase_create("free_pending");
 	tcase_add_test(tc, test_free_pending);
+	tcase_add_test(tc, test_free_pending_tcp_connect);
 	tcase_add_test(tc, test_free_wakes_blocked_thread);
 	tcase_add_test(tc, test_free_then_drop_completed);
 	tcase_add_test(tc, test_free_interval_waiting);
