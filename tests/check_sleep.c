@@ -238,10 +238,11 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 		rc[i].idx = i;
 		/* Half by duration, half by deadline: the same thing. */
 		if (i % 2 == 0 && off >= 0)
-			ck_assert_int_eq(rouse_sleep_init(&s[i], r, off), 0);
-		else
-			ck_assert_int_eq(rouse_sleep_until_init(&s[i], r, d),
+			test_require_int(rouse_sleep_init(&s[i], r, off), ==,
 					 0);
+		else
+			test_require_int(rouse_sleep_until_init(&s[i], r, d),
+					 ==, 0);
 		perm[i] = i;
 	}
 	/* Register in a random order (Fisher-Yates). */
@@ -260,7 +261,7 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 		s[k].result = 1;
 		p = test_poll_with(&s[k].base, &w);
 		/* Only the timer's clone of w may be left. */
-		ck_assert_int_eq(rouse_waker_drop(&w), 0);
+		test_require_int(rouse_waker_drop(&w), ==, 0);
 		if (p == ROUSE_PENDING)
 			continue;
 		/*
@@ -295,9 +296,9 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 		ck_assert_msg(got == due, "at +%lld ns: %d fired, %d due",
 			      (long long)(now - t0), got, due);
 		for (; fired < due; fired++)
-			ck_assert_msg(order_log[fired] == ex[fired].idx,
-				      "wake %d: timer %d, not %d", fired,
-				      order_log[fired], ex[fired].idx);
+			if (order_log[fired] != ex[fired].idx)
+				ck_abort_msg("wake %d: timer %d, not %d", fired,
+					     order_log[fired], ex[fired].idx);
 		if (now > last)
 			break;
 	}
@@ -305,11 +306,14 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 	for (i = 0; i < n; i++) {
 		struct rouse_waker w = rouse_waker_noop();
 
-		ck_assert_int_eq(atomic_load(&rc[i].cw.wakes), rc[i].idx >= 0);
-		ck_assert_int_eq(atomic_load(&rc[i].cw.live), 0);
+		test_require_int(atomic_load(&rc[i].cw.wakes), ==,
+				 rc[i].idx >= 0);
+		test_require_int(atomic_load(&rc[i].cw.live), ==, 0);
 		s[i].result = 1;
-		ck_assert_int_eq(test_poll_with(&s[i].base, &w), ROUSE_READY);
-		test_sleep_done(&s[i]);
+		test_require_int(test_poll_with(&s[i].base, &w), ==,
+				 ROUSE_READY);
+		test_require_int(s[i].result, ==, 0);
+		test_require_int(rouse_future_drop(&s[i].base), ==, 0);
 	}
 	rouse_reactor_free(r);
 	free(order_log);
@@ -730,8 +734,9 @@ START_TEST(test_drop_million)
 		/* An hour and up to an hour more: none fires meanwhile. */
 		int64_t d = HOUR + (int64_t)(rng() % (uint64_t)HOUR);
 
-		ck_assert_int_eq(rouse_sleep_init(&s[i], r, d), 0);
-		ck_assert_int_eq(test_poll_with(&s[i].base, &w), ROUSE_PENDING);
+		test_require_int(rouse_sleep_init(&s[i], r, d), ==, 0);
+		test_require_int(test_poll_with(&s[i].base, &w), ==,
+				 ROUSE_PENDING);
 		perm[i] = i;
 	}
 	ck_assert_int_eq(atomic_load(&cw.live), MILLION + 1);
@@ -743,7 +748,7 @@ START_TEST(test_drop_million)
 		perm[j] = t;
 	}
 	for (i = 0; i < MILLION; i++)
-		ck_assert_int_eq(rouse_future_drop(&s[perm[i]].base), 0);
+		test_require_int(rouse_future_drop(&s[perm[i]].base), ==, 0);
 	/* Every clone was dropped, none woken; the timerfd is off. */
 	ck_assert_int_eq(atomic_load(&cw.live), 1);
 	ck_assert_int_eq(atomic_load(&cw.drops), MILLION);
