@@ -7,6 +7,9 @@
 # byte.
 set -u
 : "${top_builddir:=.}"
+# A command to run each program under, as `make check-valgrind` sets it
+# (it is given the program and its arguments); none by default.
+wrap=${ROUSE_TEST_WRAPPER-}
 fail=0
 for ex in "hello 10" "hello --reactor" tasks pipeline async-chain async-loop \
 	async-select; do
@@ -14,12 +17,12 @@ for ex in "hello 10" "hello --reactor" tasks pipeline async-chain async-loop \
 	prog="$top_builddir/examples/$1"
 	shift
 	# A hang is a failure too (coreutils timeout; generous for TSan).
-	if ! out=$(timeout 300 "$prog" "$@" 2>&1); then
+	if ! out=$(timeout 300 $wrap "$prog" "$@" 2>&1); then
 		printf 'FAIL: examples/%s %s\n%s\n' "${prog##*/}" "$*" "$out"
 		fail=1
 	fi
 done
-if ! out=$(timeout 300 "$top_builddir/tests/echo-clients" \
+if ! out=$(timeout 300 $wrap "$top_builddir/tests/echo-clients" \
 	"$top_builddir/examples/echo-server" 2>&1); then
 	printf 'FAIL: examples/echo-server with a half-closing client and 100 others\n%s\n' "$out"
 	fail=1

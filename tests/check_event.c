@@ -260,7 +260,7 @@ static void *flood_thread(void *arg)
 
 	test_barrier_wait(f->start);
 	for (i = 0; i < NOTIFIES; i++)
-		ck_assert_int_eq(rouse_event_notify(f->ev), 0);
+		test_require_int(rouse_event_notify(f->ev), ==, 0);
 	return NULL;
 }
 

@@ -172,7 +172,7 @@ static void *during_thread(void *arg)
 
 	test_spin_until_eq(&d->in_poll, 1);
 	for (i = 0; i < MANY_WAKES; i++)
-		ck_assert_int_eq(rouse_waker_wake_by_ref(&d->clone), 0);
+		test_require_int(rouse_waker_wake_by_ref(&d->clone), ==, 0);
 	ck_assert_int_eq(rouse_waker_drop(&d->clone), 0);
 	atomic_store(&d->other_done, 1);
 	return NULL;
@@ -190,7 +190,7 @@ static enum rouse_poll fn_during(struct tfut *f, struct rouse_context *cx)
 	/* The other thread wakes only while this poll is running. */
 	atomic_store(&d->in_poll, 1);
 	for (i = 0; i < MANY_WAKES; i++)
-		ck_assert_int_eq(rouse_waker_wake_by_ref(cx->waker), 0);
+		test_require_int(rouse_waker_wake_by_ref(cx->waker), ==, 0);
 	test_spin_until_eq(&d->other_done, 1);
 	return ROUSE_PENDING;
 }
@@ -468,7 +468,7 @@ static void *pingpong_thread(void *arg)
 			test_wait_parks(p->parks0 + (uint64_t)i);
 		else
 			test_spin_until_eq(&p->published, i);
-		ck_assert_int_eq(rouse_waker_wake_by_ref(&p->clone), 0);
+		test_require_int(rouse_waker_wake_by_ref(&p->clone), ==, 0);
 	}
 	ck_assert_int_eq(rouse_waker_drop(&p->clone), 0);
 	return NULL;
@@ -1203,7 +1203,7 @@ static void *timed_race_thread(void *arg)
 	struct timed_race *r = arg;
 
 	while (!atomic_load(&r->stop)) {
-		ck_assert_int_eq(rouse_parker_unpark(&r->p), 0);
+		test_require_int(rouse_parker_unpark(&r->p), ==, 0);
 		atomic_fetch_add(&r->unparks, 1);
 		sched_yield();
 	}

@@ -1751,10 +1751,9 @@ START_TEST(test_echo)
 		ck_assert_msg(c->err == 0, "client %d: %s", i,
 			      strerror(-c->err));
 		for (k = 0; k < c->len; k++)
-			ck_assert_msg(c->in[k] == pattern((unsigned int)i + 10,
-							  k),
-				      "client %d: byte %zu is %#x", i, k,
-				      c->in[k]);
+			if (c->in[k] != pattern((unsigned int)i + 10, k))
+				ck_abort_msg("client %d: byte %zu is %#x", i, k,
+					     c->in[k]);
 		ck_assert_int_eq(rouse_future_drop(&c->x.base), 0);
 		ck_assert_int_eq(rouse_io_deregister(c->io), 0);
 		close(c->fd);

@@ -238,10 +238,11 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 		rc[i].idx = i;
 		/* Half by duration, half by deadline: the same thing. */
 		if (i % 2 == 0 && off >= 0)
-			ck_assert_int_eq(rouse_sleep_init(&s[i], r, off), 0);
-		else
-			ck_assert_int_eq(rouse_sleep_until_init(&s[i], r, d),
+			test_require_int(rouse_sleep_init(&s[i], r, off), ==,
 					 0);
+		else
+			test_require_int(rouse_sleep_until_init(&s[i], r, d),
+					 ==, 0);
 		perm[i] = i;
 	}
 	/* Register in a random order (Fisher-Yates). */
@@ -260,7 +261,7 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 		s[k].result = 1;
 		p = test_poll_with(&s[k].base, &w);
 		/* Only the timer's clone of w may be left. */
-		ck_assert_int_eq(rouse_waker_drop(&w), 0);
+		test_require_int(rouse_waker_drop(&w), ==, 0);
 		if (p == ROUSE_PENDING)
 			continue;
 		/*
@@ -295,9 +296,9 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 		ck_assert_msg(got == due, "at +%lld ns: %d fired, %d due",
 			      (long long)(now - t0), got, due);
 		for (; fired < due; fired++)
-			ck_assert_msg(order_log[fired] == ex[fired].idx,
-				      "wake %d: timer %d, not %d", fired,
-				      order_log[fired], ex[fired].idx);
+			if (order_log[fired] != ex[fired].idx)
+				ck_abort_msg("wake %d: timer %d, not %d", fired,
+					     order_log[fired], ex[fired].idx);
 		if (now > last)
 			break;
 	}
@@ -305,11 +306,14 @@ static void run_order(int n, int64_t back, int64_t span, int64_t grain,
 	for (i = 0; i < n; i++) {
 		struct rouse_waker w = rouse_waker_noop();
 
-		ck_assert_int_eq(atomic_load(&rc[i].cw.wakes), rc[i].idx >= 0);
-		ck_assert_int_eq(atomic_load(&rc[i].cw.live), 0);
+		test_require_int(atomic_load(&rc[i].cw.wakes), ==,
+				 rc[i].idx >= 0);
+		test_require_int(atomic_load(&rc[i].cw.live), ==, 0);
 		s[i].result = 1;
-		ck_assert_int_eq(test_poll_with(&s[i].base, &w), ROUSE_READY);
-		test_sleep_done(&s[i]);
+		test_require_int(test_poll_with(&s[i].base, &w), ==,
+				 ROUSE_READY);
+		test_require_int(s[i].result, ==, 0);
+		test_require_int(rouse_future_drop(&s[i].base), ==, 0);
 	}
 	rouse_reactor_free(r);
 	free(order_log);
@@ -696,6 +700,23 @@ static bool timerfd_armed(int tfd)
 	return strcmp(v, "(0, 0)") != 0;
 }
 
+/*
+ * Whether the last timerfd_settime() armed the timerfd: it is armed
+ * still, or it has fired since.  The reactor never reads its timerfd, so
+ * the count of expiries stays until the next settime resets it.  A short
+ * timer may well have fired before the test looks at it (a loaded
+ * machine, valgrind), and that is no reason to fail.
+ */
+static bool timerfd_was_armed(int tfd)
+{
+	char v[128];
+
+	if (timerfd_armed(tfd))
+		return true;
+	ck_assert(test_fdinfo(tfd, "ticks", v, sizeof(v)));
+	return strtoull(v, NULL, 10) > 0;
+}
+
 START_TEST(test_drop_million)
 {
 	struct rouse_reactor *r;
@@ -713,8 +734,9 @@ START_TEST(test_drop_million)
 		/* An hour and up to an hour more: none fires meanwhile. */
 		int64_t d = HOUR + (int64_t)(rng() % (uint64_t)HOUR);
 
-		ck_assert_int_eq(rouse_sleep_init(&s[i], r, d), 0);
-		ck_assert_int_eq(test_poll_with(&s[i].base, &w), ROUSE_PENDING);
+		test_require_int(rouse_sleep_init(&s[i], r, d), ==, 0);
+		test_require_int(test_poll_with(&s[i].base, &w), ==,
+				 ROUSE_PENDING);
 		perm[i] = i;
 	}
 	ck_assert_int_eq(atomic_load(&cw.live), MILLION + 1);
@@ -726,7 +748,7 @@ START_TEST(test_drop_million)
 		perm[j] = t;
 	}
 	for (i = 0; i < MILLION; i++)
-		ck_assert_int_eq(rouse_future_drop(&s[perm[i]].base), 0);
+		test_require_int(rouse_future_drop(&s[perm[i]].base), ==, 0);
 	/* Every clone was dropped, none woken; the timerfd is off. */
 	ck_assert_int_eq(atomic_load(&cw.live), 1);
 	ck_assert_int_eq(atomic_load(&cw.drops), MILLION);
@@ -762,7 +784,7 @@ START_TEST(test_rearm_after_drop)
 	ck_assert_int_eq(test_poll_with(&a.base, &w), ROUSE_PENDING);
 	t0 = rouse_reactor_now(r);
 	ck_assert_int_eq(rouse_sleep_init(&b, r, 3 * MS), 0);
-	ck_assert(timerfd_armed(tfd));
+	ck_assert(timerfd_was_armed(tfd));
 	ck_assert_int_eq(rouse_future_drop(&a.base), 0);
 	b.result = 1;
 	ck_assert_int_eq(rouse_block_on_with(&b.base, &p), 0);

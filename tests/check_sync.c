@@ -1755,8 +1755,8 @@ static enum rouse_poll mpsc_tx_poll(struct rouse_future *f,
 				t->e.seq++;
 				continue;
 			}
-			ck_assert_int_eq(rouse_mpsc_send_init(&t->send, t->m,
-							      &t->e), 0);
+			test_require_int(rouse_mpsc_send_init(&t->send, t->m,
+							      &t->e), ==, 0);
 			t->sending = true;
 		}
 		if (rouse_future_poll(&t->send.base, cx) == ROUSE_PENDING) {
@@ -1766,12 +1766,13 @@ static enum rouse_poll mpsc_tx_poll(struct rouse_future *f,
 			 * Cancel it and send the same element again: had the
 			 * dropped send queued it, it would arrive twice.
 			 */
-			ck_assert_int_eq(rouse_future_drop(&t->send.base), 0);
+			test_require_int(rouse_future_drop(&t->send.base), ==,
+					 0);
 			t->sending = false;
 			return yield_now(cx);
 		}
-		ck_assert_int_eq(t->send.result, 0);
-		ck_assert_int_eq(rouse_future_drop(&t->send.base), 0);
+		test_require_int(t->send.result, ==, 0);
+		test_require_int(rouse_future_drop(&t->send.base), ==, 0);
 		t->sending = false;
 		t->e.seq++;
 		if (t->e.seq % 64 == 0)
@@ -1810,25 +1811,26 @@ static enum rouse_poll mpsc_rx_poll(struct rouse_future *f,
 
 	for (;;) {
 		if (!r->receiving) {
-			ck_assert_int_eq(rouse_mpsc_recv_init(&r->recv, r->m,
-							      &r->e), 0);
+			test_require_int(rouse_mpsc_recv_init(&r->recv, r->m,
+							      &r->e), ==, 0);
 			r->receiving = true;
 		}
 		if (rouse_future_poll(&r->recv.base, cx) == ROUSE_PENDING) {
 			if (++r->pends % 3 != 0)
 				return ROUSE_PENDING;
 			/* An element sent meanwhile stays for the next. */
-			ck_assert_int_eq(rouse_future_drop(&r->recv.base), 0);
+			test_require_int(rouse_future_drop(&r->recv.base), ==,
+					 0);
 			r->receiving = false;
 			return yield_now(cx);
 		}
-		ck_assert_int_eq(rouse_future_drop(&r->recv.base), 0);
+		test_require_int(rouse_future_drop(&r->recv.base), ==, 0);
 		r->receiving = false;
 		if (r->recv.result == -EPIPE)
 			return ROUSE_READY;
-		ck_assert_int_eq(r->recv.result, 0);
-		ck_assert(r->e.id >= 0 && r->e.id < MPSC_SENDERS);
-		ck_assert_int_eq(r->e.seq, r->next[r->e.id]);
+		test_require_int(r->recv.result, ==, 0);
+		test_require(r->e.id >= 0 && r->e.id < MPSC_SENDERS);
+		test_require_int(r->e.seq, ==, r->next[r->e.id]);
 		r->next[r->e.id]++;
 		r->count++;
 	}

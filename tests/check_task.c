@@ -641,12 +641,12 @@ START_TEST(million_tasks)
 	for (i = 0; i < MANY; i++) {
 		struct dbl d = dbl_make((int)(i & 1023), &polls, &drops);
 
-		ck_assert_int_eq(rouse_spawn(ex, &d.base, sizeof(d), &h[i]),
-				 0);
+		test_require_int(rouse_spawn(ex, &d.base, sizeof(d), &h[i]),
+				 ==, 0);
 	}
 	await_all(ex, h, MANY);
 	for (i = 0; i < MANY; i++) {
-		ck_assert_int_eq(h[i].result, 0);
+		test_require_int(h[i].result, ==, 0);
 		sum += ((struct dbl *)h[i].output)->out;
 		rouse_future_drop(&h[i].base);
 	}

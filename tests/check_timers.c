@@ -38,6 +38,7 @@ static bool before(const struct rouse_timer_entry *a,
  * wake-up (plus some lateness), pop what is due.  Checks that nothing
  * fires early, that the order is (deadline, seq), that the wake-up is
  * never later than the earliest deadline, and returns how many fired.
+ * The checks per timer are test_require(), which costs no system call.
  */
 static size_t drain(struct rouse__timers *ts, int64_t *now, int64_t jitter,
 		    struct rouse_timer_entry *first, size_t n)
@@ -56,15 +57,15 @@ static size_t drain(struct rouse__timers *ts, int64_t *now, int64_t jitter,
 			    first[i].deadline < min)
 				min = first[i].deadline;
 		if (first != NULL)
-			ck_assert_int_le(wake, min);
-		ck_assert_int_ne(wake, INT64_MAX);
+			test_require_int(wake, <=, min);
+		test_require_int(wake, !=, INT64_MAX);
 		if (wake > *now)
 			*now = wake + (jitter ? (int64_t)(rng() % jitter) : 0);
 		while ((t = rouse__timers_pop_expired(ts, *now)) != NULL) {
-			ck_assert_int_le(t->deadline, *now);
-			ck_assert(!rouse__timer_pending(t));
+			test_require_int(t->deadline, <=, *now);
+			test_require(!rouse__timer_pending(t));
 			if (prev != NULL)
-				ck_assert(before(prev, t));
+				test_require(before(prev, t));
 			prev = t;
 			fired++;
 		}
@@ -219,7 +220,7 @@ START_TEST(test_million_insert_remove_leaves_empty)
 		ck_assert_uint_eq(ts.occupied[level], 0);
 		for (slot = 0; slot < ROUSE__WHEEL_SLOTS; slot++)
 			for (int c = 0; c < ROUSE__WHEEL_CHAINS; c++)
-				ck_assert_ptr_null(ts.slot[level][slot][c]);
+				test_require(ts.slot[level][slot][c] == NULL);
 	}
 	ck_assert_int_eq(rouse__timers_next_wakeup(&ts), INT64_MAX);
 	/* Removing what is not pending is a no-op. */
@@ -229,52 +230,114 @@ START_TEST(test_million_insert_remove_leaves_empty)
 }
 END_TEST
 
+/*
+ * The model of test_random_ops_against_model: the entries it believes
+ * pending, in no order, and where each one is in that list.  Checking
+ * "nothing due is left behind" against it looks at the few hundred
+ * pending entries instead of all of them at every step.
+ */
+#define MODEL_NONE SIZE_MAX
+
+struct model {
+	size_t *live;	/* indices of the pending entries */
+	size_t *pos;	/* pos[i]: where i is in live, or MODEL_NONE */
+	size_t count;
+};
+
+static void model_init(struct model *m, size_t n)
+{
+	size_t i;
+
+	m->live = calloc(n, sizeof(*m->live));
+	m->pos = calloc(n, sizeof(*m->pos));
+	ck_assert(m->live != NULL && m->pos != NULL);
+	for (i = 0; i < n; i++)
+		m->pos[i] = MODEL_NONE;
+	m->count = 0;
+}
+
+static void model_add(struct model *m, size_t i)
+{
+	test_require(m->pos[i] == MODEL_NONE);
+	m->pos[i] = m->count;
+	m->live[m->count++] = i;
+}
+
+/* Take i out of the model, where it must be. */
+static void model_del(struct model *m, size_t i)
+{
+	size_t at = m->pos[i];
+
+	test_require(at != MODEL_NONE);
+	m->live[at] = m->live[--m->count];
+	m->pos[m->live[at]] = at;
+	m->pos[i] = MODEL_NONE;
+}
+
+static void model_free(struct model *m)
+{
+	free(m->live);
+	free(m->pos);
+}
+
 START_TEST(test_random_ops_against_model)
 {
 	const size_t n = 20000;
 	struct rouse_timer_entry *t = entries(n);
 	struct rouse__timers ts;
+	struct model m;
 	int64_t now = 0;
-	size_t i, pending = 0, fired = 0, cancelled = 0;
+	size_t i, fired = 0, cancelled = 0;
 	int round;
 
 	rng_state = 99;
+	model_init(&m, n);
 	rouse__timers_init(&ts, now);
 	for (round = 0; round < 200000; round++) {
-		struct rouse_timer_entry *e = &t[rng() % n];
+		size_t k = rng() % n;
+		struct rouse_timer_entry *e = &t[k];
 		uint64_t op = rng() % 10;
 
 		if (op < 5 && !rouse__timer_pending(e)) {
 			e->deadline = now + (int64_t)(rng() % 3000000000ULL);
 			rouse__timers_insert(&ts, e);
-			pending++;
+			model_add(&m, k);
 		} else if (op < 7 && rouse__timer_pending(e)) {
 			rouse__timers_remove(&ts, e);
-			pending--;
+			model_del(&m, k);
 			cancelled++;
 		} else if (op == 9) {
 			struct rouse_timer_entry *x, *prev = NULL;
 
 			now += (int64_t)(rng() % 50000000);
 			while ((x = rouse__timers_pop_expired(&ts, now))) {
-				ck_assert_int_le(x->deadline, now);
+				test_require_int(x->deadline, <=, now);
+				test_require(!rouse__timer_pending(x));
 				if (prev != NULL)
-					ck_assert(before(prev, x));
+					test_require(before(prev, x));
 				prev = x;
-				pending--;
+				model_del(&m, (size_t)(x - t));
 				fired++;
 			}
 			/* Nothing due is left behind. */
-			for (i = 0; i < n; i++)
-				if (rouse__timer_pending(&t[i]))
-					ck_assert_int_gt(t[i].deadline, now);
+			for (i = 0; i < m.count; i++) {
+				e = &t[m.live[i]];
+				test_require(rouse__timer_pending(e));
+				test_require_int(e->deadline, >, now);
+			}
 		}
-		ck_assert_uint_eq(ts.count, pending);
+		test_require_int(ts.count, ==, m.count);
+		/* Now and then, every entry agrees with the model. */
+		if (round % 1000 == 0)
+			for (i = 0; i < n; i++)
+				test_require(rouse__timer_pending(&t[i]) ==
+					     (m.pos[i] != MODEL_NONE));
 	}
 	fired += drain(&ts, &now, 1000, NULL, 0);
 	ck_assert_uint_eq(ts.count, 0);
 	ck_assert_uint_gt(fired, 0);
 	ck_assert_uint_gt(cancelled, 0);
+	model_free(&m);
 	free(t);
 }
 END_TEST

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/testutil.h - helpers shared by the Check suites: running a suite,
- * counting open fds and threads, a counting and a calling waker, polling
- * by hand, a reactor with a waker to test with, the two ways to run a
- * reactor, a start barrier, spinning on atomics.
+ * cheap assertions for hot loops, counting open fds and threads, a
+ * counting and a calling waker, polling by hand, a reactor with a waker to
+ * test with, the two ways to run a reactor, a start barrier, spinning on
+ * atomics.
  *
- * Everything here is static inline, so a suite that uses none of it pays
- * nothing and gets no unused-function warning.
+ * Everything here is a macro or static inline, so a suite that uses none
+ * of it pays nothing and gets no unused-function warning.
  */
 #ifndef ROUSE_TESTUTIL_H
 #define ROUSE_TESTUTIL_H
@@ -46,6 +47,30 @@ static inline int test_run_suite(Suite *s)
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+/* ---- assertions for hot loops -------------------------------------- */
+
+/*
+ * A ck_assert() that passes is not free: Check records where the test got
+ * to with a write(2) to the file its parent reads, so an assertion in a
+ * loop of a million costs a million system calls, and far more time under
+ * TSan or valgrind than the code it checks.  These fail the same way when
+ * the condition is false and cost a comparison when it holds.
+ */
+#define test_require(expr) \
+	do { \
+		if (!(expr)) \
+			ck_abort_msg("Assertion '%s' failed", #expr); \
+	} while (0)
+
+/* test_require(x op y) on integers, which shows both values. */
+#define test_require_int(x, op, y) \
+	do { \
+		intmax_t test_x_ = (x), test_y_ = (y); \
+		if (!(test_x_ op test_y_)) \
+			ck_abort_msg("Assertion '%s' failed: %jd, %jd", \
+				     #x " " #op " " #y, test_x_, test_y_); \
+	} while (0)
 
 /* ---- randomness and time ------------------------------------------- */
 
