@@ -8,8 +8,10 @@
  * (a TCP or Unix stream socket, a pipe): its futures read, write, read or
  * write exactly a length, and shut down the writing side.  A TCP listener
  * hands out streams through an accept future; a connect future makes one.
- * A buffered reader over a stream reads lines and up to delimiters.
- * Every future is caller-owned, made with its *_init(),
+ * A buffered reader over a stream reads lines and up to delimiters; the
+ * copies move bytes inside the kernel: a file to a stream (sendfile), a
+ * stream to a stream (splice), and two streams both ways at once, as a
+ * TCP proxy does.  Every future is caller-owned, made with its *_init(),
  * and cancelled by its drop.  Everything returns 0 (or a count) or -errno.
  */
 #ifndef ROUSE_NET_H
@@ -227,6 +229,70 @@ int rouse_bufreader_read_line_init(struct rouse_bufreader_op *f,
 int rouse_bufreader_read_init(struct rouse_bufreader_op *f,
 			      struct rouse_bufreader *b, void *buf,
 			      size_t len);
+
+/* ---- copies ------------------------------------------------------------ */
+
+/*
+ * sendfile(2) from a file to a stream, from offset on, until count bytes
+ * are sent (count 0: until the end of the file) or the file ends.
+ * result: the bytes sent, or -errno; done and offset say how far it came.
+ * The file's own offset is left alone.
+ */
+struct rouse_sendfile {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_stream *out;	/* private */
+	int in_fd;			/* private */
+	int waiting;			/* private */
+	uint64_t count;			/* private */
+	off_t offset;			/* output: the next byte of the file */
+	uint64_t done;			/* output: bytes sent so far */
+	int64_t result;			/* output */
+};
+
+int rouse_sendfile_init(struct rouse_sendfile *f, struct rouse_stream *out,
+			int in_fd, off_t offset, size_t count);
+
+/*
+ * splice(2) from one stream to another through a pipe of the future's
+ * own (so neither needs to be a pipe), until count bytes are copied
+ * (count 0: until the end of in).  result: the bytes written to out, or
+ * -errno; done says how far it came.
+ */
+struct rouse_splice {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_stream *out;	/* private */
+	struct rouse_stream *in;	/* private */
+	int pipe[2];			/* private */
+	size_t pending;			/* private: bytes in the pipe */
+	uint64_t count;			/* private */
+	int waiting;			/* private */
+	int ended;			/* private */
+	uint64_t done;			/* output: bytes written so far */
+	int64_t result;			/* output */
+};
+
+int rouse_splice_init(struct rouse_splice *f, struct rouse_stream *out,
+		      struct rouse_stream *in, size_t count);
+
+/*
+ * Copy a to b and b to a at once, until both have ended; the end of
+ * either is passed on as a half-close of the other (shutdown SHUT_WR).
+ * result: 0, or -errno of the first error, which ends both directions.
+ */
+struct rouse_copy_bidi {
+	struct rouse_future base;
+	struct rouse_splice dir[2];	/* private: a to b, b to a */
+	int running[2];			/* private */
+	uint64_t a_to_b;		/* output: bytes */
+	uint64_t b_to_a;		/* output: bytes */
+	int result;			/* output */
+};
+
+int rouse_copy_bidirectional_init(struct rouse_copy_bidi *f,
+				  struct rouse_stream *a,
+				  struct rouse_stream *b);
 
 #ifdef __cplusplus
 }
