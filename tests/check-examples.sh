@@ -4,7 +4,8 @@
 # what the README and rouse(7) point newcomers at keeps working.  The
 # echo server runs under tests/echo-clients, which puts a half-closing
 # client and then 100 concurrent clients through it and checks every
-# byte.
+# byte; then again with examples/tcp-proxy in front of it, which must pass
+# the half-close on both ways.
 set -u
 : "${top_builddir:=.}"
 fail=0
@@ -22,6 +23,12 @@ done
 if ! out=$(timeout 300 "$top_builddir/tests/echo-clients" \
 	"$top_builddir/examples/echo-server" 2>&1); then
 	printf 'FAIL: examples/echo-server with a half-closing client and 100 others\n%s\n' "$out"
+	fail=1
+fi
+if ! out=$(timeout 300 "$top_builddir/tests/echo-clients" \
+	"$top_builddir/examples/echo-server" \
+	"$top_builddir/examples/tcp-proxy" 2>&1); then
+	printf 'FAIL: examples/tcp-proxy in front of examples/echo-server\n%s\n' "$out"
 	fail=1
 fi
 [ $fail -eq 0 ] && echo "PASS: the examples run"
