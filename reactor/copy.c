@@ -377,6 +377,8 @@ static enum rouse_poll bidi_poll(struct rouse_future *self,
 	struct rouse_copy_bidi *f = (struct rouse_copy_bidi *)self;
 	int i, err;
 
+	if (!f->running[0] && !f->running[1])
+		return ROUSE_READY;	/* polled again: the outputs stay */
 	for (i = 0; i < 2; i++) {
 		struct rouse_splice *d = &f->dir[i];
 

@@ -609,6 +609,10 @@ START_TEST(bidi_reset)
 		      "copy: %d", c.result);
 	ck_assert_uint_eq(_i == 0 ? c.a_to_b : c.b_to_a, 3);
 	ck_assert_uint_eq(_i == 0 ? c.b_to_a : c.a_to_b, 0);
+	/* Polled again, it stays ready with its error. */
+	ck_assert_int_eq(test_poll_noop(&c.base), ROUSE_READY);
+	ck_assert_msg(c.result == -ECONNRESET || c.result == -EPIPE,
+		      "copy polled again: %d", c.result);
 	rouse_future_drop(&c.base);
 	ck_assert_int_eq(rouse_stream_close(pa), 0);
 	ck_assert_int_eq(rouse_stream_close(pb), 0);
