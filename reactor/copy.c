@@ -50,8 +50,11 @@
 /* The most one sendfile(2) or splice(2) moves (what Linux caps it at). */
 #define COPY_CHUNK ((size_t)0x7ffff000)
 
-/* What a copy waits for: nothing, in readable, out writable. */
-enum { WAIT_NONE, WAIT_IN, WAIT_OUT };
+/*
+ * What a copy waits for: nothing, in readable, out writable; or it has
+ * ended, and a poll answers ready with the result it has.
+ */
+enum { WAIT_NONE, WAIT_IN, WAIT_OUT, WAIT_ENDED };
 
 /* ---- SIGPIPE ------------------------------------------------------------- */
 
@@ -146,6 +149,8 @@ static enum rouse_poll sendfile_poll(struct rouse_future *self,
 	int budget = COPY_BUDGET, err;
 	ssize_t n;
 
+	if (f->waiting == WAIT_ENDED)
+		return ROUSE_READY;
 	for (;;) {
 		if (f->waiting != WAIT_NONE) {
 			if (!wait_poll(&f->ready, &f->waiting, cx, &err))
@@ -180,9 +185,11 @@ static enum rouse_poll sendfile_poll(struct rouse_future *self,
 		f->waiting = WAIT_OUT;
 	}
 	f->result = (int64_t)f->done;
+	f->waiting = WAIT_ENDED;
 	return ROUSE_READY;
 fail:
 	f->result = err;
+	f->waiting = WAIT_ENDED;
 	return ROUSE_READY;
 }
 
@@ -190,9 +197,9 @@ static void sendfile_drop(struct rouse_future *self)
 {
 	struct rouse_sendfile *f = (struct rouse_sendfile *)self;
 
-	if (f->waiting != WAIT_NONE)
+	if (f->waiting == WAIT_IN || f->waiting == WAIT_OUT)
 		rouse_future_drop(&f->ready.op.base);
-	f->waiting = WAIT_NONE;
+	f->waiting = WAIT_ENDED;
 }
 
 static const struct rouse_future_vtable sendfile_vt = {
@@ -257,6 +264,8 @@ static enum rouse_poll splice_poll(struct rouse_future *self,
 	bool out;
 	ssize_t n;
 
+	if (f->waiting == WAIT_ENDED)
+		return ROUSE_READY;
 	for (;;) {
 		if (f->waiting != WAIT_NONE) {
 			if (!wait_poll(&f->ready, &f->waiting, cx, &err))
@@ -302,9 +311,11 @@ static enum rouse_poll splice_poll(struct rouse_future *self,
 		f->waiting = out ? WAIT_OUT : WAIT_IN;
 	}
 	f->result = (int64_t)f->done;
+	f->waiting = WAIT_ENDED;
 	return ROUSE_READY;
 fail:
 	f->result = err;
+	f->waiting = WAIT_ENDED;
 	return ROUSE_READY;
 }
 
@@ -312,9 +323,9 @@ static void splice_drop(struct rouse_future *self)
 {
 	struct rouse_splice *f = (struct rouse_splice *)self;
 
-	if (f->waiting != WAIT_NONE)
+	if (f->waiting == WAIT_IN || f->waiting == WAIT_OUT)
 		rouse_future_drop(&f->ready.op.base);
-	f->waiting = WAIT_NONE;
+	f->waiting = WAIT_ENDED;
 	if (f->pending > 0)
 		rouse__debug("splice dropped with %zu bytes in its pipe",
 			     f->pending);

@@ -690,11 +690,16 @@ START_TEST(no_sigpipe)
 	ck_assert_int_eq(rouse_sendfile_init(&f, out, fd, 0, 0), 0);
 	ck_assert_int_eq(test_runner_block_on(&ru, &f.base), 0);
 	ck_assert_int_eq(f.result, -EPIPE);
+	/* Polled again, it stays ready with its error, and calls nothing. */
+	ck_assert_int_eq(test_poll_noop(&f.base), ROUSE_READY);
+	ck_assert_int_eq(f.result, -EPIPE);
 	rouse_future_drop(&f.base);
 	unix_pair(&ru, &a0, &a1);
 	ck_assert_int_eq(send(rouse_stream_fd(a0), "x", 1, MSG_NOSIGNAL), 1);
 	ck_assert_int_eq(rouse_splice_init(&sp, out, a1, 1), 0);
 	ck_assert_int_eq(test_runner_block_on(&ru, &sp.base), 0);
+	ck_assert_int_eq(sp.result, -EPIPE);
+	ck_assert_int_eq(test_poll_noop(&sp.base), ROUSE_READY);
 	ck_assert_int_eq(sp.result, -EPIPE);
 	rouse_future_drop(&sp.base);
 	ck_assert_int_eq(sigpending(&pend), 0);
