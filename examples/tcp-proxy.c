@@ -208,7 +208,8 @@ int main(int argc, char **argv)
 		err = rouse_reactor_parker(s.reactor, &parker);
 	if (err == 0) {
 		rouse_executor_config_init(&cfg);
-		cfg.parker = &parker;	/* current-thread, driving the reactor */
+		/* Current-thread (the default), parking in the reactor. */
+		cfg.parker = &parker;
 		err = rouse_executor_new(&cfg, &s.ex);
 	}
 	if (err == 0)

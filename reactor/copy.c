@@ -139,7 +139,7 @@ static size_t chunk(uint64_t count, uint64_t done)
 	return (size_t)(count - done);
 }
 
-/* ---- sendfile -------------------------------------------------------------- */
+/* ---- sendfile ------------------------------------------------------------ */
 
 static enum rouse_poll sendfile_poll(struct rouse_future *self,
 				     struct rouse_context *cx)
@@ -233,7 +233,7 @@ ROUSE__PUBLIC int rouse_sendfile_init(struct rouse_sendfile *f,
 	return 0;
 }
 
-/* ---- splice ---------------------------------------------------------------- */
+/* ---- splice -------------------------------------------------------------- */
 
 /* in -> the pipe: at most what is left of count; the pipe is empty. */
 static ssize_t splice_in(struct rouse_splice *f)

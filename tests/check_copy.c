@@ -70,7 +70,7 @@ static void run_all(struct test_runner *ru, int n, ...)
 	ck_assert_int_eq(test_runner_block_on(ru, &a.base), 0);
 }
 
-/* ---- streams ---------------------------------------------------------------- */
+/* ---- streams ------------------------------------------------------------- */
 
 /* A Unix socketpair, both ends streams on ru's reactor. */
 static void unix_pair(struct test_runner *ru, struct rouse_stream **a,
@@ -138,7 +138,7 @@ static int temp_file(void)
 	return fd;
 }
 
-/* ---- peers ---------------------------------------------------------------- */
+/* ---- peers --------------------------------------------------------------- */
 
 /* Writes len bytes of out, then half-closes. */
 struct sender {
@@ -268,7 +268,7 @@ static enum rouse_poll seq_poll(struct rouse_future *f,
 
 static const struct rouse_future_vtable seq_vt = { seq_poll, NULL };
 
-/* ---- sendfile ---------------------------------------------------------------- */
+/* ---- sendfile ------------------------------------------------------------ */
 
 static void sendfile_case(struct test_runner *ru, bool tcp)
 {
@@ -352,7 +352,7 @@ START_TEST(sendfile_unix)
 }
 END_TEST
 
-/* ---- splice ------------------------------------------------------------------ */
+/* ---- splice -------------------------------------------------------------- */
 
 /*
  * 4 MiB from a0 to a1, spliced to b0, read from b1: the splice ends at
@@ -438,7 +438,7 @@ START_TEST(splice_tcp)
 }
 END_TEST
 
-/* ---- the bidirectional copy ---------------------------------------------------- */
+/* ---- the bidirectional copy ---------------------------------------------- */
 
 /*
  * A <-> pa (copy) pb <-> B.  A sends and half-closes; B sees the data,

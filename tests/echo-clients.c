@@ -7,19 +7,22 @@
  *   tests/echo-clients PATH-TO-ECHO-SERVER [PATH-TO-TCP-PROXY]
  *
  * The server is started on port 0; the port it got is read from its
- * "listening on" line.  With a proxy, the proxy is started on port 0 too,
- * with the server's address as its upstream, and the clients connect to
- * the proxy: the half-closing client then proves that the proxy passes a
- * half-close on each way (the server sees the client's end, and the
- * client the end the server sends when it closes).  Every client connects, sends CLIENT_BYTES bytes
+ * "listening on" line.  Every client connects, sends CLIENT_BYTES bytes
  * of its own pseudo-random stream and reads the echo back while it
  * sends, checking every byte against the stream; all 100 are open at
  * once and driven by one poll(2) loop.  Then SIGTERM stops the server,
  * which must exit 0 and report the 101 connections (the first is a
- * client that half-closes after a pause: see half_close_client()).  A
- * proxy is stopped first the same way, and must have written nothing but
- * its two lines (an error of a connection would be a third).  Exit status
- * 0 on success, 1 with a message otherwise.
+ * client that half-closes after a pause: see half_close_client()).
+ *
+ * With a proxy, the proxy is started on port 0 too, with the server's
+ * address as its upstream, and the clients connect to the proxy: the
+ * half-closing client then proves that the proxy passes a half-close on
+ * each way (the server sees the client's end, and the client the end
+ * the server sends when it closes).  The proxy is stopped first, the
+ * same way, and must have written nothing but its two lines (an error of
+ * a connection would be a third).
+ *
+ * Exit status 0 on success, 1 with a message otherwise.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

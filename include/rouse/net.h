@@ -245,7 +245,7 @@ struct rouse_sendfile {
 	int in_fd;			/* private */
 	int waiting;			/* private */
 	uint64_t count;			/* private */
-	off_t offset;			/* output: the next byte of the file */
+	off_t offset;			/* output: the file's next byte */
 	uint64_t done;			/* output: bytes sent so far */
 	int64_t result;			/* output */
 };
