@@ -7,7 +7,8 @@
  * registration.  It is built on the public fd futures of io.c (read,
  * write, readiness) and calls nothing else of the reactor, so all the
  * readiness rules live in io.c alone; tcp.c makes streams through
- * rouse__stream_wrap().
+ * rouse__stream_wrap(), and copy.c asks for a stream's registration
+ * (rouse__stream_io()) to wait on it between its own system calls.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +44,16 @@ int rouse__stream_wrap(struct rouse_io *io, int fd, struct rouse_stream **out)
 	s->socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
 	*out = s;
 	return 0;
+}
+
+struct rouse_io *rouse__stream_io(const struct rouse_stream *s)
+{
+	return s->io;
+}
+
+int rouse__stream_refused(const struct rouse_stream *s)
+{
+	return rouse__inherited(s->io->reactor->fork_gen) ? -ECHILD : 0;
 }
 
 ROUSE__PUBLIC int rouse_stream_open(struct rouse_reactor *r, int fd,

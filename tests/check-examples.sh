@@ -4,7 +4,8 @@
 # what the README and rouse(7) point newcomers at keeps working.  The
 # echo server runs under tests/echo-clients, which puts a half-closing
 # client and then 100 concurrent clients through it and checks every
-# byte.
+# byte; then again with examples/tcp-proxy in front of it, which must pass
+# the half-close on both ways.
 set -u
 : "${top_builddir:=.}"
 # A command to run each program under, as `make check-valgrind` sets it
@@ -29,11 +30,17 @@ if ! out=$(timeout 300 $wrap "$top_builddir/tests/echo-clients" \
 fi
 for opts in "" "--workers 2"; do
 	# shellcheck disable=SC2086
-	if ! out=$(timeout 300 "$top_builddir/tests/http-clients" \
+	if ! out=$(timeout 300 $wrap "$top_builddir/tests/http-clients" \
 		"$top_builddir/examples/http-server" $opts 2>&1); then
 		printf 'FAIL: examples/http-server %s\n%s\n' "$opts" "$out"
 		fail=1
 	fi
 done
+if ! out=$(timeout 300 $wrap "$top_builddir/tests/echo-clients" \
+	"$top_builddir/examples/echo-server" \
+	"$top_builddir/examples/tcp-proxy" 2>&1); then
+	printf 'FAIL: examples/tcp-proxy in front of examples/echo-server\n%s\n' "$out"
+	fail=1
+fi
 [ $fail -eq 0 ] && echo "PASS: the examples run"
 exit $fail

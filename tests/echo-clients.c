@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * tests/echo-clients.c - runs examples/echo-server as a user would, and
- * puts 100 concurrent clients through it.
+ * puts 100 concurrent clients through it; or through examples/tcp-proxy
+ * in front of it.
  *
- *   tests/echo-clients PATH-TO-ECHO-SERVER
+ *   tests/echo-clients PATH-TO-ECHO-SERVER [PATH-TO-TCP-PROXY]
  *
  * The server is started on port 0; the port it got is read from its
  * "listening on" line.  Every client connects, sends CLIENT_BYTES bytes
@@ -11,8 +12,17 @@
  * sends, checking every byte against the stream; all 100 are open at
  * once and driven by one poll(2) loop.  Then SIGTERM stops the server,
  * which must exit 0 and report the 101 connections (the first is a
- * client that half-closes after a pause: see half_close_client()).  Exit status 0 on
- * success, 1 with a message otherwise.
+ * client that half-closes after a pause: see half_close_client()).
+ *
+ * With a proxy, the proxy is started on port 0 too, with the server's
+ * address as its upstream, and the clients connect to the proxy: the
+ * half-closing client then proves that the proxy passes a half-close on
+ * each way (the server sees the client's end, and the client the end
+ * the server sends when it closes).  The proxy is stopped first, the
+ * same way, and must have written nothing but its two lines (an error of
+ * a connection would be a third).
+ *
+ * Exit status 0 on success, 1 with a message otherwise.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -25,6 +35,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +55,7 @@ struct client {
 	size_t sent, received;
 };
 
-static pid_t server = -1;
+static pid_t server = -1, proxy = -1;
 
 __attribute__((noreturn, format(printf, 1, 2)))
 static void fail(const char *fmt, ...)
@@ -58,6 +69,8 @@ static void fail(const char *fmt, ...)
 	fputc('\n', stderr);
 	if (server > 0)
 		kill(server, SIGKILL);
+	if (proxy > 0)
+		kill(proxy, SIGKILL);
 	exit(1);
 }
 
@@ -92,7 +105,11 @@ static void read_line(int fd, char *line, size_t size)
 	line[len] = '\0';
 }
 
-static pid_t start_server(const char *path, int *out_fd)
+/*
+ * Start argv[0] with its output (and its errors too, with both set) on a
+ * pipe whose reading end goes to *out_fd.
+ */
+static pid_t start_prog(char *const argv[], bool both, int *out_fd)
 {
 	int p[2];
 	pid_t pid;
@@ -103,16 +120,51 @@ static pid_t start_server(const char *path, int *out_fd)
 	if (pid < 0)
 		fail("fork: %s", strerror(errno));
 	if (pid == 0) {
-		if (dup2(p[1], STDOUT_FILENO) < 0)
+		if (dup2(p[1], STDOUT_FILENO) < 0 ||
+		    (both && dup2(p[1], STDERR_FILENO) < 0))
 			_exit(127);
-		execl(path, path, "0", (char *)NULL);
-		fprintf(stderr, "echo-clients: exec %s: %s\n", path,
+		execv(argv[0], argv);
+		fprintf(stderr, "echo-clients: exec %s: %s\n", argv[0],
 			strerror(errno));
 		_exit(127);
 	}
 	close(p[1]);
 	*out_fd = p[0];
 	return pid;
+}
+
+/* The rest of fd's output, up to its end, in rest (size bytes). */
+static void read_rest(int fd, char *rest, size_t size)
+{
+	size_t len = 0;
+
+	for (;;) {
+		ssize_t n = read(fd, rest + len, size - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || (len += (size_t)n) == size - 1)
+			break;
+	}
+	rest[len] = '\0';
+	close(fd);
+}
+
+/* Stop pid with SIGTERM; it must exit 0. */
+static void stop_prog(pid_t pid, const char *name, int fd, char *rest,
+		      size_t size)
+{
+	int status;
+
+	if (kill(pid, SIGTERM) != 0)
+		fail("kill: %s", strerror(errno));
+	read_rest(fd, rest, size);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			fail("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail("%s ended with status 0x%x; it printed:\n%s", name,
+		     status, rest);
 }
 
 static int connect_client(uint16_t port)
@@ -284,49 +336,60 @@ static void run_clients(uint16_t port)
 
 int main(int argc, char **argv)
 {
-	char line[256], rest[4096], report[64];
-	unsigned int port;
-	size_t len = 0;
-	int out, status;
+	char line[256], rest[4096], report[64], upstream[64];
+	unsigned int port, pport;
+	int out, pout = -1;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s PATH-TO-ECHO-SERVER\n", argv[0]);
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: %s PATH-TO-ECHO-SERVER "
+			"[PATH-TO-TCP-PROXY]\n", argv[0]);
 		return 2;
 	}
-	server = start_server(argv[1], &out);
+	{
+		char *sargv[] = { argv[1], (char *)"0", NULL };
+
+		server = start_prog(sargv, false, &out);
+	}
 	read_line(out, line, sizeof(line));
 	if (sscanf(line, "echo-server: listening on 127.0.0.1:%u", &port) !=
 		    1 || port == 0 || port > 65535)
 		fail("unexpected first line: \"%s\"", line);
+	if (argc == 3) {
+		char *pargv[] = { argv[2], (char *)"127.0.0.1:0", upstream,
+				  NULL };
+
+		snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", port);
+		proxy = start_prog(pargv, true, &pout);
+		read_line(pout, line, sizeof(line));
+		if (sscanf(line, "tcp-proxy: listening on 127.0.0.1:%u",
+			   &pport) != 1 || pport == 0 || pport > 65535)
+			fail("unexpected first line of the proxy: \"%s\"",
+			     line);
+		port = pport;
+	}
 
 	half_close_client((uint16_t)port);
 	run_clients((uint16_t)port);
 
-	if (kill(server, SIGTERM) != 0)
-		fail("kill: %s", strerror(errno));
-	for (;;) {
-		ssize_t n = read(out, rest + len, sizeof(rest) - 1 - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || (len += (size_t)n) == sizeof(rest) - 1)
-			break;
-	}
-	rest[len] = '\0';
-	close(out);
-	while (waitpid(server, &status, 0) < 0)
-		if (errno != EINTR)
-			fail("waitpid: %s", strerror(errno));
-	server = -1;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail("the server ended with status 0x%x; it printed:\n%s",
-		     status, rest);
 	snprintf(report, sizeof(report), "stopping after %d connections",
 		 CLIENTS + 1);
+	if (proxy > 0) {
+		char want[96];
+
+		stop_prog(proxy, "the proxy", pout, rest, sizeof(rest));
+		proxy = -1;
+		snprintf(want, sizeof(want), "tcp-proxy: %s\n", report);
+		if (strcmp(rest, want) != 0)
+			fail("the proxy did not report %d connections, or "
+			     "reported more:\n%s", CLIENTS + 1, rest);
+	}
+	stop_prog(server, "the server", out, rest, sizeof(rest));
+	server = -1;
 	if (strstr(rest, report) == NULL)
 		fail("the server did not report %d connections:\n%s",
 		     CLIENTS + 1, rest);
 	printf("echo-clients: a half-closing client, then %d clients, "
-	       "%d bytes each, echoed intact\n", CLIENTS, CLIENT_BYTES);
+	       "%d bytes each, echoed intact%s\n", CLIENTS, CLIENT_BYTES,
+	       proxy == -1 && argc == 3 ? " through the proxy" : "");
 	return 0;
 }

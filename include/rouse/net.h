@@ -8,8 +8,11 @@
  * (a TCP or Unix stream socket, a pipe): its futures read, write, read or
  * write exactly a length, and shut down the writing side.  A TCP listener
  * hands out streams through an accept future; a connect future makes one.
- * Every future is caller-owned, made with its *_init(), and cancelled by
- * its drop.  Everything returns 0 (or a count) or -errno.
+ * A buffered reader over a stream reads lines and up to delimiters; the
+ * copies move bytes inside the kernel: a file to a stream (sendfile), a
+ * stream to a stream (splice), and two streams both ways at once, as a
+ * TCP proxy does.  Every future is caller-owned, made with its *_init(),
+ * and cancelled by its drop.  Everything returns 0 (or a count) or -errno.
  */
 #ifndef ROUSE_NET_H
 #define ROUSE_NET_H
@@ -167,6 +170,129 @@ struct rouse_tcp_connect {
 int rouse_tcp_connect_init(struct rouse_tcp_connect *f,
 			   struct rouse_reactor *r,
 			   const struct rouse_addr *addr);
+
+/* ---- buffered reading --------------------------------------------------- */
+
+/*
+ * A buffered reader over a stream, in a buffer the caller gives (and
+ * keeps: the reader frees nothing).  The buffer's size is the longest
+ * line it can return.  All fields are private; one operation at a time.
+ */
+struct rouse_bufreader {
+	struct rouse_stream *stream;	/* private */
+	unsigned char *buf;		/* private */
+	size_t size;			/* private */
+	size_t start;			/* private: first buffered byte */
+	size_t end;			/* private: after the last one */
+	int eof;			/* private: the stream has ended */
+	int busy;			/* private: an operation is live */
+};
+
+int rouse_bufreader_init(struct rouse_bufreader *b, struct rouse_stream *s,
+			 void *buf, size_t size);
+/* The bytes buffered (*data, if not NULL, points at them), or -errno. */
+ssize_t rouse_bufreader_buffered(const struct rouse_bufreader *b,
+				 const void **data);
+/* Discard the first n buffered bytes. */
+int rouse_bufreader_consume(struct rouse_bufreader *b, size_t n);
+
+/*
+ * One future type for the three reads.  read_until and read_line: data
+ * and len are the bytes taken, in the reader's buffer, valid until the
+ * next operation on the reader; read_until's include the delimiter,
+ * read_line's leave out the "\n" and a "\r" before it.  result: the bytes
+ * taken from the stream, 0 at the end, or -errno (-EMSGSIZE: no delimiter
+ * within max bytes, and nothing taken).  max counts the delimiter, and is
+ * at most the buffer's size.  read: copied into the caller's buffer, data
+ * and len say where and how much.
+ */
+struct rouse_bufreader_op {
+	struct rouse_future base;
+	struct rouse_stream_rw rd;	/* private */
+	struct rouse_bufreader *reader;	/* private */
+	unsigned char *dst;		/* private */
+	size_t max;			/* private */
+	size_t scanned;			/* private */
+	int delim;			/* private */
+	int mode;			/* private */
+	int reading;			/* private */
+	const char *data;		/* output */
+	size_t len;			/* output */
+	ssize_t result;			/* output */
+};
+
+int rouse_bufreader_read_until_init(struct rouse_bufreader_op *f,
+				    struct rouse_bufreader *b, int delim,
+				    size_t max);
+int rouse_bufreader_read_line_init(struct rouse_bufreader_op *f,
+				   struct rouse_bufreader *b, size_t max);
+int rouse_bufreader_read_init(struct rouse_bufreader_op *f,
+			      struct rouse_bufreader *b, void *buf,
+			      size_t len);
+
+/* ---- copies ------------------------------------------------------------ */
+
+/*
+ * sendfile(2) from a file to a stream, from offset on, until count bytes
+ * are sent (count 0: until the end of the file) or the file ends.
+ * result: the bytes sent, or -errno; done and offset say how far it came.
+ * The file's own offset is left alone.
+ */
+struct rouse_sendfile {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_stream *out;	/* private */
+	int in_fd;			/* private */
+	int waiting;			/* private */
+	uint64_t count;			/* private */
+	off_t offset;			/* output: the file's next byte */
+	uint64_t done;			/* output: bytes sent so far */
+	int64_t result;			/* output */
+};
+
+int rouse_sendfile_init(struct rouse_sendfile *f, struct rouse_stream *out,
+			int in_fd, off_t offset, size_t count);
+
+/*
+ * splice(2) from one stream to another through a pipe of the future's
+ * own (so neither needs to be a pipe), until count bytes are copied
+ * (count 0: until the end of in).  result: the bytes written to out, or
+ * -errno; done says how far it came.
+ */
+struct rouse_splice {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_stream *out;	/* private */
+	struct rouse_stream *in;	/* private */
+	int pipe[2];			/* private */
+	size_t pending;			/* private: bytes in the pipe */
+	uint64_t count;			/* private */
+	int waiting;			/* private */
+	int ended;			/* private */
+	uint64_t done;			/* output: bytes written so far */
+	int64_t result;			/* output */
+};
+
+int rouse_splice_init(struct rouse_splice *f, struct rouse_stream *out,
+		      struct rouse_stream *in, size_t count);
+
+/*
+ * Copy a to b and b to a at once, until both have ended; the end of
+ * either is passed on as a half-close of the other (shutdown SHUT_WR).
+ * result: 0, or -errno of the first error, which ends both directions.
+ */
+struct rouse_copy_bidi {
+	struct rouse_future base;
+	struct rouse_splice dir[2];	/* private: a to b, b to a */
+	int running[2];			/* private */
+	uint64_t a_to_b;		/* output: bytes */
+	uint64_t b_to_a;		/* output: bytes */
+	int result;			/* output */
+};
+
+int rouse_copy_bidirectional_init(struct rouse_copy_bidi *f,
+				  struct rouse_stream *a,
+				  struct rouse_stream *b);
 
 #ifdef __cplusplus
 }
