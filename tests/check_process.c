@@ -5,7 +5,8 @@
  * from the spawn), 1,000 children at once, free before exit with and
  * without KILL_ON_DROP (and after the reactor is gone), /dev/null,
  * inherited and given descriptors, cwd, envp, a clean signal state in
- * the child, no descriptor leaked either way, fork, and bad input.
+ * the child, no descriptor leaked either way, fork, allocation failure
+ * at every step (also after the child exists), and bad input.
  * Every case ends with no child of ours left, zombie or alive.
  */
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <rouse/alloc.h>
 #include <rouse/net.h>
 #include <rouse/process.h>
 
@@ -860,6 +862,94 @@ START_TEST(inherited_refused)
 }
 END_TEST
 
+/* ---- allocation failure ---------------------------------------------- */
+
+/* The reactor library's allocator, failing call fail_at (from 0). */
+static atomic_long fa_live, fa_calls, fa_fail_at = -1, fa_failed;
+
+static bool fa_fail(void)
+{
+	if (atomic_fetch_add(&fa_calls, 1) != atomic_load(&fa_fail_at))
+		return false;
+	atomic_fetch_add(&fa_failed, 1);
+	return true;
+}
+
+static void *fa_malloc(void *data, size_t size)
+{
+	void *p = fa_fail() ? NULL : malloc(size);
+
+	if (p != NULL)
+		atomic_fetch_add(&fa_live, 1);
+	return p;
+}
+
+static void *fa_realloc(void *data, void *ptr, size_t size)
+{
+	return fa_fail() ? NULL : realloc(ptr, size);
+}
+
+static void fa_free(void *data, void *ptr)
+{
+	atomic_fetch_sub(&fa_live, 1);
+	free(ptr);
+}
+
+static const struct rouse_allocator fa_allocator = {
+	fa_malloc, fa_realloc, fa_free, NULL,
+};
+
+/*
+ * Each allocation of a spawn with three pipes fails in turn, the last
+ * ones after the child exists (the pidfd's registration): -ENOMEM, no
+ * block, descriptor or child left behind; then one spawn succeeds.
+ */
+START_TEST(spawn_alloc_failure)
+{
+	char *argv[] = { "/bin/cat", NULL };
+	struct rouse_process_config c = config_of(argv);
+	struct rouse_reactor *r;
+	struct rouse_process *p;
+	long n, live0;
+	int fds0, err;
+
+	c.stdio[0] = c.stdio[1] = c.stdio[2] = ROUSE_STDIO_PIPE;
+	c.flags = ROUSE_PROCESS_KILL_ON_DROP;	/* no orphan outlives r */
+	ck_assert_int_eq(rouse_reactor_set_allocator(&fa_allocator), 0);
+	for (n = 0;; n++) {
+		ck_assert_int_lt(n, 64);
+		live0 = atomic_load(&fa_live);
+		r = test_reactor_make();
+		fds0 = test_count_fds();
+		p = NULL;
+		atomic_store(&fa_calls, 0);
+		atomic_store(&fa_failed, 0);
+		atomic_store(&fa_fail_at, n);
+		err = rouse_process_spawn(r, &c, &p);
+		atomic_store(&fa_fail_at, -1);
+		if (err == 0) {
+			ck_assert_int_eq(rouse_process_free(p), 0);
+		} else {
+			ck_assert_int_eq(err, -ENOMEM);
+			ck_assert_int_eq(atomic_load(&fa_failed), 1);
+			ck_assert_ptr_null(p);
+			ck_assert_int_eq(test_count_fds(), fds0);
+			ck_assert(no_children());
+		}
+		ck_assert(no_children());
+		rouse_reactor_free(r);
+		/* What the reactor's tables kept went with it. */
+		ck_assert_int_eq(atomic_load(&fa_live), live0);
+		if (err == 0 && atomic_load(&fa_failed) == 0)
+			break;
+	}
+	/* The object, three streams and registrations, the pidfd's. */
+	ck_assert_int_ge(n, 8);
+	ck_assert_int_eq(atomic_load(&fa_live), 0);
+	ck_assert_int_eq(rouse_reactor_set_allocator(NULL), 0);
+}
+END_TEST
+
 START_TEST(bad_input)
 {
 	char *argv[] = { "/bin/true", NULL };
@@ -932,6 +1022,7 @@ static Suite *process_suite(void)
 	tcase_add_test(tc, no_fd_leak_to_child);
 	tcase_add_test(tc, wait_drop_and_busy);
 	tcase_add_test(tc, inherited_refused);
+	tcase_add_test(tc, spawn_alloc_failure);
 	tcase_add_test(tc, bad_input);
 	suite_add_tcase(s, tc);
 
