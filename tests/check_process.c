@@ -826,7 +826,10 @@ START_TEST(wait_drop_and_busy)
 }
 END_TEST
 
-/* In a child of fork(), the parent's processes and reactor are refused. */
+/*
+ * In a child of fork(), the parent's processes and reactor are refused;
+ * after rouse_reactor_fork() a wait says ECHILD, and free kills nothing.
+ */
 START_TEST(inherited_refused)
 {
 	char *argv[] = { "/bin/cat", NULL };
@@ -850,6 +853,13 @@ START_TEST(inherited_refused)
 		bad |= rouse_process_kill(p, SIGKILL) != -ECHILD;
 		bad |= rouse_process_wait_init(&w, p) != -ECHILD;
 		bad |= rouse_process_free(p) != -ECHILD;
+		/* Made the child's own: p's child is still not ours. */
+		bad |= rouse_reactor_fork(ru.r) != 0;
+		bad |= rouse_process_wait_init(&w, p) != 0;
+		bad |= test_poll_noop(&w.base) != ROUSE_READY ||
+		       w.result != -ECHILD;
+		rouse_future_drop(&w.base);
+		bad |= rouse_process_free(p) != 0;	/* kills nothing */
 		_exit(bad);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
