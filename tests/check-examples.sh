@@ -6,6 +6,8 @@
 # client and then 100 concurrent clients through it and checks every
 # byte; then again with examples/tcp-proxy in front of it, which must pass
 # the half-close on both ways.
+# run-command must print the command's lines with their prefixes and exit
+# with its status, and pass a SIGINT on to it.
 set -u
 : "${top_builddir:=.}"
 # A command to run each program under, as `make check-valgrind` sets it
@@ -42,5 +44,52 @@ if ! out=$(timeout 300 $wrap "$top_builddir/tests/echo-clients" \
 	printf 'FAIL: examples/tcp-proxy in front of examples/echo-server\n%s\n' "$out"
 	fail=1
 fi
+
+# run-command: prefixed lines, in order on each stream, and the status.
+run=$top_builddir/examples/run-command
+out=$(timeout 300 "$run" sh -c 'echo a; echo b >&2; echo c; printf d; exit 3' \
+	2>/dev/null)
+status=$?
+expect=$(printf 'sh| a\nsh| c\nsh| d')
+if [ $status -ne 3 ] || [ "$out" != "$expect" ]; then
+	printf 'FAIL: examples/run-command: status %s (want 3), output:\n%s\n' \
+		"$status" "$out"
+	fail=1
+fi
+err=$(timeout 300 "$run" sh -c 'echo e >&2' 2>&1 >/dev/null)
+if [ "$err" != "sh! e" ]; then
+	printf 'FAIL: examples/run-command: stderr %s\n' "$err"
+	fail=1
+fi
+timeout 300 "$run" rouse-no-such-command 2>/dev/null
+status=$?
+if [ $status -ne 127 ]; then
+	printf 'FAIL: examples/run-command of a missing command: %s\n' "$status"
+	fail=1
+fi
+
+# A SIGINT to run-command alone reaches the command: sleep dies of it, and
+# run-command exits 128 + 2.  The signal is sent once the command has
+# printed, so run-command's handler is in place by then.  (No timeout(1)
+# in between, which would pass the signal on itself; the sleep is the
+# bound.)
+tmp=$(mktemp) || exit 99
+"$run" sh -c 'echo ready; exec sleep 300' > "$tmp" 2>&1 &
+pid=$!
+tries=0
+while ! grep -q '^sh| ready$' "$tmp" && [ $tries -lt 3000 ]; do
+	sleep 0.1
+	tries=$((tries + 1))
+done
+kill -INT $pid 2>/dev/null
+wait $pid
+status=$?
+if [ $status -ne 130 ]; then
+	printf 'FAIL: examples/run-command with SIGINT: status %s (want 130)\n%s\n' \
+		"$status" "$(cat "$tmp")"
+	fail=1
+fi
+rm -f "$tmp"
+
 [ $fail -eq 0 ] && echo "PASS: the examples run"
 exit $fail

@@ -8,6 +8,7 @@
 #include <rouse/future.h>
 #include <rouse/log.h>
 #include <rouse/net.h>
+#include <rouse/process.h>
 #include <rouse/reactor.h>
 #include <rouse/signal.h>
 #include <rouse/sync.h>
