@@ -6,8 +6,9 @@
  * One job: struct rouse_stream, an fd the library owns together with its
  * registration.  It is built on the public fd futures of io.c (read,
  * write, readiness) and calls nothing else of the reactor, so all the
- * readiness rules live in io.c alone; tcp.c makes streams through
- * rouse__stream_wrap().
+ * readiness rules live in io.c alone; tcp.c and unix.c make streams
+ * through rouse__stream_wrap(), and unix.c's message futures wait on a
+ * stream's source (rouse__stream_io()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +44,11 @@ int rouse__stream_wrap(struct rouse_io *io, int fd, struct rouse_stream **out)
 	s->socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
 	*out = s;
 	return 0;
+}
+
+struct rouse_io *rouse__stream_io(const struct rouse_stream *s)
+{
+	return s->io;
 }
 
 ROUSE__PUBLIC int rouse_stream_open(struct rouse_reactor *r, int fd,
