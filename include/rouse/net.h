@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * <rouse/net.h> - addresses, streams and TCP, in librouse-reactor.
+ * <rouse/net.h> - addresses, streams, TCP and UDP, in librouse-reactor.
  *
  * An address is a value (struct rouse_addr) that parses from and formats
  * to text: "127.0.0.1:8080", "[::1]:8080", "/path/to/socket", "@abstract".
@@ -8,8 +8,9 @@
  * (a TCP or Unix stream socket, a pipe): its futures read, write, read or
  * write exactly a length, and shut down the writing side.  A TCP listener
  * hands out streams through an accept future; a connect future makes one.
- * Every future is caller-owned, made with its *_init(), and cancelled by
- * its drop.  Everything returns 0 (or a count) or -errno.
+ * A datagram socket (UDP) sends and receives single datagrams or batches
+ * of them.  Every future is caller-owned, made with its *_init(), and
+ * cancelled by its drop.  Everything returns 0 (or a count) or -errno.
  */
 #ifndef ROUSE_NET_H
 #define ROUSE_NET_H
@@ -167,6 +168,92 @@ struct rouse_tcp_connect {
 int rouse_tcp_connect_init(struct rouse_tcp_connect *f,
 			   struct rouse_reactor *r,
 			   const struct rouse_addr *addr);
+
+/* ---- datagram sockets: UDP and Unix ------------------------------------ */
+
+/*
+ * A registered datagram socket that the library owns: UDP over IPv4 or
+ * IPv6, or a Unix datagram socket.  Its futures send and receive one
+ * datagram, or a batch of them with one system call.
+ */
+struct rouse_dgram;
+
+enum {
+	ROUSE_UDP_REUSEADDR = 0x1,	/* SO_REUSEADDR */
+	ROUSE_UDP_REUSEPORT = 0x2,	/* SO_REUSEPORT */
+	ROUSE_UDP_V6ONLY = 0x4,		/* an IPv6 socket takes no IPv4 */
+	ROUSE_UDP_BROADCAST = 0x8,	/* SO_BROADCAST */
+};
+
+/* A UDP socket bound to addr ("0.0.0.0:0": any, a port the kernel picks). */
+int rouse_udp_bind(struct rouse_reactor *r, const struct rouse_addr *addr,
+		   unsigned int flags, struct rouse_dgram **out);
+/* Adopt fd, a datagram socket of any family, on reactor r. */
+int rouse_dgram_open(struct rouse_reactor *r, int fd,
+		     struct rouse_dgram **out);
+/* Deregister and close; every future of the socket must be dropped. */
+int rouse_dgram_close(struct rouse_dgram *d);
+int rouse_dgram_fd(const struct rouse_dgram *d);
+/* Send to and receive from addr only; NULL dissolves the association. */
+int rouse_dgram_connect(struct rouse_dgram *d, const struct rouse_addr *addr);
+int rouse_dgram_local_addr(const struct rouse_dgram *d,
+			   struct rouse_addr *out);
+int rouse_dgram_peer_addr(const struct rouse_dgram *d,
+			  struct rouse_addr *out);
+
+/*
+ * Send one datagram, or receive one.  result: bytes sent, or bytes stored
+ * in the buffer (0 is an empty datagram, not an end), or -errno.  A
+ * datagram longer than the buffer is cut to it, the rest is lost, and
+ * truncated says so.
+ */
+struct rouse_dgram_rw {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_dgram *dgram;	/* private */
+	void *buf;			/* private */
+	size_t len;			/* private */
+	int writing;			/* private */
+	int waiting;			/* private */
+	struct rouse_addr addr;		/* send: private, the destination;
+					   receive: output, the sender
+					   (len 0: it has no address) */
+	int truncated;			/* output */
+	ssize_t result;			/* output */
+};
+
+/* to NULL: the connected peer. */
+int rouse_dgram_send_to_init(struct rouse_dgram_rw *f, struct rouse_dgram *d,
+			     const void *buf, size_t len,
+			     const struct rouse_addr *to);
+int rouse_dgram_recv_from_init(struct rouse_dgram_rw *f,
+			       struct rouse_dgram *d, void *buf, size_t len);
+
+/*
+ * sendmmsg(2) or recvmmsg(2) over the caller's array of vlen messages,
+ * once: result is the number of messages sent or received (at least 1),
+ * each one's msg_len set, or -errno.  The array and everything it points
+ * to are the caller's, and must live until the future is dropped.
+ */
+struct mmsghdr;
+
+struct rouse_dgram_mmsg {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_dgram *dgram;	/* private */
+	struct mmsghdr *msgs;		/* private */
+	unsigned int vlen;		/* private */
+	int writing;			/* private */
+	int waiting;			/* private */
+	int result;			/* output */
+};
+
+int rouse_dgram_sendmmsg_init(struct rouse_dgram_mmsg *f,
+			      struct rouse_dgram *d, struct mmsghdr *msgs,
+			      unsigned int vlen);
+int rouse_dgram_recvmmsg_init(struct rouse_dgram_mmsg *f,
+			      struct rouse_dgram *d, struct mmsghdr *msgs,
+			      unsigned int vlen);
 
 #ifdef __cplusplus
 }
