@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * <rouse/net.h> - addresses, streams, TCP and UDP, in librouse-reactor.
+ * <rouse/net.h> - addresses, streams, TCP, UDP and Unix sockets, in
+ * librouse-reactor.
  *
  * An address is a value (struct rouse_addr) that parses from and formats
  * to text: "127.0.0.1:8080", "[::1]:8080", "/path/to/socket", "@abstract".
@@ -8,9 +9,11 @@
  * (a TCP or Unix stream socket, a pipe): its futures read, write, read or
  * write exactly a length, and shut down the writing side.  A TCP listener
  * hands out streams through an accept future; a connect future makes one.
- * A datagram socket (UDP) sends and receives single datagrams or batches
- * of them.  Every future is caller-owned, made with its *_init(), and
- * cancelled by its drop.  Everything returns 0 (or a count) or -errno.
+ * Unix stream sockets work the same way.  A datagram socket (UDP, Unix)
+ * sends and receives single datagrams or batches of them; Unix sockets
+ * also pass descriptors and credentials.  Every future is caller-owned,
+ * made with its *_init(), and cancelled by its drop.  Everything returns
+ * 0 (or a count) or -errno.
  */
 #ifndef ROUSE_NET_H
 #define ROUSE_NET_H
@@ -169,6 +172,60 @@ int rouse_tcp_connect_init(struct rouse_tcp_connect *f,
 			   struct rouse_reactor *r,
 			   const struct rouse_addr *addr);
 
+/* ---- Unix stream sockets ----------------------------------------------- */
+
+/*
+ * A Unix listener binds a path ("/run/app.sock") or an abstract name
+ * ("@app").  A path that exists already, a stale socket file included,
+ * makes the bind fail with -EADDRINUSE: nothing is unlinked for the
+ * caller, before the bind or after the close.
+ */
+struct rouse_unix_listener;
+
+/* socket, bind, listen (backlog <= 0: SOMAXCONN). */
+int rouse_unix_listen(struct rouse_reactor *r, const struct rouse_addr *addr,
+		      int backlog, struct rouse_unix_listener **out);
+int rouse_unix_listener_close(struct rouse_unix_listener *l);
+int rouse_unix_listener_fd(const struct rouse_unix_listener *l);
+int rouse_unix_listener_addr(const struct rouse_unix_listener *l,
+			     struct rouse_addr *out);
+
+/* Ready with a new stream on the listener's reactor, or -errno. */
+struct rouse_unix_accept {
+	struct rouse_future base;
+	struct rouse_io_accept op;	/* private */
+	struct rouse_unix_listener *listener;	/* private */
+	struct rouse_stream *stream;	/* output: the caller's to close */
+	struct rouse_addr peer;		/* output: often unnamed (len 2) */
+	int result;			/* output: 0 or -errno */
+};
+
+int rouse_unix_accept_init(struct rouse_unix_accept *f,
+			   struct rouse_unix_listener *l);
+
+/*
+ * Ready with a connected stream, or -errno: -ENOENT when the path does
+ * not exist, -ECONNREFUSED when nobody listens there (a stale socket
+ * file, an abstract name nobody holds), -EAGAIN when the listener's
+ * queue is full.
+ */
+struct rouse_unix_connect {
+	struct rouse_future base;
+	struct rouse_io_connect op;	/* private */
+	struct rouse_io *io;		/* private */
+	int fd;				/* private */
+	struct rouse_stream *stream;	/* output: the caller's to close */
+	int result;			/* output: 0 or -errno */
+};
+
+int rouse_unix_connect_init(struct rouse_unix_connect *f,
+			    struct rouse_reactor *r,
+			    const struct rouse_addr *addr);
+
+/* socketpair(2): two connected streams, both the caller's to close. */
+int rouse_unix_stream_pair(struct rouse_reactor *r,
+			   struct rouse_stream *out[2]);
+
 /* ---- datagram sockets: UDP and Unix ------------------------------------ */
 
 /*
@@ -188,6 +245,12 @@ enum {
 /* A UDP socket bound to addr ("0.0.0.0:0": any, a port the kernel picks). */
 int rouse_udp_bind(struct rouse_reactor *r, const struct rouse_addr *addr,
 		   unsigned int flags, struct rouse_dgram **out);
+/* A Unix datagram socket bound to addr, or unbound when addr is NULL. */
+int rouse_unix_dgram_bind(struct rouse_reactor *r,
+			  const struct rouse_addr *addr,
+			  struct rouse_dgram **out);
+/* socketpair(2): two connected Unix datagram sockets. */
+int rouse_unix_dgram_pair(struct rouse_reactor *r, struct rouse_dgram *out[2]);
 /* Adopt fd, a datagram socket of any family, on reactor r. */
 int rouse_dgram_open(struct rouse_reactor *r, int fd,
 		     struct rouse_dgram **out);
@@ -254,6 +317,77 @@ int rouse_dgram_sendmmsg_init(struct rouse_dgram_mmsg *f,
 int rouse_dgram_recvmmsg_init(struct rouse_dgram_mmsg *f,
 			      struct rouse_dgram *d, struct mmsghdr *msgs,
 			      unsigned int vlen);
+
+/* ---- descriptors and credentials over Unix sockets --------------------- */
+
+/* The most descriptors one message carries (the kernel's SCM_MAX_FD). */
+#define ROUSE_UNIX_MAX_FDS 253
+
+/* Room for the largest control message: descriptors, credentials, a pidfd. */
+#define ROUSE_UNIX_CONTROL_LEN                                   \
+	(CMSG_SPACE(ROUSE_UNIX_MAX_FDS * sizeof(int)) +         \
+	 CMSG_SPACE(3 * sizeof(int)) + CMSG_SPACE(sizeof(int)))
+
+/* SO_PASSCRED: fd, a Unix socket, receives the senders' credentials. */
+int rouse_unix_set_passcred(int fd, int on);
+
+/* A sender's credentials, as SCM_CREDENTIALS carries them. */
+struct rouse_unix_cred {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+};
+
+/*
+ * sendmsg(2) with descriptors and, optionally, credentials; recvmsg(2)
+ * that takes them.  A send on a stream writes the whole buffer (the
+ * control message goes with its first byte); a receive takes what one
+ * recvmsg(2) gives.  result: bytes (0 at the end of a stream) or -errno.
+ * Received descriptors are the caller's, close-on-exec; when more came
+ * than fit (or the credentials did not), ctrunc is set and the extra ones
+ * were closed: none is ever left open unseen.
+ */
+struct rouse_unix_msg {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_io *io;		/* private */
+	int fd;				/* private */
+	int kind;			/* private */
+	int waiting;			/* private */
+	unsigned char *buf;		/* private */
+	size_t len;			/* private */
+	int *fds;			/* private: where received ones go */
+	int max_fds;			/* private */
+	size_t controllen;		/* private */
+	struct rouse_addr to;		/* private */
+	union {
+		size_t align;
+		unsigned char buf[ROUSE_UNIX_CONTROL_LEN];
+	} control;			/* private */
+	size_t done;			/* output: bytes so far */
+	int nfds;			/* output: descriptors received */
+	int ctrunc;			/* output: control data was cut */
+	int truncated;			/* output: a datagram was cut */
+	int has_cred;			/* output: cred is set */
+	struct rouse_unix_cred cred;	/* output */
+	struct rouse_addr from;		/* output: a datagram's sender */
+	ssize_t result;			/* output */
+};
+
+int rouse_unix_sendmsg_init(struct rouse_unix_msg *f, struct rouse_stream *s,
+			    const void *buf, size_t len, const int *fds,
+			    int nfds, int send_cred);
+int rouse_unix_recvmsg_init(struct rouse_unix_msg *f, struct rouse_stream *s,
+			    void *buf, size_t len, int *fds, int max_fds);
+/* to NULL: the connected peer. */
+int rouse_unix_dgram_sendmsg_init(struct rouse_unix_msg *f,
+				  struct rouse_dgram *d,
+				  const struct rouse_addr *to,
+				  const void *buf, size_t len,
+				  const int *fds, int nfds, int send_cred);
+int rouse_unix_dgram_recvmsg_init(struct rouse_unix_msg *f,
+				  struct rouse_dgram *d, void *buf,
+				  size_t len, int *fds, int max_fds);
 
 #ifdef __cplusplus
 }
