@@ -3,8 +3,9 @@
  * tests/check_udp.c - UDP and the datagram futures: send_to and
  * recv_from on 127.0.0.1, connected sockets, a datagram cut to the
  * buffer, an empty datagram, sendmmsg and recvmmsg of a batch, IPv6 and
- * dual-stack, an adopted socket, a receive dropped while it waits, a
- * reactor inherited through fork(2), allocation failure, and bad input.
+ * dual-stack, an adopted socket, a receive dropped while it waits (and
+ * a second one refused meanwhile), a reactor inherited through fork(2),
+ * allocation failure, and bad input.
  */
 #include <arpa/inet.h>
 #include <limits.h>
@@ -367,7 +368,8 @@ END_TEST
 
 /*
  * A receive that waits holds a clone of the waker; dropping it gives the
- * clone back and deregisters nothing, so a later receive still works.
+ * clone back and deregisters nothing, so a later receive still works.  A
+ * second receive that has to wait meanwhile completes with -EBUSY.
  */
 START_TEST(dgram_cancel)
 {
@@ -386,6 +388,16 @@ START_TEST(dgram_cancel)
 			 0);
 	ck_assert_int_eq(test_poll_with(&r.base, &fx.w), ROUSE_PENDING);
 	ck_assert_int_eq(atomic_load(&fx.cw.live), 2);
+	/* One receive waits at a time: a second one that must wait is told. */
+	{
+		struct rouse_dgram_rw r2;
+
+		ck_assert_int_eq(rouse_dgram_recv_from_init(&r2, b, buf,
+							    sizeof(buf)), 0);
+		ck_assert_int_eq(test_poll_with(&r2.base, &fx.w), ROUSE_READY);
+		ck_assert_int_eq(r2.result, -EBUSY);
+		ck_assert_int_eq(rouse_future_drop(&r2.base), 0);
+	}
 	ck_assert_int_eq(rouse_future_drop(&r.base), 0);
 	ck_assert_int_eq(atomic_load(&fx.cw.live), 1);
 	/* The socket is intact. */
