@@ -170,17 +170,18 @@ static int fd_owner_reserve(struct rouse_reactor *r, int fd)
 
 /*
  * Set io->socket for io->fd, and return whether a read of it that comes
- * back short proves it drained.  A stream socket's read returns whatever
- * is queued; but a Unix socket's read stops where the sender's
- * credentials change (SO_PASSCRED, checked here) or where descriptors
- * were passed, and any stream socket's at urgent data (seen in the
- * events: dispatch clears io->stream then).  Not a pipe's: when its
- * writer opened it in packet mode (O_DIRECT, which the reading end
- * cannot see), each read returns one write.
+ * back short proves it drained.  A TCP socket's read returns whatever is
+ * queued, up to urgent data (seen in the events: dispatch clears
+ * io->stream then).  Not a Unix stream socket's: its read stops after a
+ * message that carried descriptors, which the peer may send at any time,
+ * and where the sender's credentials change once SO_PASSCRED is set,
+ * which may happen after this probe.  Not a pipe's: when its writer
+ * opened it in packet mode (O_DIRECT, which the reading end cannot see),
+ * each read returns one write.
  */
 static bool io_probe(struct rouse_io *io)
 {
-	int type = 0, domain = 0, passcred = 0;
+	int type = 0, domain = 0;
 	socklen_t len = sizeof(type);
 
 	if (getsockopt(io->fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
@@ -190,13 +191,7 @@ static bool io_probe(struct rouse_io *io)
 		return false;
 	len = sizeof(domain);
 	getsockopt(io->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
-	if (domain == AF_INET || domain == AF_INET6)
-		return true;
-	len = sizeof(passcred);
-	return domain == AF_UNIX &&
-	       getsockopt(io->fd, SOL_SOCKET, SO_PASSCRED, &passcred,
-			  &len) == 0 &&
-	       !passcred;
+	return domain == AF_INET || domain == AF_INET6;
 }
 
 static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,

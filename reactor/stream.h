@@ -2,8 +2,8 @@
 /*
  * reactor/stream.h - what the socket files may ask of stream.c: a stream
  * around a source they registered themselves; and what the files that
- * make their own system calls on a stream (copy.c) need: its registration
- * and whether its reactor may be used in this process.
+ * make their own system calls on a stream (copy.c, unix.c) need: its
+ * registration and whether its reactor may be used in this process.
  */
 #ifndef ROUSE_REACTOR_STREAM_H
 #define ROUSE_REACTOR_STREAM_H
@@ -18,7 +18,6 @@
 
 /* A stream that owns fd and io (registered on fd); -ENOMEM leaves both. */
 int rouse__stream_wrap(struct rouse_io *io, int fd, struct rouse_stream **out);
-
 /*
  * The registration of s, for the readiness futures and rouse_io_clear()
  * of a file that makes its own system calls on rouse_stream_fd(s).

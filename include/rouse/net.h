@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * <rouse/net.h> - addresses, streams and TCP, in librouse-reactor.
+ * <rouse/net.h> - addresses, streams, TCP, UDP and Unix sockets, in
+ * librouse-reactor.
  *
  * An address is a value (struct rouse_addr) that parses from and formats
  * to text: "127.0.0.1:8080", "[::1]:8080", "/path/to/socket", "@abstract".
@@ -8,11 +9,14 @@
  * (a TCP or Unix stream socket, a pipe): its futures read, write, read or
  * write exactly a length, and shut down the writing side.  A TCP listener
  * hands out streams through an accept future; a connect future makes one.
- * A buffered reader over a stream reads lines and up to delimiters; the
- * copies move bytes inside the kernel: a file to a stream (sendfile), a
- * stream to a stream (splice), and two streams both ways at once, as a
- * TCP proxy does.  Every future is caller-owned, made with its *_init(),
- * and cancelled by its drop.  Everything returns 0 (or a count) or -errno.
+ * Unix stream sockets work the same way.  A datagram socket (UDP, Unix)
+ * sends and receives single datagrams or batches of them; Unix sockets
+ * also pass descriptors and credentials.  A buffered reader over a stream
+ * reads lines and up to delimiters; the copies move bytes inside the
+ * kernel: a file to a stream (sendfile), a stream to a stream (splice),
+ * and two streams both ways at once, as a TCP proxy does.  Every future
+ * is caller-owned, made with its *_init(), and cancelled by its drop.
+ * Everything returns 0 (or a count) or -errno.
  */
 #ifndef ROUSE_NET_H
 #define ROUSE_NET_H
@@ -293,6 +297,222 @@ struct rouse_copy_bidi {
 int rouse_copy_bidirectional_init(struct rouse_copy_bidi *f,
 				  struct rouse_stream *a,
 				  struct rouse_stream *b);
+/* ---- Unix stream sockets ----------------------------------------------- */
+
+/*
+ * A Unix listener binds a path ("/run/app.sock") or an abstract name
+ * ("@app").  A path that exists already, a stale socket file included,
+ * makes the bind fail with -EADDRINUSE: nothing is unlinked for the
+ * caller, before the bind or after the close.
+ */
+struct rouse_unix_listener;
+
+/* socket, bind, listen (backlog <= 0: SOMAXCONN). */
+int rouse_unix_listen(struct rouse_reactor *r, const struct rouse_addr *addr,
+		      int backlog, struct rouse_unix_listener **out);
+int rouse_unix_listener_close(struct rouse_unix_listener *l);
+int rouse_unix_listener_fd(const struct rouse_unix_listener *l);
+int rouse_unix_listener_addr(const struct rouse_unix_listener *l,
+			     struct rouse_addr *out);
+
+/* Ready with a new stream on the listener's reactor, or -errno. */
+struct rouse_unix_accept {
+	struct rouse_future base;
+	struct rouse_io_accept op;	/* private */
+	struct rouse_unix_listener *listener;	/* private */
+	struct rouse_stream *stream;	/* output: the caller's to close */
+	struct rouse_addr peer;		/* output: often unnamed (len 2) */
+	int result;			/* output: 0 or -errno */
+};
+
+int rouse_unix_accept_init(struct rouse_unix_accept *f,
+			   struct rouse_unix_listener *l);
+
+/*
+ * Ready with a connected stream, or -errno: -ENOENT when the path does
+ * not exist, -ECONNREFUSED when nobody listens there (a stale socket
+ * file, an abstract name nobody holds), -EAGAIN when the listener's
+ * queue is full.
+ */
+struct rouse_unix_connect {
+	struct rouse_future base;
+	struct rouse_io_connect op;	/* private */
+	struct rouse_io *io;		/* private */
+	int fd;				/* private */
+	struct rouse_stream *stream;	/* output: the caller's to close */
+	int result;			/* output: 0 or -errno */
+};
+
+int rouse_unix_connect_init(struct rouse_unix_connect *f,
+			    struct rouse_reactor *r,
+			    const struct rouse_addr *addr);
+
+/* socketpair(2): two connected streams, both the caller's to close. */
+int rouse_unix_stream_pair(struct rouse_reactor *r,
+			   struct rouse_stream *out[2]);
+
+/* ---- datagram sockets: UDP and Unix ------------------------------------ */
+
+/*
+ * A registered datagram socket that the library owns: UDP over IPv4 or
+ * IPv6, or a Unix datagram socket.  Its futures send and receive one
+ * datagram, or a batch of them with one system call.
+ */
+struct rouse_dgram;
+
+enum {
+	ROUSE_UDP_REUSEADDR = 0x1,	/* SO_REUSEADDR */
+	ROUSE_UDP_REUSEPORT = 0x2,	/* SO_REUSEPORT */
+	ROUSE_UDP_V6ONLY = 0x4,		/* an IPv6 socket takes no IPv4 */
+	ROUSE_UDP_BROADCAST = 0x8,	/* SO_BROADCAST */
+};
+
+/* A UDP socket bound to addr ("0.0.0.0:0": any, a port the kernel picks). */
+int rouse_udp_bind(struct rouse_reactor *r, const struct rouse_addr *addr,
+		   unsigned int flags, struct rouse_dgram **out);
+/* A Unix datagram socket bound to addr, or unbound when addr is NULL. */
+int rouse_unix_dgram_bind(struct rouse_reactor *r,
+			  const struct rouse_addr *addr,
+			  struct rouse_dgram **out);
+/* socketpair(2): two connected Unix datagram sockets. */
+int rouse_unix_dgram_pair(struct rouse_reactor *r, struct rouse_dgram *out[2]);
+/* Adopt fd, a datagram socket of any family, on reactor r. */
+int rouse_dgram_open(struct rouse_reactor *r, int fd,
+		     struct rouse_dgram **out);
+/* Deregister and close; every future of the socket must be dropped. */
+int rouse_dgram_close(struct rouse_dgram *d);
+int rouse_dgram_fd(const struct rouse_dgram *d);
+/* Send to and receive from addr only; NULL dissolves the association. */
+int rouse_dgram_connect(struct rouse_dgram *d, const struct rouse_addr *addr);
+int rouse_dgram_local_addr(const struct rouse_dgram *d,
+			   struct rouse_addr *out);
+int rouse_dgram_peer_addr(const struct rouse_dgram *d,
+			  struct rouse_addr *out);
+
+/*
+ * Send one datagram, or receive one.  result: bytes sent, or bytes stored
+ * in the buffer (0 is an empty datagram, not an end), or -errno.  A
+ * datagram longer than the buffer is cut to it, the rest is lost, and
+ * truncated says so.
+ */
+struct rouse_dgram_rw {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_dgram *dgram;	/* private */
+	void *buf;			/* private */
+	size_t len;			/* private */
+	int writing;			/* private */
+	int waiting;			/* private */
+	struct rouse_addr addr;		/* send: private, the destination;
+					   receive: output, the sender
+					   (len 0: it has no address) */
+	int truncated;			/* output */
+	ssize_t result;			/* output */
+};
+
+/* to NULL: the connected peer. */
+int rouse_dgram_send_to_init(struct rouse_dgram_rw *f, struct rouse_dgram *d,
+			     const void *buf, size_t len,
+			     const struct rouse_addr *to);
+int rouse_dgram_recv_from_init(struct rouse_dgram_rw *f,
+			       struct rouse_dgram *d, void *buf, size_t len);
+
+/*
+ * sendmmsg(2) or recvmmsg(2) over the caller's array of vlen messages,
+ * once: result is the number of messages sent or received (at least 1),
+ * each one's msg_len set, or -errno.  The array and everything it points
+ * to are the caller's, and must live until the future is dropped.
+ */
+struct mmsghdr;
+
+struct rouse_dgram_mmsg {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_dgram *dgram;	/* private */
+	struct mmsghdr *msgs;		/* private */
+	unsigned int vlen;		/* private */
+	int writing;			/* private */
+	int waiting;			/* private */
+	int result;			/* output */
+};
+
+int rouse_dgram_sendmmsg_init(struct rouse_dgram_mmsg *f,
+			      struct rouse_dgram *d, struct mmsghdr *msgs,
+			      unsigned int vlen);
+int rouse_dgram_recvmmsg_init(struct rouse_dgram_mmsg *f,
+			      struct rouse_dgram *d, struct mmsghdr *msgs,
+			      unsigned int vlen);
+
+/* ---- descriptors and credentials over Unix sockets --------------------- */
+
+/* The most descriptors one message carries (the kernel's SCM_MAX_FD). */
+#define ROUSE_UNIX_MAX_FDS 253
+
+/* Room for the largest control message: descriptors, credentials, a pidfd. */
+#define ROUSE_UNIX_CONTROL_LEN                                   \
+	(CMSG_SPACE(ROUSE_UNIX_MAX_FDS * sizeof(int)) +         \
+	 CMSG_SPACE(3 * sizeof(int)) + CMSG_SPACE(sizeof(int)))
+
+/* SO_PASSCRED: fd, a Unix socket, receives the senders' credentials. */
+int rouse_unix_set_passcred(int fd, int on);
+
+/* A sender's credentials, as SCM_CREDENTIALS carries them. */
+struct rouse_unix_cred {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+};
+
+/*
+ * sendmsg(2) with descriptors and, optionally, credentials; recvmsg(2)
+ * that takes them.  A send on a stream writes the whole buffer (the
+ * control message goes with its first byte); a receive takes what one
+ * recvmsg(2) gives.  result: bytes (0 at the end of a stream) or -errno.
+ * Received descriptors are the caller's, close-on-exec; when more came
+ * than fit (or the credentials did not), ctrunc is set and the extra ones
+ * were closed: none is ever left open unseen.
+ */
+struct rouse_unix_msg {
+	struct rouse_future base;
+	struct rouse_io_ready ready;	/* private */
+	struct rouse_io *io;		/* private */
+	int fd;				/* private */
+	int kind;			/* private */
+	int waiting;			/* private */
+	unsigned char *buf;		/* private */
+	size_t len;			/* private */
+	int *fds;			/* private: where received ones go */
+	int max_fds;			/* private */
+	size_t controllen;		/* private */
+	struct rouse_addr to;		/* private */
+	union {
+		size_t align;
+		unsigned char buf[ROUSE_UNIX_CONTROL_LEN];
+	} control;			/* private */
+	size_t done;			/* output: bytes so far */
+	int nfds;			/* output: descriptors received */
+	int ctrunc;			/* output: control data was cut */
+	int truncated;			/* output: a datagram was cut */
+	int has_cred;			/* output: cred is set */
+	struct rouse_unix_cred cred;	/* output */
+	struct rouse_addr from;		/* output: a datagram's sender */
+	ssize_t result;			/* output */
+};
+
+int rouse_unix_sendmsg_init(struct rouse_unix_msg *f, struct rouse_stream *s,
+			    const void *buf, size_t len, const int *fds,
+			    int nfds, int send_cred);
+int rouse_unix_recvmsg_init(struct rouse_unix_msg *f, struct rouse_stream *s,
+			    void *buf, size_t len, int *fds, int max_fds);
+/* to NULL: the connected peer. */
+int rouse_unix_dgram_sendmsg_init(struct rouse_unix_msg *f,
+				  struct rouse_dgram *d,
+				  const struct rouse_addr *to,
+				  const void *buf, size_t len,
+				  const int *fds, int nfds, int send_cred);
+int rouse_unix_dgram_recvmsg_init(struct rouse_unix_msg *f,
+				  struct rouse_dgram *d, void *buf,
+				  size_t len, int *fds, int max_fds);
 
 #ifdef __cplusplus
 }
