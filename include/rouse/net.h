@@ -321,7 +321,7 @@ struct rouse_unix_accept {
 	struct rouse_io_accept op;	/* private */
 	struct rouse_unix_listener *listener;	/* private */
 	struct rouse_stream *stream;	/* output: the caller's to close */
-	struct rouse_addr peer;		/* output: often unnamed (len 2) */
+	struct rouse_addr peer;		/* output: often unnamed */
 	int result;			/* output: 0 or -errno */
 };
 
@@ -363,7 +363,7 @@ struct rouse_dgram;
 enum {
 	ROUSE_UDP_REUSEADDR = 0x1,	/* SO_REUSEADDR */
 	ROUSE_UDP_REUSEPORT = 0x2,	/* SO_REUSEPORT */
-	ROUSE_UDP_V6ONLY = 0x4,		/* an IPv6 socket takes no IPv4 */
+	ROUSE_UDP_V6ONLY = 0x4,		/* IPv6 only, no IPv4 */
 	ROUSE_UDP_BROADCAST = 0x8,	/* SO_BROADCAST */
 };
 
@@ -403,9 +403,9 @@ struct rouse_dgram_rw {
 	size_t len;			/* private */
 	int writing;			/* private */
 	int waiting;			/* private */
-	struct rouse_addr addr;		/* send: private, the destination;
-					   receive: output, the sender
-					   (len 0: it has no address) */
+	/* send: private, the destination; receive: output, the sender
+	   (len 0: it has no address) */
+	struct rouse_addr addr;
 	int truncated;			/* output */
 	ssize_t result;			/* output */
 };
