@@ -895,6 +895,17 @@ START_TEST(test_fork)
 			    -ECHILD);
 		/* The parent's answer is plain memory: still readable. */
 		CHILD_CHECK(addrs->ai_family == AF_INET6);
+#ifdef __SANITIZE_ADDRESS__
+		/*
+		 * The child's own lookup allocates, and ASan's allocator (as
+		 * of GCC 12) is not fork-safe: a parent's resolver thread
+		 * that was starting, or freeing a request, at the fork leaves
+		 * an allocator lock held in the child for good (seen here,
+		 * twice in 30 runs).  glibc's malloc takes its locks around
+		 * fork(): the other builds run it.
+		 */
+		_exit(0);
+#endif
 		CHILD_CHECK(rouse_reactor_new(&mine, 0) == 0);
 		CHILD_CHECK(rouse_reactor_parker(mine, &pk) == 0);
 		CHILD_CHECK(rouse_dns_lookup_init(&l, mine, "localhost", "22",
