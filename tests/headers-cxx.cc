@@ -4,6 +4,7 @@
 #include <rouse/async.h>
 #include <rouse/blocking.h>
 #include <rouse/combinator.h>
+#include <rouse/dns.h>
 #include <rouse/executor.h>
 #include <rouse/future.h>
 #include <rouse/log.h>
