@@ -513,15 +513,24 @@ static Suite *fork_suite(void)
 
 	tcase_set_timeout(tc, TEST_STRESS_TIMEOUT);
 	tcase_add_test(tc, fork_during_join_poll);
+	/*
+	 * GCC 12's AddressSanitizer allocator takes no lock around fork():
+	 * a parent thread inside malloc at the fork (a worker spawning, the
+	 * reactor's thread) leaves the allocator locked in the child, whose
+	 * first malloc then hangs.  The plain and TSan builds run the storm.
+	 */
+#if !defined(__SANITIZE_ADDRESS__)
 	tcase_add_test(tc, fork_storm_while_joining);
+#endif
 	tcase_add_loop_test(tc, inherited_executor_refuses, 0, 2);
 	/*
 	 * The threaded case's child starts a thread after forking a
-	 * threaded parent, and ThreadSanitizer's registry still holds the
+	 * threaded parent.  ThreadSanitizer's registry still holds the
 	 * parent's reactor thread under the id the new one reuses ("dup
-	 * thread with used id"): a limit of the tool with fork, not a race.
+	 * thread with used id"), and AddressSanitizer's allocator may be
+	 * left locked as above: limits of the tools with fork, not races.
 	 */
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 	tcase_add_loop_test(tc, child_makes_reactor_its_own, 0, 1);
 #else
 	tcase_add_loop_test(tc, child_makes_reactor_its_own, 0, 2);
