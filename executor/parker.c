@@ -180,6 +180,22 @@ static int parker_get(struct thread_parker **out)
 	return 0;
 }
 
+/*
+ * ThreadSanitizer (GCC 12's) runs a signal's handler inside a blocked
+ * poll() or epoll_wait(), but defers it while read() blocks; with
+ * SA_RESTART the read then resumes and the handler waits for the next
+ * token, which may never come (a rouse_signal listener, whose handler is
+ * what would send it).  Under TSan the park therefore blocks in poll() and
+ * reads only a token that is there.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define PARK_POLL_FIRST 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PARK_POLL_FIRST 1
+#endif
+#endif
+
 /* Read one token from the eventfd, blocking; EINTR is retried. */
 static void parker_consume(struct thread_parker *p)
 {
@@ -187,6 +203,14 @@ static void parker_consume(struct thread_parker *p)
 	int state;
 
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+#ifdef PARK_POLL_FIRST
+	{
+		struct pollfd pfd = { .fd = p->efd, .events = POLLIN };
+
+		while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+			;
+	}
+#endif
 	while (read(p->efd, &v, sizeof(v)) < 0 && errno == EINTR)
 		;
 	pthread_setcancelstate(state, NULL);

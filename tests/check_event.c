@@ -197,19 +197,6 @@ START_TEST(test_notify_from_signal)
 	pthread_t t;
 	int fds0, i;
 
-#ifdef __SANITIZE_THREAD__
-	/*
-	 * TSan does not run a handler when the signal comes: it queues it
-	 * and runs it at its next interceptor.  A signal that lands on the
-	 * blocked thread just before its read(2) starts, or one that
-	 * SA_RESTART restarts the read for, is then handled only when the
-	 * read returns, which it never does: a hang of TSan's own.  The
-	 * handler on another thread (0) is still tested here; all three
-	 * run in the other builds.
-	 */
-	if (_i != 0)
-		return;
-#endif
 	fds0 = test_count_fds_warm();
 	r = test_reactor_make();
 	ck_assert_int_eq(rouse_reactor_start(r), 0);
