@@ -10,16 +10,21 @@
  * unpark the thread.  Tasks still queued or pending when the root future
  * completes stay in the executor and run at the next block_on; freeing
  * the executor drops them.
+ *
+ * It offers the task core its operations through rouse__sched_current
+ * (sched.h) and calls task.c to run tasks; nothing else.
  */
 #include <errno.h>
 #include <stdlib.h>
 
-#include "task.h"
+#include "sched.h"
 
 #define ROUSE__LOG_MODULE "executor"
 
-void rouse__ct_schedule_local(struct rouse__worker *w, struct rouse__task *t)
+static void ct_schedule_local(struct rouse__worker *w, struct rouse__task *t,
+			      bool by_task)
 {
+	(void)by_task;
 	t->next = NULL;
 	if (w->tail != NULL)
 		w->tail->next = t;
@@ -40,27 +45,14 @@ static struct rouse__task *ct_pop(struct rouse__worker *w)
 	return t;
 }
 
-size_t rouse__ct_drain(struct rouse_executor *ex)
-{
-	size_t n = 0;
-
-	struct rouse__task *t;
-
-	while ((t = ct_pop(&ex->workers[0])) != NULL) {
-		rouse__task_unhold(t);
-		n++;
-	}
-	return n;
-}
-
 /* Move everything injected by other threads to the local queue. */
 static void ct_take_injected(struct rouse_executor *ex, struct rouse__worker *w)
 {
 	struct rouse__task *t;
 
 	pthread_mutex_lock(&ex->inject_lock);
-	while ((t = rouse__inject_pop_locked(ex)) != NULL)
-		rouse__ct_schedule_local(w, t);
+	while ((t = inject_pop_locked(ex)) != NULL)
+		ct_schedule_local(w, t, false);
 	pthread_mutex_unlock(&ex->inject_lock);
 }
 
@@ -114,7 +106,7 @@ static const struct rouse_waker_vtable root_vt = {
 	root_clone, root_wake, root_wake_by_ref, root_drop,
 };
 
-int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
+static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 {
 	struct rouse__worker *w = &ex->workers[0];
 	struct rouse_parker parker;
@@ -219,3 +211,38 @@ int rouse__ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 	rouse_waker_drop(&rw);
 	return err;
 }
+
+/*
+ * Another thread queued a task.  A queue that was not empty has been
+ * announced already, and the thread looks at the queue before it parks.
+ * The waker is valid under the lock: block_on clears it under the lock
+ * before it lets it go.
+ */
+static void ct_injected(struct rouse_executor *ex, bool was_empty,
+			struct rouse_waker *out)
+{
+	(void)out;
+	if (was_empty && ex->ct_unpark != NULL)
+		rouse_waker_wake_by_ref(ex->ct_unpark);
+}
+
+/* No threads of its own: block_on's thread is the only one. */
+static int ct_start(struct rouse_executor *ex)
+{
+	(void)ex;
+	return 0;
+}
+
+static void ct_stop(struct rouse_executor *ex)
+{
+	(void)ex;
+}
+
+const struct rouse__sched rouse__sched_current = {
+	.name = "current-thread",
+	.start = ct_start,
+	.block_on = ct_block_on,
+	.schedule_local = ct_schedule_local,
+	.injected = ct_injected,
+	.stop = ct_stop,
+};

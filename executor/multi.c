@@ -17,6 +17,9 @@
  * another when it does).  The adder publishes the work, then reads the
  * counters; the idler publishes itself as idle, then looks for work: with
  * a full fence on each side, one of them sees the other.
+ *
+ * It offers the task core its operations through rouse__sched_multi
+ * (sched.h) and calls task.c to run tasks; nothing else.
  */
 #include <errno.h>
 #include <sched.h>
@@ -24,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "task.h"
+#include "sched.h"
 
 #define ROUSE__LOG_MODULE "executor"
 
@@ -87,8 +90,8 @@ static bool ring_overflow(struct rouse_executor *ex, struct rouse__ring *r,
 		return false;	/* a stealer made room */
 	pthread_mutex_lock(&ex->inject_lock);
 	for (i = 0; i < n; i++)
-		rouse__inject_push_locked(ex, batch[i]);
-	rouse__inject_push_locked(ex, t);
+		inject_push_locked(ex, batch[i]);
+	inject_push_locked(ex, t);
 	pthread_mutex_unlock(&ex->inject_lock);
 	return true;
 }
@@ -172,7 +175,7 @@ static struct rouse__worker *idle_pop_locked(struct rouse_executor *ex)
 	return idle_take_locked(ex, ex->num_idle - 1);
 }
 
-bool rouse__mt_pick_idle(struct rouse_executor *ex, struct rouse_waker *out)
+static bool mt_pick_idle(struct rouse_executor *ex, struct rouse_waker *out)
 {
 	struct rouse__worker *w;
 
@@ -189,11 +192,11 @@ bool rouse__mt_pick_idle(struct rouse_executor *ex, struct rouse_waker *out)
 }
 
 /* From one of ex's workers (ex is alive): wake an idle worker if needed. */
-void rouse__mt_notify(struct rouse_executor *ex)
+static void mt_notify(struct rouse_executor *ex)
 {
 	struct rouse_waker w;
 
-	if (rouse__mt_pick_idle(ex, &w)) {
+	if (mt_pick_idle(ex, &w)) {
 		rouse__trace("worker: unpark an idle worker");
 		rouse_waker_wake(&w);
 	}
@@ -219,7 +222,7 @@ static void end_search(struct rouse__worker *w)
 
 	w->searching = false;
 	if (__atomic_fetch_sub(&ex->num_searching, 1, __ATOMIC_SEQ_CST) == 1)
-		rouse__mt_notify(ex);
+		mt_notify(ex);
 }
 
 /*
@@ -295,7 +298,7 @@ static void worker_idle(struct rouse__worker *w)
 
 /* ---- scheduling ------------------------------------------------------------ */
 
-void rouse__mt_schedule_local(struct rouse__worker *w, struct rouse__task *t,
+static void mt_schedule_local(struct rouse__worker *w, struct rouse__task *t,
 			      bool woken_by_task)
 {
 	struct rouse__task *prev;
@@ -309,7 +312,7 @@ void rouse__mt_schedule_local(struct rouse__worker *w, struct rouse__task *t,
 		t = prev;
 	}
 	ring_push(w->ex, &w->ring, t);
-	rouse__mt_notify(w->ex);
+	mt_notify(w->ex);
 }
 
 /* Move a batch from the injection queue to the ring; return one. */
@@ -323,9 +326,9 @@ static struct rouse__task *take_injected(struct rouse__worker *w,
 	if (__atomic_load_n(&ex->inject_len, __ATOMIC_ACQUIRE) == 0)
 		return NULL;
 	pthread_mutex_lock(&ex->inject_lock);
-	first = rouse__inject_pop_locked(ex);
+	first = inject_pop_locked(ex);
 	for (n = 1; first != NULL && n < max; n++) {
-		t = rouse__inject_pop_locked(ex);
+		t = inject_pop_locked(ex);
 		if (t == NULL)
 			break;
 		ring_push(ex, &w->ring, t);
@@ -333,7 +336,7 @@ static struct rouse__task *take_injected(struct rouse__worker *w,
 	pthread_mutex_unlock(&ex->inject_lock);
 	/* A batch landed in this ring: an idle worker may share it. */
 	if (n > 1)
-		rouse__mt_notify(ex);
+		mt_notify(ex);
 	return first;
 }
 
@@ -420,29 +423,6 @@ static void *worker_main(void *arg)
 
 /* ---- start, stop ------------------------------------------------------------ */
 
-size_t rouse__mt_drain(struct rouse_executor *ex)
-{
-	size_t n = 0;
-	unsigned int i;
-
-	for (i = 0; i < ex->nworkers; i++) {
-		struct rouse__worker *w = &ex->workers[i];
-
-		struct rouse__task *t;
-
-		if (w->lifo != NULL) {
-			rouse__task_unhold(w->lifo);
-			w->lifo = NULL;
-			n++;
-		}
-		while ((t = ring_pop(&w->ring)) != NULL) {
-			rouse__task_unhold(t);
-			n++;
-		}
-	}
-	return n;
-}
-
 struct start_arg {
 	struct rouse__worker *w;
 	pthread_mutex_t lock;
@@ -472,13 +452,18 @@ static void *worker_start(void *arg)
 	return worker_main(w);
 }
 
-int rouse__mt_start(struct rouse_executor *ex)
+static void mt_stop(struct rouse_executor *ex);
+
+static int mt_start(struct rouse_executor *ex)
 {
 	struct start_arg sa;
 	sigset_t all, old;
 	unsigned int i;
 	int err = 0;
 
+	ex->idle_stack = rouse__calloc(ex->nworkers, sizeof(unsigned int));
+	if (ex->idle_stack == NULL)
+		return -ENOMEM;
 	pthread_mutex_init(&sa.lock, NULL);
 	pthread_cond_init(&sa.cond, NULL);
 	/* Workers take no signals: those belong to the program's threads. */
@@ -508,11 +493,11 @@ int rouse__mt_start(struct rouse_executor *ex)
 	pthread_mutex_destroy(&sa.lock);
 	pthread_cond_destroy(&sa.cond);
 	if (err < 0)
-		rouse__mt_stop(ex);
+		mt_stop(ex);
 	return err;
 }
 
-void rouse__mt_stop(struct rouse_executor *ex)
+static void mt_stop(struct rouse_executor *ex)
 {
 	unsigned int i;
 
@@ -533,3 +518,49 @@ void rouse__mt_stop(struct rouse_executor *ex)
 		rouse_waker_drop(&w->unpark);
 	}
 }
+
+/*
+ * Another thread queued a task: wake an idle worker, unless one is
+ * searching already, once the caller has dropped the lock.
+ */
+static void mt_injected(struct rouse_executor *ex, bool was_empty,
+			struct rouse_waker *out)
+{
+	(void)was_empty;
+	mt_pick_idle(ex, out);
+}
+
+/*
+ * The calling thread is not a worker: it polls f on its own parker while
+ * the workers run the tasks.  Counted, so that free refuses to run under
+ * it.
+ */
+static int mt_block_on(struct rouse_executor *ex, struct rouse_future *f)
+{
+	int err;
+
+	pthread_mutex_lock(&ex->inject_lock);
+	if (ex->freeing) {
+		pthread_mutex_unlock(&ex->inject_lock);
+		return -ECANCELED;
+	}
+	ex->blockon_count++;
+	pthread_mutex_unlock(&ex->inject_lock);
+	/* NULL before: a block_on already running was refused. */
+	rouse__blockon_ex = ex;
+	err = rouse_block_on(f);
+	rouse__blockon_ex = NULL;
+	pthread_mutex_lock(&ex->inject_lock);
+	ex->blockon_count--;
+	pthread_mutex_unlock(&ex->inject_lock);
+	return err;
+}
+
+const struct rouse__sched rouse__sched_multi = {
+	.name = "multi-thread",
+	.start = mt_start,
+	.block_on = mt_block_on,
+	.schedule_local = mt_schedule_local,
+	.injected = mt_injected,
+	.stop = mt_stop,
+};

@@ -1,20 +1,21 @@
 // SPDX-License-Identifier: MIT
 /*
- * executor/task.c - tasks: spawning, the task waker, polling, join handles,
- * abort and detach, and the executor object both schedulers share.
+ * executor/task.c - the task core: spawning, the task waker, one poll of
+ * a task, join handles, abort and detach, and cancelling every task when
+ * an executor is freed.
  *
- * Every state change of a task is one compare-and-swap on its state word
- * (task.h lists the bits).  The schedulers (current.c, multi.c) only move
- * task pointers between queues; what a task is allowed to do next is
- * decided here.
+ * Every state change of a task is one of the named transitions of
+ * task_state.h.  A task that must be queued goes to its executor's
+ * scheduler through the table of operations in ex->sched (sched.h): this
+ * file knows no scheduler by name and calls no other file of the
+ * executor but through that table.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "task.h"
+#include "sched.h"
+#include "task_state.h"
 
 #define ROUSE__LOG_MODULE "task"
 
@@ -28,34 +29,15 @@ static ROUSE__TLS bool self_woken;
 /* The largest future rouse_spawn() copies: anything bigger is a mistake. */
 #define TASK_BODY_MAX ((size_t)1 << 30)
 
-/* ---- the state word ---------------------------------------------------- */
-
-static inline uint64_t state_load(struct rouse__task *t)
+static void task_unref(struct rouse__task *t)
 {
-	return __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
-}
+	struct rouse_executor *ex = t->ex;
 
-static inline bool state_cas(struct rouse__task *t, uint64_t *old,
-			     uint64_t new)
-{
-	return __atomic_compare_exchange_n(&t->state, old, new, true,
-					   __ATOMIC_ACQ_REL,
-					   __ATOMIC_ACQUIRE);
-}
-
-static void task_free(struct rouse__task *t)
-{
+	if (!task_state_unref(&t->state))
+		return;
 	rouse__trace("task %llu: freed", (unsigned long long)t->id);
 	rouse__free(t);
-}
-
-static inline void task_unref(struct rouse__task *t)
-{
-	uint64_t old = __atomic_fetch_sub(&t->state, TASK_REF,
-					  __ATOMIC_ACQ_REL);
-
-	if ((old >> TASK_REF_SHIFT) == 1)
-		task_free(t);
+	executor_unref(ex);
 }
 
 /* ---- ids: handed out in blocks so that spawning threads do not share a
@@ -112,17 +94,17 @@ static void list_remove(struct rouse__task *t)
 
 /*
  * t->join_waker belongs to one side at a time, and JOIN_WAKER says which:
- * while it is clear and the task is not DONE, to the join handle, which
- * may write it; while it is set, to the task's side, which wakes it when
- * the task finishes and then clears the bit to hand it back.  Once DONE
- * is set the handle no longer writes the field; whoever sees, in the same
- * atomic operation, the last of HANDLE and JOIN_WAKER go drops it.
+ * while it is clear and the task is not FINISHED, to the join handle,
+ * which may write it; while it is set, to the task's side, which wakes it
+ * when the task finishes and then clears the bit to hand it back.  Once
+ * FINISHED is set the handle no longer writes the field; whoever sees, in
+ * the same atomic operation, the last of HANDLE and JOIN_WAKER go drops it.
  */
 
 /*
- * The task has just been marked DONE; s is the state that this made.
- * Wake the join handle if it left a waker, then hand the waker back, or
- * drop it if the handle is gone meanwhile.
+ * The task has just finished; s is the word that made it so.  Wake the
+ * join handle if it left a waker, then hand the waker back, or drop it if
+ * the handle is gone meanwhile.
  */
 static void notify_join(struct rouse__task *t, uint64_t s)
 {
@@ -130,16 +112,16 @@ static void notify_join(struct rouse__task *t, uint64_t s)
 	    (TASK_HANDLE | TASK_JOIN_WAKER))
 		return;
 	rouse_waker_wake_by_ref(&t->join_waker);
-	s = __atomic_fetch_and(&t->state, ~(uint64_t)TASK_JOIN_WAKER,
-			       __ATOMIC_ACQ_REL);
+	s = task_state_join_waker_return(&t->state);
 	if (!(s & TASK_HANDLE))
 		rouse_waker_drop(&t->join_waker);
 }
 
 /*
- * The handle (not DONE seen) leaves cx's waker in t for notify_join.
- * Returns false when the task turned DONE first: then the handle reads
- * the output instead, and the field stays with whoever has it.
+ * The handle (not FINISHED seen in s) leaves cx's waker in t for
+ * notify_join.  Returns false when the task finished first: then the
+ * handle reads the output instead, and the field stays with whoever has
+ * it.
  */
 static bool join_waker_set(struct rouse__task *t, uint64_t s,
 			   const struct rouse_waker *waker)
@@ -148,173 +130,24 @@ static bool join_waker_set(struct rouse__task *t, uint64_t s,
 		/* Read-only while the task's side has it: it only wakes it. */
 		if (rouse_waker_will_wake(&t->join_waker, waker))
 			return true;
-		/* Take the field back to put another waker in it. */
-		do {
-			if (s & TASK_DONE)
-				return false;
-		} while (!state_cas(t, &s, s & ~(uint64_t)TASK_JOIN_WAKER));
+		if (!task_state_join_waker_take_back(&t->state, &s))
+			return false;
 		rouse_waker_drop(&t->join_waker);
 	}
 	rouse_waker_clone(waker, &t->join_waker);
-	/* Release: notify_join, seeing the bit, sees the waker too. */
-	do {
-		if (s & TASK_DONE) {
-			rouse_waker_drop(&t->join_waker);
-			return false;
-		}
-	} while (!state_cas(t, &s, s | TASK_JOIN_WAKER));
-	return true;
+	if (task_state_join_waker_give(&t->state, &s))
+		return true;
+	rouse_waker_drop(&t->join_waker);
+	return false;
 }
 
-/* ---- finishing --------------------------------------------------------- */
-
-/* Drop the task's future, once (rouse_future_drop clears its vtable). */
-static inline void body_drop(struct rouse__task *t)
-{
-	rouse_future_drop(task_body(t));
-}
-
-/*
- * The caller has the right to drop t's body: t is CLOSED, not COMPLETE,
- * and no one polls it.  Drop it, tell the join handle, and let go of the
- * executor's reference.
- */
-static void task_cancel(struct rouse__task *t)
-{
-	uint64_t s;
-
-	rouse__trace("task %llu: cancelled", (unsigned long long)t->id);
-	body_drop(t);
-	list_remove(t);
-	s = __atomic_fetch_or(&t->state, TASK_DONE, __ATOMIC_ACQ_REL);
-	notify_join(t, s | TASK_DONE);
-	task_unref(t);
-}
-
-/*
- * Poll returned READY on this thread: t was RUNNING.  The future is
- * dropped now, not when the join handle goes: what it holds for its work
- * (a channel's sender, a registration) is released as soon as the work is
- * done.  Its output fields stay where they are, for the handle to read.
- */
-static void task_complete(struct rouse__task *t)
-{
-	uint64_t s, n;
-
-	body_drop(t);
-	s = state_load(t);
-	do {
-		n = (s & ~(uint64_t)(TASK_RUNNING | TASK_SCHEDULED)) |
-		    TASK_COMPLETE | TASK_DONE;
-	} while (!state_cas(t, &s, n));
-	rouse__trace("task %llu: complete", (unsigned long long)t->id);
-	list_remove(t);
-	notify_join(t, n);
-	task_unref(t);
-}
-
-/*
- * A task that woke itself in its own poll (a yield) goes back to the
- * queue still RUNNING: it is "held" by the executor's threads, and its
- * next run needs no compare-and-swap to take it, nor this one to let go.
- * To everyone else a held task looks like one being polled: a wake sets
- * SCHEDULED and leaves the queueing to the runner, an abort sets CLOSED
- * and leaves the drop to the runner.  Queues move a held task between
- * threads with release/acquire (a steal), which orders its polls.
- */
-void rouse__task_run(struct rouse__task *t)
-{
-	struct rouse_waker waker;
-	struct rouse_context cx;
-	struct rouse_future *f = task_body(t);
-	enum rouse_poll r;
-	uint64_t s = state_load(t);
-
-	/* Take it (a held task is ours already), unless it was closed. */
-	while (!(s & (TASK_RUNNING | TASK_CLOSED)) &&
-	       !state_cas(t, &s, (s & ~TASK_SCHEDULED) | TASK_RUNNING))
-		;
-	if (s & TASK_CLOSED) {
-		task_cancel(t);
-		return;
-	}
-
-	waker.data = t;
-	waker.vtable = &task_waker_vt;
-	cx.waker = &waker;
-	rouse__cur_task = t;
-	r = f->vtable->poll(f, &cx);
-	rouse__cur_task = NULL;
-	if (r == ROUSE_READY) {
-		self_woken = false;
-		task_complete(t);
-		return;
-	}
-	if (self_woken) {
-		/* To the back of the queue, held. */
-		self_woken = false;
-		rouse__task_schedule(t, false);
-		return;
-	}
-	s = __atomic_fetch_and(&t->state, ~(uint64_t)TASK_RUNNING,
-			       __ATOMIC_ACQ_REL);
-	if (s & TASK_CLOSED) {
-		/* Aborted during the poll: the wake it queued was refused. */
-		task_cancel(t);
-	} else if (s & TASK_SCHEDULED) {
-		/* Woken from elsewhere during its poll: queue it again. */
-		rouse__task_schedule(t, false);
-	}
-}
-
-/*
- * Shutdown, with the executor's threads stopped: a task taken out of a
- * queue is made an ordinary queued task (SCHEDULED, not RUNNING), so that
- * every drained task is counted as SCHEDULED when it is closed.
- */
-void rouse__task_unhold(struct rouse__task *t)
-{
-	uint64_t s = state_load(t);
-
-	while (!state_cas(t, &s, (s & ~TASK_RUNNING) | TASK_SCHEDULED))
-		;
-}
-
-/* ---- scheduling from anywhere ------------------------------------------ */
-
-void rouse__inject_push_locked(struct rouse_executor *ex,
-			       struct rouse__task *t)
-{
-	t->next = NULL;
-	if (ex->inject_tail != NULL)
-		ex->inject_tail->next = t;
-	else
-		ex->inject_head = t;
-	ex->inject_tail = t;
-	__atomic_store_n(&ex->inject_len, ex->inject_len + 1,
-			 __ATOMIC_RELEASE);
-}
-
-struct rouse__task *rouse__inject_pop_locked(struct rouse_executor *ex)
-{
-	struct rouse__task *t = ex->inject_head;
-
-	if (t == NULL)
-		return NULL;
-	ex->inject_head = t->next;
-	if (ex->inject_head == NULL)
-		ex->inject_tail = NULL;
-	__atomic_store_n(&ex->inject_len, ex->inject_len - 1,
-			 __ATOMIC_RELAXED);
-	return t;
-}
+/* ---- queueing ------------------------------------------------------------ */
 
 /*
  * From a thread that is not one of the executor's: through the injection
- * queue.  Nothing of ex is touched after the lock is released, so that an
- * executor shutting down can tell when the last such wake has left it
- * (see rouse_executor_free()).  The thread to wake is woken through a
- * clone of its parker's waker, which outlives the executor.
+ * queue, then the scheduler makes sure a thread looks.  The thread to
+ * wake is woken through a clone of its parker's waker after the lock is
+ * dropped.  A closed executor refuses the task: its free cancels it.
  */
 static void schedule_remote(struct rouse_executor *ex, struct rouse__task *t)
 {
@@ -326,43 +159,111 @@ static void schedule_remote(struct rouse_executor *ex, struct rouse__task *t)
 		return;
 	pthread_mutex_lock(&ex->inject_lock);
 	if (ROUSE__UNLIKELY(ex->closed)) {
-		/* Shutdown owns the task now; it counts this wake. */
-		ex->late_wakes++;
 		pthread_mutex_unlock(&ex->inject_lock);
 		return;
 	}
 	was_empty = ex->inject_head == NULL;
-	rouse__inject_push_locked(ex, t);
-	if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD) {
-		/*
-		 * A queue that was not empty has been announced already, and
-		 * the thread looks at the queue before it parks.  The waker
-		 * is valid under the lock: block_on clears it under the lock
-		 * before it lets it go.
-		 */
-		if (was_empty && ex->ct_unpark != NULL)
-			rouse_waker_wake_by_ref(ex->ct_unpark);
-	} else {
-		rouse__mt_pick_idle(ex, &w);
-	}
+	inject_push_locked(ex, t);
+	ex->sched->injected(ex, was_empty, &w);
 	pthread_mutex_unlock(&ex->inject_lock);
 	if (w.vtable != NULL)
 		rouse_waker_wake(&w);
 }
 
-void rouse__task_schedule(struct rouse__task *t, bool woken_by_task)
+/* Queue t, whose SCHEDULED bit the caller set (or that is TAKEN). */
+static void task_schedule(struct rouse__task *t, bool by_task)
 {
 	struct rouse__worker *w = rouse__cur_worker;
 	struct rouse_executor *ex = t->ex;
 
-	if (w != NULL && w->ex == ex) {
-		if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD)
-			rouse__ct_schedule_local(w, t);
-		else
-			rouse__mt_schedule_local(w, t, woken_by_task);
+	if (w != NULL && w->ex == ex)
+		ex->sched->schedule_local(w, t, by_task);
+	else
+		schedule_remote(ex, t);
+}
+
+/* ---- finishing --------------------------------------------------------- */
+
+/*
+ * The caller owns t's body (it is CANCELLED, not finished, and nobody
+ * polls it).  Drop it, tell the join handle, and let go of the
+ * executor's reference.
+ */
+static void task_cancel(struct rouse__task *t)
+{
+	rouse__trace("task %llu: cancelled", (unsigned long long)t->id);
+	rouse_future_drop(task_body(t));
+	list_remove(t);
+	notify_join(t, task_state_finish_cancelled(&t->state));
+	task_unref(t);
+}
+
+/*
+ * The poll returned READY on this thread.  The future is dropped now, not
+ * when the join handle goes: what it holds for its work (a channel's
+ * sender, a registration) is released as soon as the work is done.  Its
+ * output fields stay where they are, for the handle to read.
+ */
+static void task_complete(struct rouse__task *t)
+{
+	uint64_t s;
+
+	rouse_future_drop(task_body(t));
+	s = task_state_complete(&t->state);
+	rouse__trace("task %llu: complete", (unsigned long long)t->id);
+	list_remove(t);
+	notify_join(t, s);
+	task_unref(t);
+}
+
+/* ---- one poll ------------------------------------------------------------ */
+
+/*
+ * A task that woke itself in its own poll (a yield) goes back to the
+ * queue still TAKEN, with no atomic operation either way.  To everyone
+ * else it looks like a task being polled (task_state.h).  Queues move a
+ * taken task between threads with release/acquire (a steal), which
+ * orders its polls.
+ */
+void rouse__task_run(struct rouse__task *t)
+{
+	struct rouse_waker waker;
+	struct rouse_context cx;
+	struct rouse_future *f = task_body(t);
+
+	if (task_state_take(&t->state) == TAKE_CANCEL) {
+		task_cancel(t);
 		return;
 	}
-	schedule_remote(ex, t);
+	waker.data = t;
+	waker.vtable = &task_waker_vt;
+	cx.waker = &waker;
+	rouse__cur_task = t;
+	if (f->vtable->poll(f, &cx) == ROUSE_READY) {
+		rouse__cur_task = NULL;
+		self_woken = false;
+		task_complete(t);
+		return;
+	}
+	rouse__cur_task = NULL;
+	if (self_woken) {
+		/* To the back of the queue, still taken. */
+		self_woken = false;
+		task_schedule(t, false);
+		return;
+	}
+	switch (task_state_release(&t->state)) {
+	case RELEASE_CANCEL:
+		/* Aborted during the poll: the wake it queued was refused. */
+		task_cancel(t);
+		break;
+	case RELEASE_REQUEUE:
+		/* Woken from elsewhere during its poll. */
+		task_schedule(t, false);
+		break;
+	case RELEASE_IDLE:
+		break;
+	}
 }
 
 /* ---- the task waker ------------------------------------------------------ */
@@ -370,23 +271,14 @@ void rouse__task_schedule(struct rouse__task *t, bool woken_by_task)
 static void task_wake_by_ref(void *data)
 {
 	struct rouse__task *t = data;
-	uint64_t s;
 
 	/* A task waking itself in its own poll (a yield): no atomic. */
 	if (t == rouse__cur_task) {
 		self_woken = true;
 		return;
 	}
-	s = __atomic_load_n(&t->state, __ATOMIC_RELAXED);
-
-	do {
-		if (s & (TASK_SCHEDULED | TASK_COMPLETE | TASK_CLOSED))
-			return;
-	} while (!state_cas(t, &s, s | TASK_SCHEDULED));
-	/* Running: the worker re-queues it when the poll returns. */
-	if (s & TASK_RUNNING)
-		return;
-	rouse__task_schedule(t, rouse__cur_task != NULL);
+	if (task_state_wake(&t->state))
+		task_schedule(t, rouse__cur_task != NULL);
 }
 
 static void task_wake(void *data)
@@ -405,7 +297,7 @@ static struct rouse_waker task_clone(void *data)
 	struct rouse__task *t = data;
 	struct rouse_waker w;
 
-	__atomic_fetch_add(&t->state, TASK_REF, __ATOMIC_RELAXED);
+	task_state_ref(&t->state);
 	w.data = t;
 	w.vtable = &task_waker_vt;
 	return w;
@@ -426,17 +318,17 @@ static enum rouse_poll join_poll(struct rouse_future *self,
 
 	if (t == NULL)
 		return ROUSE_READY;	/* polled again after READY */
-	s = state_load(t);
-	if (!(s & TASK_DONE) && rouse__inherited(t->ex->fork_gen)) {
+	s = task_state_load(&t->state);
+	if (!(s & TASK_FINISHED) && rouse__inherited(t->ex->fork_gen)) {
 		/* The parent's task, in a child: it will never finish here. */
 		h->result = -ECHILD;
 		h->output = NULL;
 		return ROUSE_READY;
 	}
-	if (!(s & TASK_DONE) && join_waker_set(t, s, cx->waker))
+	if (!(s & TASK_FINISHED) && join_waker_set(t, s, cx->waker))
 		return ROUSE_PENDING;
-	s = state_load(t);
-	if (s & TASK_COMPLETE) {
+	s = task_state_load(&t->state);
+	if (s & TASK_HAS_OUTPUT) {
 		h->result = 0;
 		h->output = task_body(t);
 	} else {
@@ -450,24 +342,18 @@ static enum rouse_poll join_poll(struct rouse_future *self,
 static void join_release(struct rouse_join_handle *h)
 {
 	struct rouse__task *t = h->task;
-	uint64_t s, n;
+	uint64_t s;
 
 	if (t == NULL)
 		return;
 	h->task = NULL;
 	h->output = NULL;
-	s = state_load(t);
-	do {
-		/* Unfinished: the waker comes back to us with HANDLE. */
-		n = s & ~(uint64_t)TASK_HANDLE;
-		if (!(s & TASK_DONE))
-			n &= ~(uint64_t)TASK_JOIN_WAKER;
-	} while (!state_cas(t, &s, n));
+	s = task_state_drop_handle(&t->state);
 	/*
-	 * The field is ours unless the task's side still has it (DONE, and
-	 * JOIN_WAKER set: notify_join drops it when it sees HANDLE gone).
+	 * The field is ours unless the task's side still has it (FINISHED,
+	 * and JOIN_WAKER set: notify_join drops it when it sees HANDLE go).
 	 */
-	if (!((s & TASK_DONE) && (s & TASK_JOIN_WAKER)) &&
+	if (!((s & TASK_FINISHED) && (s & TASK_JOIN_WAKER)) &&
 	    t->join_waker.vtable != NULL)
 		rouse_waker_drop(&t->join_waker);
 	task_unref(t);
@@ -497,27 +383,26 @@ ROUSE__PUBLIC uint64_t rouse_join_handle_id(const struct rouse_join_handle *h)
 ROUSE__PUBLIC int rouse_join_handle_abort(struct rouse_join_handle *h)
 {
 	struct rouse__task *t;
-	uint64_t s, n;
 
 	if (h == NULL || h->base.vtable != &join_vt)
 		return -EINVAL;
 	t = h->task;
 	if (t == NULL)
 		return 0;
-	s = state_load(t);
-	if (!(s & TASK_DONE) && rouse__inherited(t->ex->fork_gen))
+	if (!(task_state_load(&t->state) & TASK_FINISHED) &&
+	    rouse__inherited(t->ex->fork_gen))
 		return -ECHILD;
-	do {
-		if (s & (TASK_COMPLETE | TASK_CLOSED))
-			return 0;
-		n = s | TASK_CLOSED;
-		/* Idle: queue it, so that its own executor drops it. */
-		if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
-			n |= TASK_SCHEDULED;
-	} while (!state_cas(t, &s, n));
-	rouse__trace("task %llu: abort", (unsigned long long)t->id);
-	if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
-		rouse__task_schedule(t, false);
+	switch (task_state_cancel(&t->state)) {
+	case CANCEL_QUEUE:
+		rouse__trace("task %llu: abort", (unsigned long long)t->id);
+		task_schedule(t, false);
+		break;
+	case CANCEL_LEFT_TO_OWNER:
+		rouse__trace("task %llu: abort", (unsigned long long)t->id);
+		break;
+	case CANCEL_NOTHING:
+		break;
+	}
 	return 0;
 }
 
@@ -556,10 +441,9 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 	t = rouse__malloc(sizeof(*t) + size);
 	if (t == NULL)
 		return -ENOMEM;
-	t->state = TASK_SCHEDULED | TASK_REF;
-	if (out != NULL)
-		t->state += TASK_HANDLE | TASK_REF;
+	t->state = task_state_initial(out != NULL);
 	t->ex = ex;
+	executor_ref(ex);
 	t->id = task_new_id();
 	t->join_waker.data = NULL;
 	t->join_waker.vtable = NULL;
@@ -572,199 +456,33 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 		out->output = NULL;
 	}
 	rouse__trace("task %llu: spawned", (unsigned long long)t->id);
-	rouse__task_schedule(t, false);
+	task_schedule(t, false);
 	return 0;
 }
 
-/* ---- the executor -------------------------------------------------------------- */
-
-ROUSE__PUBLIC int rouse_executor_config_init(struct rouse_executor_config *c)
-{
-	if (c == NULL)
-		return -EINVAL;
-	memset(c, 0, sizeof(*c));
-	c->kind = ROUSE_EXECUTOR_CURRENT_THREAD;
-	c->workers = 0;
-	c->event_interval = 61;
-	c->lifo_cap = 3;
-	c->parker = NULL;
-	return 0;
-}
-
-static void executor_destroy(struct rouse_executor *ex)
-{
-	unsigned int i;
-
-	for (i = 0; i < TASK_SHARDS; i++)
-		pthread_mutex_destroy(&ex->lists[i].lock);
-	pthread_mutex_destroy(&ex->inject_lock);
-	pthread_mutex_destroy(&ex->idle_lock);
-	rouse__free(ex->idle_stack);
-	rouse__aligned_free(ex->workers);
-	rouse__aligned_free(ex);
-}
-
-ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
-				     struct rouse_executor **out)
-{
-	struct rouse_executor_config def;
-	struct rouse_executor *ex;
-	unsigned int i;
-	long cpus;
-	int err, cancel_state;
-
-	if (out == NULL)
-		return -EINVAL;
-	*out = NULL;
-	if (cfg == NULL) {
-		rouse_executor_config_init(&def);
-		cfg = &def;
-	}
-	if ((cfg->kind != ROUSE_EXECUTOR_CURRENT_THREAD &&
-	     cfg->kind != ROUSE_EXECUTOR_MULTI_THREAD) ||
-	    cfg->event_interval == 0 ||
-	    (cfg->kind == ROUSE_EXECUTOR_MULTI_THREAD && cfg->workers > 1024) ||
-	    (cfg->parker != NULL && !rouse__parker_valid(cfg->parker)))
-		return -EINVAL;
-	ex = rouse__aligned_alloc(64, sizeof(*ex));
-	if (ex == NULL)
-		return -ENOMEM;
-	memset(ex, 0, sizeof(*ex));
-	ex->cfg = *cfg;
-	ex->cfg.parker = NULL;
-	ex->fork_gen = rouse__fork_now();
-	if (cfg->parker != NULL) {
-		ex->parker = *cfg->parker;
-		ex->has_parker = true;
-	}
-	pthread_mutex_init(&ex->inject_lock, NULL);
-	pthread_mutex_init(&ex->idle_lock, NULL);
-	for (i = 0; i < TASK_SHARDS; i++) {
-		struct rouse__task_link *h = &ex->lists[i].head;
-
-		pthread_mutex_init(&ex->lists[i].lock, NULL);
-		h->next = h->prev = h;
-	}
-	if (cfg->kind == ROUSE_EXECUTOR_CURRENT_THREAD) {
-		ex->nworkers = 1;
-	} else {
-		ex->nworkers = cfg->workers;
-		if (ex->nworkers == 0) {
-			cpus = sysconf(_SC_NPROCESSORS_ONLN);
-			ex->nworkers = cpus > 0 ? (unsigned int)cpus : 1;
-		}
-	}
-	ex->cfg.workers = ex->nworkers;
-	ex->workers = rouse__aligned_alloc(64, sizeof(*ex->workers) *
-						  ex->nworkers);
-	if (ex->workers == NULL) {
-		executor_destroy(ex);
-		return -ENOMEM;
-	}
-	memset(ex->workers, 0, sizeof(*ex->workers) * ex->nworkers);
-	for (i = 0; i < ex->nworkers; i++) {
-		ex->workers[i].ex = ex;
-		ex->workers[i].index = i;
-		ex->workers[i].rng = 0x9e3779b9u * (i + 1);
-	}
-	if (cfg->kind == ROUSE_EXECUTOR_MULTI_THREAD) {
-		ex->idle_stack = rouse__calloc(ex->nworkers,
-					       sizeof(unsigned int));
-		if (ex->idle_stack == NULL) {
-			executor_destroy(ex);
-			return -ENOMEM;
-		}
-		/* Starting workers waits on each: not a place to be cancelled. */
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-		err = rouse__mt_start(ex);
-		pthread_setcancelstate(cancel_state, NULL);
-		if (err < 0) {
-			executor_destroy(ex);
-			return err;
-		}
-	}
-	rouse__debug("executor %p: new, %s, %u worker(s)", (void *)ex,
-		     cfg->kind == ROUSE_EXECUTOR_CURRENT_THREAD ?
-		     "current-thread" : "multi-thread", ex->nworkers);
-	*out = ex;
-	return 0;
-}
+/* ---- shutdown ------------------------------------------------------------------ */
 
 /*
- * Shutdown.  The executor's threads are gone (multi-thread workers are
- * joined; a current-thread executor is not inside block_on), so nothing
- * polls.  What may still happen: a wake or abort on another thread that
- * set a task's SCHEDULED bit and is about to take inject_lock.  Such a
- * wake finds `closed` and counts itself in late_wakes; the executor's
- * memory may go only after the last of them has.  Their number is known:
- * every task whose SCHEDULED bit was set when it was closed, and that was
- * not found in a queue, has exactly one such wake on its way.
+ * Nothing polls any more, and nothing is pushed on the injection queue
+ * (it is closed).  A wake or an abort on another thread may still be on
+ * its way with a task; it finds the queue closed and leaves, and the
+ * reference its waker holds keeps the task's memory, and so the
+ * executor's, until it has.  A task's drop may wake, abort or free other
+ * tasks: each is cancelled already, so those are ignored.
  */
-ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
+void rouse__task_cancel_all(struct rouse_executor *ex)
 {
-	struct rouse__task *t;
-	uint64_t scheduled = 0, drained, s;
 	unsigned int i;
-	int cancel_state;
 
-	if (ex == NULL)
-		return -EINVAL;
-	/* Its threads are the parent's: nothing here to stop or join. */
-	if (rouse__inherited(ex->fork_gen))
-		return -ECHILD;
-	if (rouse_executor_current() == ex)
-		return -EDEADLK;
-	pthread_mutex_lock(&ex->inject_lock);
-	if (ex->ct_unpark != NULL || ex->blockon_count != 0 || ex->freeing) {
-		pthread_mutex_unlock(&ex->inject_lock);
-		return -EBUSY;
-	}
-	/* From here on, block_on refuses to start. */
-	ex->freeing = true;
-	pthread_mutex_unlock(&ex->inject_lock);
-	/* Joining workers is a cancellation point: finish what we start. */
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-
-	if (ex->cfg.kind == ROUSE_EXECUTOR_MULTI_THREAD)
-		rouse__mt_stop(ex);
-
-	pthread_mutex_lock(&ex->inject_lock);
-	__atomic_store_n(&ex->closed, true, __ATOMIC_RELAXED);
-	drained = 0;
-	while ((t = rouse__inject_pop_locked(ex)) != NULL) {
-		rouse__task_unhold(t);
-		drained++;
-	}
-	pthread_mutex_unlock(&ex->inject_lock);
-	if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD)
-		drained += rouse__ct_drain(ex);
-	else
-		drained += rouse__mt_drain(ex);
-
-	/* Close every unfinished task: from now on wakes ignore them. */
 	for (i = 0; i < TASK_SHARDS; i++) {
 		struct rouse__task_link *h = &ex->lists[i].head, *l;
 
 		pthread_mutex_lock(&ex->lists[i].lock);
-		for (l = h->next; l != h; l = l->next) {
-			t = rouse__container_of(l, struct rouse__task, all);
-			s = __atomic_fetch_or(&t->state, TASK_CLOSED,
-					      __ATOMIC_ACQ_REL);
-			if (s & TASK_SCHEDULED)
-				scheduled++;
-		}
+		for (l = h->next; l != h; l = l->next)
+			task_state_cancel_for_shutdown(&rouse__container_of(
+				l, struct rouse__task, all)->state);
 		pthread_mutex_unlock(&ex->lists[i].lock);
 	}
-	for (;;) {
-		pthread_mutex_lock(&ex->inject_lock);
-		s = ex->late_wakes;
-		pthread_mutex_unlock(&ex->inject_lock);
-		if (s + drained >= scheduled)
-			break;
-		sched_yield();
-	}
-
-	/* Drop what is left; a drop may wake or abort others: all closed. */
 	for (i = 0; i < TASK_SHARDS; i++) {
 		struct rouse__task_link *h = &ex->lists[i].head, *l;
 
@@ -778,39 +496,4 @@ ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
 							all));
 		}
 	}
-	rouse__debug("executor %p: freed", (void *)ex);
-	executor_destroy(ex);
-	pthread_setcancelstate(cancel_state, NULL);
-	return 0;
-}
-
-ROUSE__PUBLIC int rouse_executor_block_on(struct rouse_executor *ex,
-					  struct rouse_future *f)
-{
-	int err;
-
-	if (ex == NULL || f == NULL || f->vtable == NULL ||
-	    f->vtable->poll == NULL)
-		return -EINVAL;
-	if (rouse__in_block_on)
-		return -EDEADLK;
-	if (rouse__inherited(ex->fork_gen))
-		return -ECHILD;
-	if (ex->cfg.kind == ROUSE_EXECUTOR_CURRENT_THREAD)
-		return rouse__ct_block_on(ex, f);
-	pthread_mutex_lock(&ex->inject_lock);
-	if (ex->freeing) {
-		pthread_mutex_unlock(&ex->inject_lock);
-		return -ECANCELED;
-	}
-	ex->blockon_count++;
-	pthread_mutex_unlock(&ex->inject_lock);
-	/* NULL before: a block_on already running was refused above. */
-	rouse__blockon_ex = ex;
-	err = rouse_block_on(f);
-	rouse__blockon_ex = NULL;
-	pthread_mutex_lock(&ex->inject_lock);
-	ex->blockon_count--;
-	pthread_mutex_unlock(&ex->inject_lock);
-	return err;
 }

@@ -861,6 +861,81 @@ START_TEST(shutdown_with_live_tasks)
 }
 END_TEST
 
+/*
+ * Free while another thread wakes the executor's tasks without pause:
+ * free waits for none of those wakes, and they stay harmless after it
+ * (each waker keeps its task's memory and the executor's; ASan and TSan
+ * would see a use after free or a race).
+ */
+struct waker_storm {
+	struct rouse_waker *slots;
+	int n;
+	atomic_int stop, rounds;
+};
+
+static void *waker_storm_thread(void *arg)
+{
+	struct waker_storm *ws = arg;
+	int i;
+
+	while (!atomic_load(&ws->stop)) {
+		for (i = 0; i < ws->n; i++)
+			slot_wake(&ws->slots[i]);
+		atomic_fetch_add(&ws->rounds, 1);
+	}
+	return NULL;
+}
+
+START_TEST(free_under_wakes)
+{
+	int threads = test_count_threads_settled();
+	struct rouse_executor *ex = make_ex(_i);
+	atomic_int go = 0, polls = 0, drops = 0;
+	struct rouse_waker slots[8];
+	struct rouse_join_handle h[8];
+	struct waker_storm ws = { slots, 8, 0, 0 };
+	pthread_t t;
+	int i, rounds;
+
+	memset(slots, 0, sizeof(slots));
+	for (i = 0; i < 8; i++) {
+		struct gate g = gate_make(&go, &slots[i], &polls, &drops);
+
+		ck_assert_int_eq(rouse_spawn(ex, &g.base, sizeof(g), &h[i]),
+				 0);
+	}
+	/* Every gate polled once (so every slot holds a waker). */
+	{
+		struct dbl d = dbl_make(1, NULL, NULL);
+		struct rouse_join_handle dh;
+
+		while (atomic_load(&polls) < 8) {
+			ck_assert_int_eq(rouse_spawn(ex, &d.base, sizeof(d),
+						     &dh), 0);
+			ck_assert_int_eq(rouse_executor_block_on(ex,
+								 &dh.base), 0);
+			rouse_future_drop(&dh.base);
+		}
+	}
+	t = test_thread_start(waker_storm_thread, &ws);
+	test_spin_until_ge(&ws.rounds, 2);
+	ck_assert_int_eq(rouse_executor_free(ex), 0);
+	ck_assert_int_eq(atomic_load(&drops), 8);
+	/* The storm goes on past the free. */
+	rounds = atomic_load(&ws.rounds);
+	test_spin_until_ge(&ws.rounds, rounds + 2);
+	atomic_store(&ws.stop, 1);
+	test_thread_join(t);
+	for (i = 0; i < 8; i++) {
+		ck_assert_int_eq(test_poll_noop(&h[i].base), ROUSE_READY);
+		ck_assert_int_eq(h[i].result, -ECANCELED);
+		rouse_future_drop(&h[i].base);
+		slot_release(&slots[i]);
+	}
+	ck_assert_int_eq(test_wait_threads(threads), threads);
+}
+END_TEST
+
 /* Nested block_on and free from inside a task are refused. */
 struct inner {
 	struct rouse_future base;
@@ -960,6 +1035,7 @@ static Suite *task_suite(void)
 	tcase_add_loop_test(tc, foreign_spawns, 0, 2);
 	tcase_add_loop_test(tc, abort_races_completion, 0, 2);
 	tcase_add_loop_test(tc, shutdown_with_live_tasks, 0, 2);
+	tcase_add_loop_test(tc, free_under_wakes, 0, 2);
 	tcase_add_loop_test(tc, refused_inside_task, 0, 2);
 	tcase_add_loop_test(tc, bad_input, 0, 2);
 	suite_add_tcase(s, tc);

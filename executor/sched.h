@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * executor/sched.h - the executor object, and the interface between the
+ * task core (task.c) and the two schedulers (current.c, multi.c).
+ *
+ * The files call each other one way only:
+ *
+ *   executor.c   the executor's life: new, block_on, free
+ *     |    \
+ *     |   current.c, multi.c   the schedulers: queues, threads, parking
+ *     |    /
+ *   task.c       the task core: spawn, wake, poll, join, abort
+ *
+ * task.c reaches a scheduler only through ex->sched, the table of
+ * operations below that each scheduler fills in; it names neither.  The
+ * schedulers call task.c to run tasks.  executor.c picks the table when it
+ * makes an executor and calls both.  The injection queue and the
+ * executor's memory, which all three use, are small inline functions here.
+ */
+#ifndef ROUSE_EXECUTOR_SCHED_H
+#define ROUSE_EXECUTOR_SCHED_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "executor-internal.h"
+#include "task.h"
+
+struct rouse__worker;
+
+/*
+ * What a scheduler does for the task core and the executor.  Every
+ * operation is called on an executor that is not inherited through fork.
+ */
+struct rouse__sched {
+	const char *name;
+	/* rouse_executor_new(): start the scheduler's threads, if any. */
+	int (*start)(struct rouse_executor *ex);
+	/* Poll f to completion on the calling thread, running tasks. */
+	int (*block_on)(struct rouse_executor *ex, struct rouse_future *f);
+	/*
+	 * Queue t, whose SCHEDULED bit the caller set, on w: a thread of
+	 * t's executor.  by_task: a task's poll on this thread woke it.
+	 */
+	void (*schedule_local)(struct rouse__worker *w, struct rouse__task *t,
+			       bool by_task);
+	/*
+	 * Another thread has pushed onto the injection queue (inject_lock
+	 * held; was_empty: the queue was empty before).  Make sure a thread
+	 * will look: wake one now, or leave in *out a waker that the caller
+	 * wakes once it has dropped the lock.
+	 */
+	void (*injected)(struct rouse_executor *ex, bool was_empty,
+			 struct rouse_waker *out);
+	/*
+	 * rouse_executor_free(): stop the scheduler's threads, if any.
+	 * What is left in its queues is then cancelled where it lies.
+	 */
+	void (*stop)(struct rouse_executor *ex);
+};
+
+#define rouse__sched_current ROUSE__NS(sched_current)
+#define rouse__sched_multi ROUSE__NS(sched_multi)
+extern const struct rouse__sched rouse__sched_current;	/* current.c */
+extern const struct rouse__sched rouse__sched_multi;	/* multi.c */
+
+/* The per-worker run queue of the multi-thread scheduler. */
+#define RING_SIZE 256u
+#define RING_MASK (RING_SIZE - 1)
+
+struct rouse__ring {
+	/* Owner pops and stealers steal here (CAS); owner pushes at tail. */
+	uint32_t head __attribute__((aligned(64)));
+	uint32_t tail __attribute__((aligned(64)));
+	struct rouse__task *slots[RING_SIZE];	/* relaxed atomics */
+};
+
+/*
+ * A thread that runs tasks: the thread inside block_on of a current-
+ * thread executor, or one worker of a multi-thread one.
+ */
+struct rouse__worker {
+	struct rouse_executor *ex;
+	unsigned int index;
+	/* current-thread: the run queue, touched only by this thread */
+	struct rouse__task *head, *tail;
+	/* multi-thread */
+	struct rouse__ring ring;
+	struct rouse__task *lifo;	/* woken by the task just polled */
+	unsigned int lifo_run;		/* LIFO polls in a row */
+	bool searching;			/* counted in ex->num_searching */
+	bool idle;			/* in the idle stack; idle_lock */
+	uint32_t rng;
+	struct rouse_parker parker;
+	struct rouse_waker unpark;	/* wakes this worker's parker */
+	pthread_t thread;
+	bool thread_started;
+} __attribute__((aligned(64)));
+
+#define TASK_SHARDS 16u
+
+struct rouse__task_list {
+	pthread_mutex_t lock;
+	struct rouse__task_link head;	/* circular */
+} __attribute__((aligned(64)));
+
+struct rouse_executor {
+	const struct rouse__sched *sched;
+	struct rouse_executor_config cfg;
+	/*
+	 * The fork generation it was made in.  In a child of fork() its
+	 * threads are gone and its locks may be held for good: every call
+	 * on it is refused with -ECHILD, and wakes of its tasks are ignored.
+	 */
+	unsigned int fork_gen;
+	struct rouse_parker parker;	/* cfg.parker copied, if any */
+	bool has_parker;
+
+	/* Spawns and wakes from threads that are not this executor's. */
+	pthread_mutex_t inject_lock;
+	struct rouse__task *inject_head, *inject_tail;
+	size_t inject_len;		/* atomic reads without the lock */
+	bool closed;			/* inject_lock; atomic reads */
+	bool freeing;			/* inject_lock: free has begun */
+	unsigned int blockon_count;	/* inject_lock: multi-thread */
+	/*
+	 * current-thread: while a block_on runs, the waker that unparks its
+	 * thread (owned by block_on's root waker, which outlives the time
+	 * this is set); NULL when none runs.
+	 */
+	const struct rouse_waker *ct_unpark;	/* inject_lock */
+
+	struct rouse__task_list lists[TASK_SHARDS];
+
+	/* multi-thread */
+	unsigned int nworkers;
+	struct rouse__worker *workers;
+	bool stop;			/* atomic */
+	unsigned int num_idle;		/* atomic; changed under idle_lock */
+	unsigned int num_searching;	/* atomic */
+	pthread_mutex_t idle_lock;
+	unsigned int *idle_stack;	/* idle_lock */
+
+	/*
+	 * The memory's references: the program's (until free) and one per
+	 * task whose memory exists.  A waker keeps its task's memory, and so
+	 * this, so that a wake on another thread may always look at the
+	 * executor, even one being freed: free never waits for it.
+	 */
+	uint64_t refs __attribute__((aligned(64)));
+};
+
+#define rouse__cur_worker ROUSE__NS(cur_worker)
+#define rouse__cur_task ROUSE__NS(cur_task)
+#define rouse__blockon_ex ROUSE__NS(blockon_ex)
+
+/* The worker this thread is, or NULL. */
+extern ROUSE__TLS struct rouse__worker *rouse__cur_worker;
+/* The task being polled on this thread, or NULL. */
+extern ROUSE__TLS struct rouse__task *rouse__cur_task;
+/* The multi-thread executor whose block_on runs on this thread. */
+extern ROUSE__TLS struct rouse_executor *rouse__blockon_ex;
+
+/* ---- the injection queue (inject_lock held) ----------------------------- */
+
+static inline void inject_push_locked(struct rouse_executor *ex,
+				      struct rouse__task *t)
+{
+	t->next = NULL;
+	if (ex->inject_tail != NULL)
+		ex->inject_tail->next = t;
+	else
+		ex->inject_head = t;
+	ex->inject_tail = t;
+	__atomic_store_n(&ex->inject_len, ex->inject_len + 1,
+			 __ATOMIC_RELEASE);
+}
+
+static inline struct rouse__task *inject_pop_locked(struct rouse_executor *ex)
+{
+	struct rouse__task *t = ex->inject_head;
+
+	if (t == NULL)
+		return NULL;
+	ex->inject_head = t->next;
+	if (ex->inject_head == NULL)
+		ex->inject_tail = NULL;
+	__atomic_store_n(&ex->inject_len, ex->inject_len - 1,
+			 __ATOMIC_RELAXED);
+	return t;
+}
+
+/* ---- the executor's memory ---------------------------------------------- */
+
+static inline void executor_ref(struct rouse_executor *ex)
+{
+	__atomic_fetch_add(&ex->refs, 1, __ATOMIC_RELAXED);
+}
+
+/* The memory alone: threads, tasks and parkers are gone by now. */
+static inline void executor_destroy(struct rouse_executor *ex)
+{
+	unsigned int i;
+
+	for (i = 0; i < TASK_SHARDS; i++)
+		pthread_mutex_destroy(&ex->lists[i].lock);
+	pthread_mutex_destroy(&ex->inject_lock);
+	pthread_mutex_destroy(&ex->idle_lock);
+	rouse__free(ex->idle_stack);
+	rouse__aligned_free(ex->workers);
+	rouse__aligned_free(ex);
+}
+
+static inline void executor_unref(struct rouse_executor *ex)
+{
+	if (__atomic_fetch_sub(&ex->refs, 1, __ATOMIC_ACQ_REL) == 1)
+		executor_destroy(ex);
+}
+
+#endif /* ROUSE_EXECUTOR_SCHED_H */
