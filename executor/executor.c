@@ -76,7 +76,6 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 		ex->has_parker = true;
 	}
 	pthread_mutex_init(&ex->inject_lock, NULL);
-	pthread_mutex_init(&ex->idle_lock, NULL);
 	for (i = 0; i < TASK_SHARDS; i++) {
 		struct rouse__task_link *h = &ex->lists[i].head;
 

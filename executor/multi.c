@@ -5,21 +5,17 @@
  * LIFO slot for the task the current one just woke, and the executor's
  * injection queue for tasks that come from other threads.
  *
- * Finding work, in order: every event_interval polls, one task from the
- * injection queue and a zero-timeout park (so a driven reactor's events
- * and injected tasks are never starved by local work); then the LIFO slot
- * (at most lifo_cap times in a row); the ring; the injection queue (a
- * batch); half of another worker's ring.  A worker that finds nothing
- * registers as idle, looks once more, and parks.
- *
- * Waking idle workers: whoever adds work wakes one idle worker, unless
- * some worker is already searching (it will find the work, and wakes
- * another when it does).  The adder publishes the work, then reads the
- * counters; the idler publishes itself as idle, then looks for work: with
- * a full fence on each side, one of them sees the other.
+ * Finding work, in order: every event_interval polls, a look outside (a
+ * zero-timeout turn of the executor's parker, so a driven reactor's
+ * events are never starved by local work) and one task from the injection
+ * queue; then the LIFO slot (at most lifo_cap times in a row); the ring;
+ * the injection queue (a batch); half of another worker's ring.  A worker
+ * that finds nothing goes to sleep, and whoever adds work wakes a
+ * sleeper: that protocol, and which sleeper drives the parker, is idle.c.
  *
  * It offers the task core its operations through rouse__sched_multi
- * (sched.h) and calls task.c to run tasks; nothing else.
+ * (sched.h), and calls task.c to run tasks and idle.c to sleep and wake;
+ * neither calls back.
  */
 #include <errno.h>
 #include <sched.h>
@@ -47,12 +43,6 @@ static inline void slot_set(struct rouse__ring *r, uint32_t i,
 			    struct rouse__task *t)
 {
 	__atomic_store_n(&r->slots[i & RING_MASK], t, __ATOMIC_RELAXED);
-}
-
-static inline bool ring_empty(struct rouse__ring *r)
-{
-	return load_u32(&r->head, __ATOMIC_ACQUIRE) ==
-	       load_u32(&r->tail, __ATOMIC_ACQUIRE);
 }
 
 /* Owner only.  Take the oldest task; stealers race on head. */
@@ -148,154 +138,6 @@ static struct rouse__task *ring_steal(struct rouse__ring *dst,
 	return t;
 }
 
-/* ---- idle workers ------------------------------------------------------------ */
-
-/*
- * Under idle_lock: take the worker at position pos off the idle stack
- * (the last one moves into its place) and count it as searching.
- */
-static struct rouse__worker *idle_take_locked(struct rouse_executor *ex,
-					      unsigned int pos)
-{
-	unsigned int n = ex->num_idle;
-	struct rouse__worker *w = &ex->workers[ex->idle_stack[pos]];
-
-	ex->idle_stack[pos] = ex->idle_stack[n - 1];
-	w->idle = false;
-	__atomic_store_n(&ex->num_idle, n - 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&ex->num_searching, 1, __ATOMIC_SEQ_CST);
-	return w;
-}
-
-/* Under idle_lock: the most recently idle worker, taken, or NULL. */
-static struct rouse__worker *idle_pop_locked(struct rouse_executor *ex)
-{
-	if (ex->num_idle == 0)
-		return NULL;
-	return idle_take_locked(ex, ex->num_idle - 1);
-}
-
-static bool mt_pick_idle(struct rouse_executor *ex, struct rouse_waker *out)
-{
-	struct rouse__worker *w;
-
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&ex->num_searching, __ATOMIC_SEQ_CST) != 0 ||
-	    __atomic_load_n(&ex->num_idle, __ATOMIC_SEQ_CST) == 0)
-		return false;
-	pthread_mutex_lock(&ex->idle_lock);
-	w = idle_pop_locked(ex);
-	if (w != NULL)
-		*out = w->unpark.vtable->clone(w->unpark.data);
-	pthread_mutex_unlock(&ex->idle_lock);
-	return w != NULL;
-}
-
-/* From one of ex's workers (ex is alive): wake an idle worker if needed. */
-static void mt_notify(struct rouse_executor *ex)
-{
-	struct rouse_waker w;
-
-	if (mt_pick_idle(ex, &w)) {
-		rouse__trace("worker: unpark an idle worker");
-		rouse_waker_wake(&w);
-	}
-}
-
-static bool has_work(struct rouse_executor *ex)
-{
-	unsigned int i;
-
-	if (__atomic_load_n(&ex->inject_len, __ATOMIC_SEQ_CST) != 0 ||
-	    __atomic_load_n(&ex->stop, __ATOMIC_SEQ_CST))
-		return true;
-	for (i = 0; i < ex->nworkers; i++)
-		if (!ring_empty(&ex->workers[i].ring))
-			return true;
-	return false;
-}
-
-/* The worker found work: stop searching, and pass the search on. */
-static void end_search(struct rouse__worker *w)
-{
-	struct rouse_executor *ex = w->ex;
-
-	w->searching = false;
-	if (__atomic_fetch_sub(&ex->num_searching, 1, __ATOMIC_SEQ_CST) == 1)
-		mt_notify(ex);
-}
-
-/*
- * The worker's parker failed (say, a reactor parker whose reactor was
- * started on a thread of its own: -EBUSY).  The worker must go on, or the
- * tasks it would run starve: it falls back to its thread's eventfd
- * parker, and if even that cannot be had, to yielding the CPU.
- */
-static void parker_failed(struct rouse__worker *w, int err)
-{
-	struct rouse_executor *ex = w->ex;
-	struct rouse_parker p;
-	struct rouse_waker nw, old;
-
-	rouse__error("worker %u: park failed: %d; parking on an eventfd",
-		     w->index, err);
-	if (rouse_thread_parker(&p) < 0 || p.vtable->waker(p.data, &nw) < 0) {
-		sched_yield();
-		return;
-	}
-	pthread_mutex_lock(&ex->idle_lock);
-	old = w->unpark;
-	w->unpark = nw;
-	w->parker = p;
-	pthread_mutex_unlock(&ex->idle_lock);
-	rouse_waker_drop(&old);
-}
-
-/* Nothing to do: register as idle, look once more, and park. */
-static void worker_idle(struct rouse__worker *w)
-{
-	struct rouse_executor *ex = w->ex;
-	bool idle;
-	int err;
-
-	if (w->searching) {
-		w->searching = false;
-		__atomic_fetch_sub(&ex->num_searching, 1, __ATOMIC_SEQ_CST);
-	}
-	pthread_mutex_lock(&ex->idle_lock);
-	w->idle = true;
-	ex->idle_stack[ex->num_idle] = w->index;
-	__atomic_store_n(&ex->num_idle, ex->num_idle + 1, __ATOMIC_SEQ_CST);
-	pthread_mutex_unlock(&ex->idle_lock);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-
-	for (;;) {
-		if (has_work(ex)) {
-			/* Take ourselves off the stack, unless a notifier did. */
-			pthread_mutex_lock(&ex->idle_lock);
-			if (w->idle) {
-				unsigned int i = 0;
-
-				while (ex->idle_stack[i] != w->index)
-					i++;
-				idle_take_locked(ex, i);
-			}
-			pthread_mutex_unlock(&ex->idle_lock);
-			break;
-		}
-		rouse__trace("worker %u: park", w->index);
-		err = w->parker.vtable->park(w->parker.data, -1);
-		if (err < 0 && err != -ETIMEDOUT && err != -EINTR)
-			parker_failed(w, err);
-		pthread_mutex_lock(&ex->idle_lock);
-		idle = w->idle;
-		pthread_mutex_unlock(&ex->idle_lock);
-		if (!idle)
-			break;	/* a notifier chose us */
-	}
-	w->searching = true;
-}
-
 /* ---- scheduling ------------------------------------------------------------ */
 
 static void mt_schedule_local(struct rouse__worker *w, struct rouse__task *t,
@@ -312,7 +154,7 @@ static void mt_schedule_local(struct rouse__worker *w, struct rouse__task *t,
 		t = prev;
 	}
 	ring_push(w->ex, &w->ring, t);
-	mt_notify(w->ex);
+	rouse__idle_notify(w->ex);
 }
 
 /* Move a batch from the injection queue to the ring; return one. */
@@ -336,7 +178,7 @@ static struct rouse__task *take_injected(struct rouse__worker *w,
 	pthread_mutex_unlock(&ex->inject_lock);
 	/* A batch landed in this ring: an idle worker may share it. */
 	if (n > 1)
-		mt_notify(ex);
+		rouse__idle_notify(ex);
 	return first;
 }
 
@@ -356,8 +198,10 @@ static struct rouse__task *steal_work(struct rouse__worker *w)
 		if (v == w)
 			continue;
 		t = ring_steal(&w->ring, &v->ring);
-		if (t != NULL)
+		if (t != NULL) {
+			counter_add(&w->m.steals, 1);
 			return t;
+		}
 	}
 	return NULL;
 }
@@ -369,7 +213,7 @@ static struct rouse__task *next_task(struct rouse__worker *w,
 	struct rouse__task *t;
 
 	if (tick % ex->cfg.event_interval == 0) {
-		w->parker.vtable->park(w->parker.data, 0);
+		rouse__idle_maintain(w);
 		t = take_injected(w, 1);
 		if (t != NULL)
 			return t;
@@ -406,13 +250,13 @@ static void *worker_main(void *arg)
 		if (t == NULL) {
 			t = steal_work(w);
 			if (t == NULL) {
-				worker_idle(w);
+				rouse__idle_sleep(w);
 				continue;
 			}
 		}
-		if (w->searching)
-			end_search(w);
+		rouse__idle_found_work(w);
 		rouse__task_run(t);
+		counter_add(&w->m.polls, 1);
 		tick++;
 	}
 	rouse__debug("worker %u: stop", w->index);
@@ -434,13 +278,9 @@ static void *worker_start(void *arg)
 {
 	struct start_arg *sa = arg;
 	struct rouse__worker *w = sa->w;
-	struct rouse_executor *ex = w->ex;
-	int err = 0;
+	int err;
 
-	if (w->index == 0 && ex->has_parker)
-		w->parker = ex->parker;
-	else
-		err = rouse_thread_parker(&w->parker);
+	err = rouse_thread_parker(&w->parker);
 	if (err == 0)
 		err = w->parker.vtable->waker(w->parker.data, &w->unpark);
 	pthread_mutex_lock(&sa->lock);
@@ -461,9 +301,16 @@ static int mt_start(struct rouse_executor *ex)
 	unsigned int i;
 	int err = 0;
 
-	ex->idle_stack = rouse__calloc(ex->nworkers, sizeof(unsigned int));
-	if (ex->idle_stack == NULL)
-		return -ENOMEM;
+	err = rouse__idle_init(&ex->idle, ex->nworkers);
+	if (err < 0)
+		return err;
+	/* Whoever holds the driver parks in the executor's parker. */
+	if (ex->has_parker) {
+		err = ex->parker.vtable->waker(ex->parker.data,
+					       &ex->driver_unpark);
+		if (err < 0)
+			return err;
+	}
 	pthread_mutex_init(&sa.lock, NULL);
 	pthread_cond_init(&sa.cond, NULL);
 	/* Workers take no signals: those belong to the program's threads. */
@@ -502,21 +349,21 @@ static void mt_stop(struct rouse_executor *ex)
 	unsigned int i;
 
 	__atomic_store_n(&ex->stop, true, __ATOMIC_SEQ_CST);
+	/* The driver's holder sleeps in the shared parker. */
+	if (ex->driver_unpark.vtable != NULL)
+		rouse_waker_wake_by_ref(&ex->driver_unpark);
 	for (i = 0; i < ex->nworkers; i++) {
 		struct rouse__worker *w = &ex->workers[i];
-		struct rouse_waker u;
 
 		if (!w->thread_started)
 			continue;
-		/* Under idle_lock: a failing parker may swap it (multi.c). */
-		pthread_mutex_lock(&ex->idle_lock);
-		u = w->unpark.vtable->clone(w->unpark.data);
-		pthread_mutex_unlock(&ex->idle_lock);
-		rouse_waker_wake(&u);
+		rouse_waker_wake_by_ref(&w->unpark);
 		pthread_join(w->thread, NULL);
 		w->thread_started = false;
 		rouse_waker_drop(&w->unpark);
 	}
+	if (ex->driver_unpark.vtable != NULL)
+		rouse_waker_drop(&ex->driver_unpark);
 }
 
 /*
@@ -527,7 +374,7 @@ static void mt_injected(struct rouse_executor *ex, bool was_empty,
 			struct rouse_waker *out)
 {
 	(void)was_empty;
-	mt_pick_idle(ex, out);
+	rouse__idle_pick(ex, out);
 }
 
 /*

@@ -78,6 +78,28 @@ struct rouse__ring {
 };
 
 /*
+ * A worker's counters (rouse_executor_metrics(3)).  Only the worker's own
+ * thread writes them, with a relaxed load and store (no read-modify-
+ * write); anyone reads them, relaxed, and sums them.
+ */
+struct rouse__worker_metrics {
+	uint64_t spawned;	/* tasks spawned from this worker's thread */
+	uint64_t completed;	/* tasks whose poll returned READY here */
+	uint64_t aborted;	/* cancelled tasks dropped here */
+	uint64_t polls;		/* task polls */
+	uint64_t steals;	/* successful steals from another ring */
+	uint64_t parks;		/* times it went to sleep */
+	uint64_t driver_turns;	/* parks in the executor's parker */
+	uint64_t budget_yields;	/* looks outside after event_interval polls */
+};
+
+static inline void counter_add(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n,
+			 __ATOMIC_RELAXED);
+}
+
+/*
  * A thread that runs tasks: the thread inside block_on of a current-
  * thread executor, or one worker of a multi-thread one.
  */
@@ -90,14 +112,31 @@ struct rouse__worker {
 	struct rouse__ring ring;
 	struct rouse__task *lifo;	/* woken by the task just polled */
 	unsigned int lifo_run;		/* LIFO polls in a row */
-	bool searching;			/* counted in ex->num_searching */
-	bool idle;			/* in the idle stack; idle_lock */
+	bool searching;			/* counted in the idle word */
+	bool sleeping;			/* on the sleepers stack; idle lock */
+	const struct rouse_waker *via;	/* what wakes it there; idle lock */
 	uint32_t rng;
-	struct rouse_parker parker;
-	struct rouse_waker unpark;	/* wakes this worker's parker */
+	struct rouse_parker parker;	/* its thread's own */
+	struct rouse_waker unpark;	/* wakes that parker */
 	pthread_t thread;
 	bool thread_started;
+	struct rouse__worker_metrics m;
 } __attribute__((aligned(64)));
+
+static inline bool ring_empty(struct rouse__ring *r)
+{
+	return __atomic_load_n(&r->head, __ATOMIC_ACQUIRE) ==
+	       __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+}
+
+/* The sleepers of a multi-thread executor: see idle.c. */
+struct rouse__idle {
+	uint32_t word;			/* atomic: searching, sleeping */
+	pthread_mutex_t lock;
+	bool lock_made;
+	unsigned int *stack;		/* lock: the sleepers' indices */
+	unsigned int n;			/* lock: how many */
+};
 
 #define TASK_SHARDS 16u
 
@@ -138,10 +177,14 @@ struct rouse_executor {
 	unsigned int nworkers;
 	struct rouse__worker *workers;
 	bool stop;			/* atomic */
-	unsigned int num_idle;		/* atomic; changed under idle_lock */
-	unsigned int num_searching;	/* atomic */
-	pthread_mutex_t idle_lock;
-	unsigned int *idle_stack;	/* idle_lock */
+	struct rouse__idle idle;
+	bool driver_held;		/* atomic: a worker has the parker */
+	bool driver_failed;		/* atomic: it failed; nobody takes it */
+	struct rouse_waker driver_unpark;	/* wakes the parker's holder */
+
+	/* Counted off the workers' threads (atomic; slow paths only). */
+	uint64_t foreign_spawned;	/* spawns from other threads */
+	uint64_t shutdown_aborted;	/* tasks dropped by free/shutdown */
 
 	/*
 	 * The memory's references: the program's (until free) and one per
@@ -162,6 +205,36 @@ extern ROUSE__TLS struct rouse__worker *rouse__cur_worker;
 extern ROUSE__TLS struct rouse__task *rouse__cur_task;
 /* The multi-thread executor whose block_on runs on this thread. */
 extern ROUSE__TLS struct rouse_executor *rouse__blockon_ex;
+
+#define rouse__idle_init ROUSE__NS(idle_init)
+#define rouse__idle_destroy ROUSE__NS(idle_destroy)
+#define rouse__idle_pick ROUSE__NS(idle_pick)
+#define rouse__idle_notify ROUSE__NS(idle_notify)
+#define rouse__idle_found_work ROUSE__NS(idle_found_work)
+#define rouse__idle_sleep ROUSE__NS(idle_sleep)
+#define rouse__idle_maintain ROUSE__NS(idle_maintain)
+#define rouse__idle_driver_take ROUSE__NS(idle_driver_take)
+#define rouse__idle_driver_release ROUSE__NS(idle_driver_release)
+
+/* idle.c: the sleepers of a multi-thread executor, and its driver. */
+int rouse__idle_init(struct rouse__idle *id, unsigned int nworkers);
+void rouse__idle_destroy(struct rouse__idle *id);
+/*
+ * Work was added: choose a sleeper to wake, unless a worker searches
+ * already; *out gets a clone of the waker to wake it with (after any lock
+ * is dropped).
+ */
+bool rouse__idle_pick(struct rouse_executor *ex, struct rouse_waker *out);
+/* The same, woken at once: from a worker's thread, no lock held. */
+void rouse__idle_notify(struct rouse_executor *ex);
+/* w, searching or not, has found a task to run. */
+void rouse__idle_found_work(struct rouse__worker *w);
+/* w found nothing to do: sleep until there is (taking the driver). */
+void rouse__idle_sleep(struct rouse__worker *w);
+/* w is busy: look at the driver and its parker without waiting. */
+void rouse__idle_maintain(struct rouse__worker *w);
+bool rouse__idle_driver_take(struct rouse_executor *ex);
+void rouse__idle_driver_release(struct rouse_executor *ex);
 
 /* ---- the injection queue (inject_lock held) ----------------------------- */
 
@@ -207,8 +280,7 @@ static inline void executor_destroy(struct rouse_executor *ex)
 	for (i = 0; i < TASK_SHARDS; i++)
 		pthread_mutex_destroy(&ex->lists[i].lock);
 	pthread_mutex_destroy(&ex->inject_lock);
-	pthread_mutex_destroy(&ex->idle_lock);
-	rouse__free(ex->idle_stack);
+	rouse__idle_destroy(&ex->idle);
 	rouse__aligned_free(ex->workers);
 	rouse__aligned_free(ex);
 }

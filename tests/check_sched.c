@@ -828,6 +828,123 @@ START_TEST(busy_root_does_not_starve_reactor)
 }
 END_TEST
 
+/* ---- a worker stuck in a long poll does not hold the reactor -------- */
+
+/*
+ * Two workers drive the reactor between them.  One task spins inside a
+ * single poll, never returning, until a 10 ms sleep and a socket read
+ * (whose data the spinner itself writes once it spins) have completed on
+ * the other worker: whichever worker the spinner lands on, the other one
+ * must take the reactor.  Several rounds, so that the spinner lands on
+ * each worker.  (If the reactor stayed with a stuck worker, this would
+ * hang.)
+ */
+struct stuck_scene {
+	struct rouse_reactor *r;
+	struct rouse_io *io;
+	int sv[2];
+	atomic_int spinning, done[2];
+};
+
+struct stuck_task {
+	struct rouse_future base;
+	struct stuck_scene *sc;
+	int kind;			/* 0 sleep, 1 read, 2 spin */
+	bool started;
+	union {
+		struct rouse_sleep sleep;
+		struct rouse_io_rw rd;
+	} u;
+	char buf[8];
+};
+
+static enum rouse_poll stuck_task_poll(struct rouse_future *f,
+				       struct rouse_context *cx)
+{
+	struct stuck_task *t = (struct stuck_task *)f;
+	struct stuck_scene *sc = t->sc;
+	struct rouse_future *sub;
+
+	if (t->kind == 2) {
+		atomic_store(&sc->spinning, 1);
+		ck_assert_int_eq(write(sc->sv[1], "hi", 2), 2);
+		while (!atomic_load(&sc->done[0]) || !atomic_load(&sc->done[1]))
+			;
+		return ROUSE_READY;
+	}
+	if (!t->started) {
+		t->started = true;
+		if (t->kind == 0)
+			ck_assert_int_eq(rouse_sleep_init(&t->u.sleep, sc->r,
+							  10000000), 0);
+		else
+			ck_assert_int_eq(rouse_io_read_init(&t->u.rd, sc->io,
+							    t->buf,
+							    sizeof(t->buf)),
+					 0);
+	}
+	sub = t->kind == 0 ? &t->u.sleep.base : &t->u.rd.op.base;
+	if (rouse_future_poll(sub, cx) == ROUSE_PENDING)
+		return ROUSE_PENDING;
+	if (t->kind == 0)
+		ck_assert_int_eq(t->u.sleep.result, 0);
+	else
+		ck_assert_int_eq(t->u.rd.result, 2);
+	ck_assert_int_eq(rouse_future_drop(sub), 0);
+	atomic_store(&sc->done[t->kind], 1);
+	return ROUSE_READY;
+}
+
+static const struct rouse_future_vtable stuck_task_vt = { stuck_task_poll,
+							  NULL };
+
+START_TEST(stuck_worker_does_not_hold_reactor)
+{
+	struct rouse_executor_config cfg;
+	struct rouse_executor *ex;
+	struct test_runner ru;
+	int round, k;
+
+	test_runner_init(&ru, TEST_MODE_DRIVEN);
+	ck_assert_int_eq(rouse_executor_config_init(&cfg), 0);
+	cfg.kind = ROUSE_EXECUTOR_MULTI_THREAD;
+	cfg.workers = 2;
+	cfg.parker = &ru.parker;
+	ck_assert_int_eq(rouse_executor_new(&cfg, &ex), 0);
+	for (round = 0; round < 8; round++) {
+		struct stuck_scene sc;
+		struct stuck_task t[3];
+		struct rouse_join_handle h[3];
+
+		memset(&sc, 0, sizeof(sc));
+		sc.r = ru.r;
+		test_pair_make(sc.sv);
+		ck_assert_int_eq(rouse_io_register(sc.r, sc.sv[0], &sc.io), 0);
+		for (k = 0; k < 3; k++) {
+			memset(&t[k], 0, sizeof(t[k]));
+			t[k].base.vtable = &stuck_task_vt;
+			t[k].sc = &sc;
+			t[k].kind = (k + round) % 3;
+			ck_assert_int_eq(rouse_spawn(ex, &t[k].base,
+						     sizeof(t[k]), &h[k]), 0);
+		}
+		for (k = 0; k < 3; k++) {
+			ck_assert_int_eq(rouse_executor_block_on(ex,
+								 &h[k].base),
+					 0);
+			ck_assert_int_eq(h[k].result, 0);
+			rouse_future_drop(&h[k].base);
+		}
+		ck_assert_int_eq(atomic_load(&sc.spinning), 1);
+		ck_assert_int_eq(rouse_io_deregister(sc.io), 0);
+		close(sc.sv[0]);
+		close(sc.sv[1]);
+	}
+	ck_assert_int_eq(rouse_executor_free(ex), 0);
+	test_runner_free(&ru);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
 	Suite *s = suite_create("sched");
@@ -845,6 +962,7 @@ static Suite *sched_suite(void)
 	tcase_add_test(tc, failing_parker_falls_back);
 	tcase_add_loop_test(tc, free_refused_during_block_on, 0, 2);
 	tcase_add_loop_test(tc, busy_root_does_not_starve_reactor, 0, 5);
+	tcase_add_test(tc, stuck_worker_does_not_hold_reactor);
 	suite_add_tcase(s, tc);
 	return s;
 }
