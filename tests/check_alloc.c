@@ -1229,7 +1229,7 @@ static void dgram_send_text(struct rouse_reactor *r, struct rouse_dgram *d,
 	ck_assert_int_eq(rouse_future_drop(&f.base), 0);
 }
 
-/* A datagram from a to to (NULL: a's peer), received on b; no block. */
+/* A datagram from a to to (NULL: a's peer), received on b; no allocation. */
 static void dgrams_talk(struct rouse_reactor *r, struct rouse_dgram *a,
 			const struct rouse_addr *to, struct rouse_dgram *b)
 {
