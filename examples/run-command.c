@@ -20,8 +20,9 @@
  *
  * One future does everything: it reads both pipes, waits for the child,
  * and waits for SIGINT, all on a reactor that the main thread drives.
- * The signal handler only notifies a user event, which is
- * async-signal-safe; the future then sends the signal on with
+ * SIGINT is a future like the others: a listener (rouse_signal_new())
+ * has the library catch it, with no handler or signal mask of ours, and
+ * each delivery readies a wait, which sends the signal on with
  * rouse_process_kill(), by pidfd.  (From a terminal, Ctrl-C reaches the
  * command directly as well, since it is in the same process group; the
  * forwarding is for a SIGINT sent to run-command alone, with kill.)
@@ -35,6 +36,7 @@
 
 #include <rouse/executor.h>
 #include <rouse/process.h>
+#include <rouse/signal.h>
 
 /* One output stream of the child, cut into lines. */
 struct lines {
@@ -53,16 +55,9 @@ struct run {
 	struct rouse_process *child;
 	struct lines out, err;
 	struct rouse_process_wait wait;
-	struct rouse_event_wait intr;
+	struct rouse_signal *sigint;
+	struct rouse_signal_wait intr;
 };
-
-static struct rouse_event *intr_event;
-
-static void on_sigint(int sig)
-{
-	(void)sig;
-	rouse_event_notify(intr_event);		/* async-signal-safe */
-}
 
 static void emit(struct run *run, struct lines *l, const char *line,
 		 size_t n)
@@ -122,9 +117,10 @@ static enum rouse_poll run_poll(struct rouse_future *f,
 	struct run *run = (struct run *)f;
 	bool out_done, err_done;
 
-	while (rouse_future_poll(&run->intr.op.base, cx) == ROUSE_READY) {
-		rouse_future_drop(&run->intr.op.base);
-		rouse_event_wait_init(&run->intr, intr_event);
+	/* Each SIGINT that came: pass it on, and wait for the next. */
+	while (rouse_future_poll(&run->intr.base, cx) == ROUSE_READY) {
+		rouse_future_drop(&run->intr.base);
+		rouse_signal_wait_init(&run->intr, run->sigint);
 		rouse_process_kill(run->child, SIGINT);
 	}
 	out_done = lines_drive(run, &run->out, cx);
@@ -145,7 +141,7 @@ static void run_drop(struct rouse_future *f)
 	if (run->err.reading)
 		rouse_future_drop(&run->err.rd.base);
 	rouse_future_drop(&run->wait.base);
-	rouse_future_drop(&run->intr.op.base);
+	rouse_future_drop(&run->intr.base);
 }
 
 static const struct rouse_future_vtable run_vtable = {
@@ -159,7 +155,6 @@ int main(int argc, char **argv)
 	struct rouse_process_config c;
 	struct rouse_reactor *r;
 	struct rouse_parker parker;
-	struct sigaction sa;
 	int err, status = 1;
 
 	if (argc < 2) {
@@ -174,18 +169,13 @@ int main(int argc, char **argv)
 	err = rouse_reactor_new(&r, 0);
 	if (err == 0)
 		err = rouse_reactor_parker(r, &parker);
+	/* Before the spawn: a SIGINT from then on is passed on. */
 	if (err == 0)
-		err = rouse_event_new(r, &intr_event);
+		err = rouse_signal_new(r, SIGINT, &run.sigint);
 	if (err < 0) {
 		fprintf(stderr, "run-command: reactor: %s\n", strerror(-err));
 		return 1;
 	}
-	/* Before the spawn: a SIGINT from then on is passed on. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
 
 	rouse_process_config_init(&c);
 	c.path = argv[1];
@@ -204,7 +194,7 @@ int main(int argc, char **argv)
 	run.err = (struct lines){ .s = rouse_process_stdio(run.child, 2),
 				  .to = stderr, .mark = '!' };
 	rouse_process_wait_init(&run.wait, run.child);
-	rouse_event_wait_init(&run.intr, intr_event);
+	rouse_signal_wait_init(&run.intr, run.sigint);
 
 	err = rouse_block_on_with(&run.base, &parker);
 	if (err == 0 && run.wait.result < 0)
@@ -217,7 +207,7 @@ int main(int argc, char **argv)
 		status = run.wait.exit_code;
 	rouse_future_drop(&run.base);
 	rouse_process_free(run.child);
-	rouse_event_free(intr_event);
+	rouse_signal_free(run.sigint);
 	rouse_reactor_free(r);
 	return err < 0 ? 1 : status;
 }
