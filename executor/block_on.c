@@ -17,6 +17,13 @@ ROUSE__TLS bool rouse__in_block_on;
 ROUSE__PUBLIC int rouse_block_on_with(struct rouse_future *f,
 				      const struct rouse_parker *parker)
 {
+	return rouse__block_on_until(f, parker, -1);
+}
+
+/* The same, giving up with -ETIMEDOUT at deadline (monotonic ns; -1: none). */
+int rouse__block_on_until(struct rouse_future *f,
+			  const struct rouse_parker *parker, int64_t deadline)
+{
 	struct rouse_context cx;
 	struct rouse_waker waker;
 	int err, cancel_state;
@@ -52,7 +59,17 @@ ROUSE__PUBLIC int rouse_block_on_with(struct rouse_future *f,
 			break;
 		}
 		rouse__trace("poll: pending");
-		err = parker->vtable->park(parker->data, -1);
+		if (deadline >= 0) {
+			int64_t left = deadline - rouse__now_ns();
+
+			if (left <= 0) {
+				err = -ETIMEDOUT;
+				break;
+			}
+			err = parker->vtable->park(parker->data, left);
+		} else {
+			err = parker->vtable->park(parker->data, -1);
+		}
 		if (err < 0 && err != -ETIMEDOUT && err != -EINTR) {
 			rouse__error("block_on: park failed: %d", err);
 			break;

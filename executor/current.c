@@ -106,7 +106,8 @@ static const struct rouse_waker_vtable root_vt = {
 	root_clone, root_wake, root_wake_by_ref, root_drop,
 };
 
-static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
+static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f,
+		       int64_t deadline)
 {
 	struct rouse__worker *w = &ex->workers[0];
 	struct rouse_parker parker;
@@ -171,6 +172,7 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 			if (t == NULL)
 				break;
 			rouse__task_run(t);
+			counter_add(&w->m.polls, 1);
 			budget++;
 		}
 		if (__atomic_load_n(&ex->inject_len, __ATOMIC_ACQUIRE) != 0)
@@ -181,11 +183,24 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f)
 			if (budget < ex->cfg.event_interval)
 				continue;
 			budget = 0;
+			counter_add(&w->m.budget_yields, 1);
+			if (ex->has_parker)
+				counter_add(&w->m.driver_turns, 1);
 			err = parker.vtable->park(parker.data, 0);
 		} else {
+			int64_t left = -1;
+
 			budget = 0;
+			if (deadline >= 0 &&
+			    (left = deadline - rouse__now_ns()) <= 0) {
+				err = -ETIMEDOUT;
+				break;
+			}
 			rouse__trace("block_on: park");
-			err = parker.vtable->park(parker.data, -1);
+			counter_add(&w->m.parks, 1);
+			if (ex->has_parker)
+				counter_add(&w->m.driver_turns, 1);
+			err = parker.vtable->park(parker.data, left);
 		}
 		if (err < 0 && err != -ETIMEDOUT && err != -EINTR) {
 			rouse__error("block_on: park failed: %d", err);

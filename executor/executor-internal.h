@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <rouse/executor.h>
 
@@ -17,6 +18,14 @@
 /* Counted on the slow paths only: each one is next to a system call. */
 extern atomic_uint_fast64_t rouse__exec_stat_parks;
 extern atomic_uint_fast64_t rouse__exec_stat_eventfd_writes;
+
+#define rouse__block_on_until ROUSE__NS(block_on_until)
+/*
+ * rouse_block_on_with(), giving up with -ETIMEDOUT once the monotonic
+ * clock reaches deadline (nanoseconds; -1: never).
+ */
+int rouse__block_on_until(struct rouse_future *f,
+			  const struct rouse_parker *parker, int64_t deadline);
 
 /* True while this thread is inside rouse_block_on(). */
 extern ROUSE__TLS bool rouse__in_block_on;

@@ -382,9 +382,15 @@ static void mt_injected(struct rouse_executor *ex, bool was_empty,
  * the workers run the tasks.  Counted, so that free refuses to run under
  * it.
  */
-static int mt_block_on(struct rouse_executor *ex, struct rouse_future *f)
+static int mt_block_on(struct rouse_executor *ex, struct rouse_future *f,
+		       int64_t deadline)
 {
+	struct rouse_parker parker;
 	int err;
+
+	err = rouse_thread_parker(&parker);
+	if (err < 0)
+		return err;
 
 	pthread_mutex_lock(&ex->inject_lock);
 	if (ex->freeing) {
@@ -395,7 +401,7 @@ static int mt_block_on(struct rouse_executor *ex, struct rouse_future *f)
 	pthread_mutex_unlock(&ex->inject_lock);
 	/* NULL before: a block_on already running was refused. */
 	rouse__blockon_ex = ex;
-	err = rouse_block_on(f);
+	err = rouse__block_on_until(f, &parker, deadline);
 	rouse__blockon_ex = NULL;
 	pthread_mutex_lock(&ex->inject_lock);
 	ex->blockon_count--;

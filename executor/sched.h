@@ -38,8 +38,12 @@ struct rouse__sched {
 	const char *name;
 	/* rouse_executor_new(): start the scheduler's threads, if any. */
 	int (*start)(struct rouse_executor *ex);
-	/* Poll f to completion on the calling thread, running tasks. */
-	int (*block_on)(struct rouse_executor *ex, struct rouse_future *f);
+	/*
+	 * Poll f to completion on the calling thread, running tasks; give
+	 * up with -ETIMEDOUT at deadline (monotonic ns; -1: never).
+	 */
+	int (*block_on)(struct rouse_executor *ex, struct rouse_future *f,
+			int64_t deadline);
 	/*
 	 * Queue t, whose SCHEDULED bit the caller set, on w: a thread of
 	 * t's executor.  by_task: a task's poll on this thread woke it.
@@ -143,6 +147,7 @@ struct rouse__idle {
 struct rouse__task_list {
 	pthread_mutex_t lock;
 	struct rouse__task_link head;	/* circular */
+	size_t count;			/* lock: tasks on the list */
 } __attribute__((aligned(64)));
 
 struct rouse_executor {
@@ -163,6 +168,14 @@ struct rouse_executor {
 	size_t inject_len;		/* atomic reads without the lock */
 	bool closed;			/* inject_lock; atomic reads */
 	bool freeing;			/* inject_lock: free has begun */
+	/*
+	 * rouse_executor_shutdown(): set under inject_lock, read by spawn
+	 * under a task list's lock and by a finishing task after it; while
+	 * set, the last task to finish wakes shutdown_waker (inject_lock).
+	 */
+	bool shutting;
+	bool shut_down;			/* inject_lock: threads gone, no tasks */
+	struct rouse_waker shutdown_waker;
 	unsigned int blockon_count;	/* inject_lock: multi-thread */
 	/*
 	 * current-thread: while a block_on runs, the waker that unparks its

@@ -67,17 +67,44 @@ static inline struct rouse__task_list *task_list(struct rouse__task *t)
 	return &t->ex->lists[t->id % TASK_SHARDS];
 }
 
-static void list_insert(struct rouse__task *t)
+/*
+ * Add t to its executor's list, unless a shutdown has begun.  The flag is
+ * read under the list's lock, and rouse_executor_shutdown() sets it
+ * before it counts each list under that lock: a spawn is either counted
+ * there or refused here.
+ */
+static bool list_insert(struct rouse__task *t)
 {
 	struct rouse__task_list *l = task_list(t);
 	struct rouse__task_link *h = &l->head;
 
 	pthread_mutex_lock(&l->lock);
+	if (ROUSE__UNLIKELY(__atomic_load_n(&t->ex->shutting,
+					    __ATOMIC_RELAXED))) {
+		pthread_mutex_unlock(&l->lock);
+		return false;
+	}
 	t->all.next = h->next;
 	t->all.prev = h;
 	h->next->prev = &t->all;
 	h->next = &t->all;
+	l->count++;
 	pthread_mutex_unlock(&l->lock);
+	return true;
+}
+
+/*
+ * During a shutdown, the task that leaves the last list empty wakes the
+ * shutdown.  The flag is read after the list's lock is released: a
+ * shutdown that counted this list before our removal set the flag before
+ * it took the lock, so we see it; one that counted after saw the removal.
+ */
+static void shutdown_check(struct rouse_executor *ex)
+{
+	pthread_mutex_lock(&ex->inject_lock);
+	if (ex->shutdown_waker.vtable != NULL && rouse__task_count(ex) == 0)
+		rouse_waker_wake_by_ref(&ex->shutdown_waker);
+	pthread_mutex_unlock(&ex->inject_lock);
 }
 
 static void list_remove(struct rouse__task *t)
@@ -87,7 +114,24 @@ static void list_remove(struct rouse__task *t)
 	pthread_mutex_lock(&l->lock);
 	t->all.prev->next = t->all.next;
 	t->all.next->prev = t->all.prev;
+	l->count--;
 	pthread_mutex_unlock(&l->lock);
+	if (ROUSE__UNLIKELY(__atomic_load_n(&t->ex->shutting,
+					    __ATOMIC_RELAXED)))
+		shutdown_check(t->ex);
+}
+
+uint64_t rouse__task_count(struct rouse_executor *ex)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < TASK_SHARDS; i++) {
+		pthread_mutex_lock(&ex->lists[i].lock);
+		n += ex->lists[i].count;
+		pthread_mutex_unlock(&ex->lists[i].lock);
+	}
+	return n;
 }
 
 /* ---- the join waker: a handshake on the state word, no lock ----------- */
@@ -191,7 +235,11 @@ static void task_schedule(struct rouse__task *t, bool by_task)
  */
 static void task_cancel(struct rouse__task *t)
 {
+	struct rouse__worker *w = rouse__cur_worker;
+
 	rouse__trace("task %llu: cancelled", (unsigned long long)t->id);
+	if (w != NULL && w->ex == t->ex)
+		counter_add(&w->m.aborted, 1);
 	rouse_future_drop(task_body(t));
 	list_remove(t);
 	notify_join(t, task_state_finish_cancelled(&t->state));
@@ -209,6 +257,7 @@ static void task_complete(struct rouse__task *t)
 	uint64_t s;
 
 	rouse_future_drop(task_body(t));
+	counter_add(&rouse__cur_worker->m.completed, 1);
 	s = task_state_complete(&t->state);
 	rouse__trace("task %llu: complete", (unsigned long long)t->id);
 	list_remove(t);
@@ -438,6 +487,8 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 		return -ECHILD;
 	if (ROUSE__UNLIKELY(__atomic_load_n(&ex->closed, __ATOMIC_RELAXED)))
 		return -ECANCELED;
+	if (ROUSE__UNLIKELY(__atomic_load_n(&ex->shutting, __ATOMIC_RELAXED)))
+		return -ESHUTDOWN;
 	t = rouse__malloc(sizeof(*t) + size);
 	if (t == NULL)
 		return -ENOMEM;
@@ -448,7 +499,15 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 	t->join_waker.data = NULL;
 	t->join_waker.vtable = NULL;
 	memcpy(task_body(t), f, size);
-	list_insert(t);
+	if (!list_insert(t)) {
+		rouse__free(t);
+		executor_unref(ex);
+		return -ESHUTDOWN;
+	}
+	if (rouse__cur_worker != NULL && rouse__cur_worker->ex == ex)
+		counter_add(&rouse__cur_worker->m.spawned, 1);
+	else
+		__atomic_fetch_add(&ex->foreign_spawned, 1, __ATOMIC_RELAXED);
 	if (out != NULL) {
 		out->base.vtable = &join_vt;
 		out->task = t;
@@ -470,8 +529,9 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
  * executor's, until it has.  A task's drop may wake, abort or free other
  * tasks: each is cancelled already, so those are ignored.
  */
-void rouse__task_cancel_all(struct rouse_executor *ex)
+uint64_t rouse__task_cancel_all(struct rouse_executor *ex)
 {
+	uint64_t n = 0;
 	unsigned int i;
 
 	for (i = 0; i < TASK_SHARDS; i++) {
@@ -494,6 +554,9 @@ void rouse__task_cancel_all(struct rouse_executor *ex)
 				break;
 			task_cancel(rouse__container_of(l, struct rouse__task,
 							all));
+			n++;
 		}
 	}
+	__atomic_fetch_add(&ex->shutdown_aborted, n, __ATOMIC_RELAXED);
+	return n;
 }

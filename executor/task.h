@@ -44,6 +44,7 @@ static inline struct rouse_future *task_body(struct rouse__task *t)
 
 #define rouse__task_run ROUSE__NS(task_run)
 #define rouse__task_cancel_all ROUSE__NS(task_cancel_all)
+#define rouse__task_count ROUSE__NS(task_count)
 
 /*
  * For the schedulers: poll t, just taken from a queue, once on this
@@ -55,7 +56,10 @@ void rouse__task_run(struct rouse__task *t);
  * For rouse_executor_free(), the executor's threads stopped and its
  * injection queue closed: cancel every unfinished task, wherever it is
  * queued, and drop its body.  The queues are not looked at again.
+ * Returns how many it cancelled.
  */
-void rouse__task_cancel_all(struct rouse_executor *ex);
+uint64_t rouse__task_cancel_all(struct rouse_executor *ex);
+/* How many of ex's tasks are unfinished (each list under its lock). */
+uint64_t rouse__task_count(struct rouse_executor *ex);
 
 #endif /* ROUSE_EXECUTOR_TASK_H */

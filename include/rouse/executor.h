@@ -75,9 +75,10 @@ struct rouse_executor_config {
 	/*
 	 * Optional.  Current-thread: the parker rouse_executor_block_on()
 	 * parks through (default: the calling thread's eventfd parker).
-	 * Multi-thread: the parker of worker 0 (the others park on their
-	 * own eventfds), e.g. rouse_reactor_parker(3) so that worker 0
-	 * drives a reactor.  It is copied; it must outlive the executor.
+	 * Multi-thread: the parker that one idle worker at a time parks in
+	 * (the others park on their own eventfds), e.g.
+	 * rouse_reactor_parker(3) so that the workers drive a reactor in
+	 * turn.  It is copied; it must outlive the executor.
 	 */
 	const struct rouse_parker *parker;
 };
@@ -128,6 +129,56 @@ uint64_t rouse_join_handle_id(const struct rouse_join_handle *h);
 
 /* The id of the task this thread is polling, or 0 outside any task. */
 uint64_t rouse_task_current_id(void);
+
+/*
+ * Stop ex: refuse new spawns (-ESHUTDOWN), give its tasks until timeout_ns
+ * (-1: no limit) to finish, then cancel the rest and join its threads.
+ * See rouse_executor_shutdown(3); rouse_executor_free() still follows.
+ */
+struct rouse_shutdown_report {
+	uint64_t completed;	/* unfinished at the call, finished in time */
+	uint64_t aborted;	/* cancelled at the deadline */
+};
+
+int rouse_executor_shutdown(struct rouse_executor *ex, int64_t timeout_ns,
+			    struct rouse_shutdown_report *out);
+
+/*
+ * One executor's counters, summed over its workers: running totals since
+ * it was made, except tasks_alive and inject_depth, which are now.  See
+ * rouse_executor_metrics(3).  Fields may be added at the end.
+ */
+struct rouse_executor_metrics {
+	unsigned int workers;
+	uint64_t tasks_alive;	/* spawned and not yet finished */
+	uint64_t spawned;
+	uint64_t completed;	/* polls that returned READY */
+	uint64_t aborted;	/* cancelled tasks dropped */
+	uint64_t polls;		/* task polls */
+	uint64_t steals;	/* batches stolen from another worker */
+	uint64_t parks;		/* times a worker went to sleep */
+	uint64_t driver_turns;	/* parks in the executor's parker */
+	uint64_t budget_yields;	/* looks outside after event_interval polls */
+	uint64_t inject_depth;	/* tasks in the injection queue */
+};
+
+/* One worker's share of the counters above. */
+struct rouse_worker_metrics {
+	uint64_t spawned;	/* spawns from this worker's thread */
+	uint64_t completed;
+	uint64_t aborted;
+	uint64_t polls;
+	uint64_t steals;
+	uint64_t parks;
+	uint64_t driver_turns;
+	uint64_t budget_yields;
+};
+
+int rouse_executor_metrics(const struct rouse_executor *ex,
+			   struct rouse_executor_metrics *out);
+int rouse_executor_worker_metrics(const struct rouse_executor *ex,
+				  unsigned int worker,
+				  struct rouse_worker_metrics *out);
 
 /* Process-wide counters of the executor's system calls. */
 struct rouse_executor_stats {
