@@ -4,19 +4,20 @@
  * each other, and nothing more.
  *
  * The harness (rouse-bench.c) offers every benchmark: errors and the exit
- * statuses, the clocks and phase marks, thread pinning, the latency
- * statistics, the result line, the values of the run's parameters, and a
- * few checked helpers (memory, descriptors, a reactor driven by the
- * calling thread).  Each benchmark's file offers the harness one thing:
- * its descriptor, struct bench, which the harness lists in its table and
- * calls through.  Helpers that several benchmarks share live in their own
- * files with their own headers (leaf.h, sleeps.h, tasks.h); a benchmark
- * never calls another benchmark.
+ * statuses, the clocks and phase marks, threads (pinning, start, join, a
+ * checked barrier), the latency statistics, the result line, the values
+ * of the run's parameters, and a few checked helpers (memory, descriptors,
+ * a reactor driven by the calling thread).  Each benchmark's file offers
+ * the harness one thing: its descriptor, struct bench, which the harness
+ * lists in its table and calls through.  Helpers that several benchmarks
+ * share live in their own files with their own headers (leaf.h, sleeps.h,
+ * tasks.h); a benchmark never calls another benchmark.
  */
 #ifndef ROUSE_BENCH_BENCH_H
 #define ROUSE_BENCH_BENCH_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +89,12 @@ struct mark mark_end(void);
  * the scheduler decides.
  */
 void pin_thread(uint64_t pin, int role);
+/* Start fn(arg) on a new thread, or fail the run. */
+pthread_t thread_start(void *(*fn)(void *), void *arg);
+/* Wait for a thread of thread_start() to end, or fail the run. */
+void thread_join(pthread_t t);
+/* pthread_barrier_wait(), failing the run on an error. */
+void barrier_wait(pthread_barrier_t *b);
 
 /* ---- statistics ------------------------------------------------------- */
 

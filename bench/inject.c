@@ -43,7 +43,7 @@ static void *inject_sender(void *arg)
 	int err;
 
 	pin_thread(tb->pin, 1);
-	pthread_barrier_wait(&inject_go);
+	barrier_wait(&inject_go);
 	tb->t0 = mark_begin();
 	for (i = 0; i < tb->n; i++) {
 		struct unit_task u = { { &unit_counted_vt }, tb, i };
@@ -73,7 +73,7 @@ static enum rouse_poll inject_root_poll(struct rouse_future *f,
 	if (!r->started) {
 		r->started = true;
 		root_waker_keep(&tb->root, cx);
-		pthread_barrier_wait(&inject_go);
+		barrier_wait(&inject_go);
 	}
 	if (__atomic_load_n(&tb->finished, __ATOMIC_ACQUIRE) == tb->n) {
 		tb->t1 = mark_end();
@@ -104,12 +104,10 @@ static void run_inject(const struct args *a)
 	if (err != 0)
 		fail_err("pthread_barrier_init", err);
 	pin_thread(tb.pin, 0);
-	err = pthread_create(&ts, NULL, inject_sender, &tb);
-	if (err != 0)
-		fail_err("pthread_create", err);
+	ts = thread_start(inject_sender, &tb);
 	check_rouse("rouse_executor_block_on",
 		    rouse_executor_block_on(tb.ex, &root.base));
-	pthread_join(ts, NULL);
+	thread_join(ts);
 	check_rouse("rouse_spawn", tb.err);
 	check_ran_once(&tb);
 	print_phase(tb.n, tb.t0, tb.t1);

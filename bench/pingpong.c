@@ -244,9 +244,7 @@ static void run_pingpong(const struct args *a)
 		fail_err("pthread_mutex_init/pthread_cond_init", err);
 
 	pin_thread(pp->pin, 0);
-	err = pthread_create(&tb, NULL, pp_thread_b, pp);
-	if (err != 0)
-		fail_err("pthread_create", err);
+	tb = thread_start(pp_thread_b, pp);
 	err = pthread_mutex_lock(&pp->lock);
 	while (err == 0 && !pp->b_ready)
 		err = pthread_cond_wait(&pp->cond, &pp->lock);
@@ -262,9 +260,7 @@ static void run_pingpong(const struct args *a)
 	else
 		err = rouse_block_on(&fut.base);
 	check_rouse("rouse_block_on (thread A)", err);
-	err = pthread_join(tb, NULL);
-	if (err != 0)
-		fail_err("pthread_join", err);
+	thread_join(tb);
 
 	if (pp->done != n || pp->pongs_seen != n + 1)
 		fail("%" PRIu64 " timed round trips, expected %" PRIu64,

@@ -127,6 +127,32 @@ void pin_thread(uint64_t pin, int role)
 		     strerror(err));
 }
 
+pthread_t thread_start(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+	int err = pthread_create(&t, NULL, fn, arg);
+
+	if (err != 0)
+		fail_err("pthread_create", err);
+	return t;
+}
+
+void thread_join(pthread_t t)
+{
+	int err = pthread_join(t, NULL);
+
+	if (err != 0)
+		fail_err("pthread_join", err);
+}
+
+void barrier_wait(pthread_barrier_t *b)
+{
+	int err = pthread_barrier_wait(b);
+
+	if (err != 0 && err != PTHREAD_BARRIER_SERIAL_THREAD)
+		fail_err("pthread_barrier_wait", err);
+}
+
 /* ---- statistics --------------------------------------------------- */
 
 static int cmp_u32(const void *a, const void *b)

@@ -49,14 +49,6 @@ struct ws_future {
 	struct wakestorm *ws;
 };
 
-static void ws_barrier_wait(struct wakestorm *ws)
-{
-	int err = pthread_barrier_wait(&ws->go);
-
-	if (err != 0 && err != PTHREAD_BARRIER_SERIAL_THREAD)
-		fail_err("pthread_barrier_wait", err);
-}
-
 static enum rouse_poll ws_poll(struct rouse_future *self,
 			       struct rouse_context *cx)
 {
@@ -70,7 +62,7 @@ static enum rouse_poll ws_poll(struct rouse_future *self,
 			    rouse_executor_get_stats(&ws->s0));
 		ws->cpu0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 		/* The barrier publishes the waker to the sender. */
-		ws_barrier_wait(ws);
+		barrier_wait(&ws->go);
 		return ROUSE_PENDING;
 	}
 	ws->deliveries++;
@@ -91,7 +83,7 @@ static void *ws_sender(void *arg)
 	uint64_t i;
 
 	pin_thread(ws->pin, 1);
-	ws_barrier_wait(ws);
+	barrier_wait(&ws->go);
 	ws->t0 = now_ns();
 	for (i = 1; i < ws->n; i++)
 		rouse_waker_wake_by_ref(w);
@@ -116,14 +108,10 @@ static void run_wakestorm(const struct args *a)
 	if (err != 0)
 		fail_err("pthread_barrier_init", err);
 	pin_thread(ws->pin, 0);
-	err = pthread_create(&ts, NULL, ws_sender, ws);
-	if (err != 0)
-		fail_err("pthread_create", err);
+	ts = thread_start(ws_sender, ws);
 
 	check_rouse("rouse_block_on", rouse_block_on(&fut.base));
-	err = pthread_join(ts, NULL);
-	if (err != 0)
-		fail_err("pthread_join", err);
+	thread_join(ts);
 	cpu1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 	check_rouse("rouse_executor_get_stats", rouse_executor_get_stats(&s1));
 
