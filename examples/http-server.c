@@ -3,7 +3,8 @@
  * examples/http-server.c - an HTTP/1.1 server: keep-alive, pipelining, a
  * fixed body on GET /, and the errors a real server owes its clients.
  *
- *   examples/http-server [--workers N] [--timeout MS] PORT [ADDRESS]
+ *   examples/http-server [--workers N] [--timeout MS] [--work US]
+ *                        PORT [ADDRESS]
  *   curl http://127.0.0.1:PORT/
  *
  * One task per connection, on a current-thread executor whose thread
@@ -13,7 +14,9 @@
  * when the headers pass 8 KiB, 408 when a request stays incomplete for
  * --timeout milliseconds (default 10000).  SIGINT or SIGTERM stops it
  * gracefully: no new connections, requests in flight are answered, idle
- * connections close, and it exits 0.
+ * connections close, and it exits 0, printing each worker's counters
+ * (rouse_executor_worker_metrics(3)) on stderr.  --work US makes every
+ * GET / compute for US microseconds first, for benchmarks of scaling.
  */
 #include <ctype.h>
 #include <signal.h>
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <rouse/executor.h>
 #include <rouse/net.h>
@@ -42,6 +46,7 @@ struct server {
 	atomic_int stopping;
 	atomic_long live;		/* connections open */
 	int64_t timeout_ns;
+	int64_t work_ns;		/* --work: compute per GET / */
 };
 
 struct conn {
@@ -87,6 +92,18 @@ static bool header_is(const char *line, size_t len, const char *name)
 	size_t n = strlen(name);
 
 	return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
+}
+
+/* Stand-in for a handler's real work: the CPU busy for ns. */
+static void compute(int64_t ns)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000 + (t.tv_nsec - t0.tv_nsec) <
+	       ns);
 }
 
 /*
@@ -142,6 +159,8 @@ static long answer(struct conn *c, const char *head_end)
 		empty(c, "404 Not Found", !keep);
 	else
 		put(c, OK, head ? sizeof(OK) - 14 : sizeof(OK) - 1);
+	if (get && c->srv->work_ns > 0)
+		compute(c->srv->work_ns);
 	if (!keep)
 		c->closing = true;
 	return (head_end - c->in) + (long)body;
@@ -333,6 +352,8 @@ int main(int argc, char **argv)
 			workers = (unsigned int)atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--timeout") == 0)
 			srv.timeout_ns = atoll(argv[i + 1]) * 1000000;
+		else if (strcmp(argv[i], "--work") == 0)
+			srv.work_ns = atoll(argv[i + 1]) * 1000;
 		else
 			break;
 	}
@@ -340,8 +361,8 @@ int main(int argc, char **argv)
 		 i + 1 < argc ? argv[i + 1] : "127.0.0.1",
 		 i < argc ? argv[i] : "");
 	if (i >= argc || argc - i > 2 || rouse_addr_parse(&addr, text) < 0) {
-		fprintf(stderr, "usage: %s [--workers N] [--timeout MS] PORT "
-			"[ADDRESS]\n", argv[0]);
+		fprintf(stderr, "usage: %s [--workers N] [--timeout MS] "
+			"[--work US] PORT [ADDRESS]\n", argv[0]);
 		return 2;
 	}
 	/* The reactor is driven by the executor's (first) thread. */
@@ -372,6 +393,18 @@ int main(int argc, char **argv)
 		rouse_signal_wait_init(&rt.sig[i], sig[i]);
 	err = rouse_executor_block_on(ex, &rt.base);
 	printf("http-server: stopped\n");
+	for (i = 0;; i++) {
+		struct rouse_worker_metrics m;
+
+		if (rouse_executor_worker_metrics(ex, (unsigned int)i, &m) < 0)
+			break;
+		fprintf(stderr, "http-server: worker %d: %llu polls, %llu "
+			"steals, %llu parks, %llu driver turns\n", i,
+			(unsigned long long)m.polls,
+			(unsigned long long)m.steals,
+			(unsigned long long)m.parks,
+			(unsigned long long)m.driver_turns);
+	}
 	rouse_future_drop(&rt.gone.base);
 	rouse_executor_free(ex);
 	for (i = 0; i < 2; i++) {
