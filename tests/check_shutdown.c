@@ -11,19 +11,6 @@
  */
 #include "testutil.h"
 
-static struct rouse_executor *make_ex(int i)
-{
-	struct rouse_executor_config cfg;
-	struct rouse_executor *ex;
-
-	ck_assert_int_eq(rouse_executor_config_init(&cfg), 0);
-	cfg.kind = i == 0 ? ROUSE_EXECUTOR_CURRENT_THREAD
-			  : ROUSE_EXECUTOR_MULTI_THREAD;
-	cfg.workers = 2;
-	ck_assert_int_eq(rouse_executor_new(&cfg, &ex), 0);
-	return ex;
-}
-
 /* Yields `left` times, then is ready; counts its drops. */
 struct yielder {
 	struct rouse_future base;
@@ -68,7 +55,7 @@ static const struct rouse_future_vtable forever_vt = { forever_poll,
 START_TEST(grace_is_enough)
 {
 	int threads = test_count_threads_settled();
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct rouse_shutdown_report rep;
 	struct rouse_executor_metrics m;
 	struct rouse_join_handle h[20];
@@ -115,7 +102,7 @@ END_TEST
 START_TEST(deadline_cancels_the_rest)
 {
 	int threads = test_count_threads_settled();
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct rouse_shutdown_report rep;
 	struct rouse_executor_metrics m;
 	struct rouse_join_handle h[6];
@@ -185,7 +172,7 @@ static const struct rouse_future_vtable spawner_vt = { spawner_poll, NULL };
 
 START_TEST(spawns_refused)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct rouse_shutdown_report rep;
 	struct rouse_executor_metrics m;
 	atomic_int spawned = 0;
@@ -224,7 +211,7 @@ static const struct rouse_future_vtable inner_vt = { inner_poll, NULL };
 
 START_TEST(bad_calls)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct rouse_executor_metrics m;
 	struct rouse_worker_metrics wm;
 	struct inner in = { { &inner_vt }, ex, 0 };
@@ -274,7 +261,7 @@ static const struct rouse_future_vtable all_of_vt = { all_of_poll, NULL };
 
 START_TEST(metrics_count)
 {
-	struct rouse_executor *ex = make_ex(0);
+	struct rouse_executor *ex = test_executor_make(0);
 	struct rouse_executor_metrics m;
 	struct rouse_worker_metrics wm;
 	struct rouse_join_handle h[10];

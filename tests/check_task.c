@@ -11,24 +11,6 @@
 
 #include "testutil.h"
 
-static enum rouse_executor_kind kind_of(int i)
-{
-	return i == 0 ? ROUSE_EXECUTOR_CURRENT_THREAD :
-			ROUSE_EXECUTOR_MULTI_THREAD;
-}
-
-static struct rouse_executor *make_ex(int i)
-{
-	struct rouse_executor_config cfg;
-	struct rouse_executor *ex;
-
-	ck_assert_int_eq(rouse_executor_config_init(&cfg), 0);
-	cfg.kind = kind_of(i);
-	cfg.workers = 2;
-	ck_assert_int_eq(rouse_executor_new(&cfg, &ex), 0);
-	return ex;
-}
-
 /* ---- test futures --------------------------------------------------- */
 
 /* Ready at once: out = 2 * in; counts polls and drops. */
@@ -180,7 +162,7 @@ static void await_all(struct rouse_executor *ex, struct rouse_join_handle *h,
 
 START_TEST(spawn_join_output)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	atomic_int polls = 0, drops = 0;
 	struct dbl d = dbl_make(21, &polls, &drops);
 	struct rouse_join_handle h;
@@ -211,7 +193,7 @@ END_TEST
 
 START_TEST(ids_are_unique)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct rouse_join_handle h[64];
 	struct dbl d = dbl_make(1, NULL, NULL);
 	int i, j;
@@ -284,7 +266,7 @@ static const struct rouse_future_vtable parent_vt = { parent_poll,
 
 START_TEST(spawn_from_task)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct parent p;
 	struct rouse_join_handle h;
 
@@ -304,7 +286,7 @@ END_TEST
 /* The root future of block_on can spawn too (ex NULL). */
 START_TEST(spawn_from_root)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct parent p;
 
 	memset(&p, 0, sizeof(p));
@@ -319,7 +301,7 @@ END_TEST
 
 START_TEST(abort_pending)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	atomic_int go = 0, polls = 0, drops = 0;
 	struct rouse_waker slot = { NULL, NULL };
 	struct gate g = gate_make(&go, &slot, &polls, &drops);
@@ -356,7 +338,7 @@ END_TEST
 /* Abort before the first poll: dropped without ever being polled. */
 START_TEST(abort_queued)
 {
-	struct rouse_executor *ex = make_ex(0);
+	struct rouse_executor *ex = test_executor_make(0);
 	atomic_int polls = 0, drops = 0;
 	struct dbl d = dbl_make(3, &polls, &drops);
 	struct rouse_join_handle h;
@@ -440,7 +422,7 @@ static const struct rouse_future_vtable drain_vt = { drain_poll, NULL };
 
 START_TEST(completed_task_drops_future)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct producer p = { { &producer_vt }, NULL, 0 };
 	struct drain d = { .base = { &drain_vt } };
 	struct rouse_join_handle h;
@@ -462,7 +444,7 @@ END_TEST
 
 START_TEST(abort_after_completion)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	atomic_int drops = 0;
 	struct dbl d = dbl_make(4, NULL, &drops);
 	struct rouse_join_handle h;
@@ -483,7 +465,7 @@ END_TEST
 
 START_TEST(detach_runs_and_drops)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	atomic_int polls = 0, drops = 0, go = 0;
 	struct rouse_waker slot = { NULL, NULL };
 	struct gate g = gate_make(&go, &slot, &polls, &drops);
@@ -529,7 +511,7 @@ END_TEST
 /* Waking a finished task, before and after the executor is freed. */
 START_TEST(wake_after_finish)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	atomic_int go = 1, polls = 0, drops = 0;
 	struct rouse_waker slot = { NULL, NULL };
 	struct gate g = gate_make(&go, &slot, &polls, &drops);
@@ -606,7 +588,7 @@ static const struct rouse_future_vtable abort_root_vt = { abort_root_poll,
 
 START_TEST(abort_yielding)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	atomic_int polls = 0, drops = 0;
 	struct yielder y = { { &yielder_vt }, &polls, &drops };
 	struct rouse_join_handle h;
@@ -631,7 +613,7 @@ END_TEST
 
 START_TEST(million_tasks)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct rouse_join_handle *h = calloc(MANY, sizeof(*h));
 	atomic_int polls = 0, drops = 0;
 	long long sum = 0;
@@ -709,7 +691,7 @@ static const struct rouse_future_vtable count_root_vt = { count_root_poll,
 
 START_TEST(foreign_spawns)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct foreign_arg a[FOREIGN];
 	struct test_barrier b;
 	pthread_t t[FOREIGN];
@@ -769,7 +751,7 @@ static void *race_waker(void *arg)
 
 START_TEST(abort_races_completion)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	int round, completed = 0, cancelled = 0;
 
 	for (round = 0; round < 300; round++) {
@@ -826,7 +808,7 @@ END_TEST
 START_TEST(shutdown_with_live_tasks)
 {
 	int threads = test_count_threads_settled();
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	atomic_int go = 0, polls = 0, drops = 0;
 	struct rouse_waker slots[8];
 	struct rouse_join_handle h[8], done_h;
@@ -889,7 +871,7 @@ static void *waker_storm_thread(void *arg)
 START_TEST(free_under_wakes)
 {
 	int threads = test_count_threads_settled();
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	atomic_int go = 0, polls = 0, drops = 0;
 	struct rouse_waker slots[8];
 	struct rouse_join_handle h[8];
@@ -959,7 +941,7 @@ static const struct rouse_future_vtable inner_vt = { inner_poll, NULL };
 
 START_TEST(refused_inside_task)
 {
-	struct rouse_executor *ex = make_ex(_i);
+	struct rouse_executor *ex = test_executor_make(_i);
 	struct inner in = { { &inner_vt }, ex, 0, 0 };
 	struct rouse_join_handle h;
 	struct inner *o;
@@ -996,7 +978,7 @@ START_TEST(bad_input)
 	ck_assert_int_eq(rouse_executor_new(&cfg, &ex), -EINVAL);
 	ck_assert_int_eq(rouse_executor_free(NULL), -EINVAL);
 
-	ex = make_ex(_i);
+	ex = test_executor_make(_i);
 	ck_assert_int_eq(rouse_spawn(ex, NULL, sizeof(d), &h), -EINVAL);
 	ck_assert_int_eq(rouse_spawn(ex, &nopoll, sizeof(nopoll), &h),
 			 -EINVAL);

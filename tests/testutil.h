@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/testutil.h - helpers shared by the Check suites: running a suite,
- * cheap assertions for hot loops, counting open fds and threads, a
+ * an executor per loop index, cheap assertions for hot loops, counting open fds and threads, a
  * counting and a calling waker, polling by hand, a reactor with a waker to
  * test with, the two ways to run a reactor, a start barrier, spinning on
  * atomics.
@@ -46,6 +46,25 @@ static inline int test_run_suite(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* ---- executors -------------------------------------------------------- */
+
+/*
+ * The executor of a loop test's index i: 0 a current-thread executor, 1 a
+ * multi-thread one with two workers.
+ */
+static inline struct rouse_executor *test_executor_make(int i)
+{
+	struct rouse_executor_config cfg;
+	struct rouse_executor *ex;
+
+	ck_assert_int_eq(rouse_executor_config_init(&cfg), 0);
+	cfg.kind = i == 0 ? ROUSE_EXECUTOR_CURRENT_THREAD
+			  : ROUSE_EXECUTOR_MULTI_THREAD;
+	cfg.workers = 2;
+	ck_assert_int_eq(rouse_executor_new(&cfg, &ex), 0);
+	return ex;
 }
 
 /* ---- assertions for hot loops -------------------------------------- */
