@@ -11,17 +11,18 @@
 #include <rouse/reactor.h>
 
 #include "../lib/internal.h"
+#include "../lib/wake.h"
 #include "timer.h"
 
 /*
- * The reactor's wake-up: an eventfd in the epoll set and the three-state
- * word that says whether a thread is blocked in epoll_wait.  It is
- * reference counted apart from the reactor, so that a waker handed out by
- * rouse_reactor_parker() stays safe to wake and drop after the reactor is
- * freed.
+ * The reactor's wake-up: an eventfd in the epoll set and the wake word
+ * (lib/wake.h) that says whether a thread is blocked in epoll_wait; the
+ * driving thread owns it.  It is reference counted apart from the
+ * reactor, so that a waker handed out by rouse_reactor_parker() stays safe
+ * to wake and drop after the reactor is freed.
  */
 struct rouse__wake {
-	atomic_int state;	/* WAKE_EMPTY / WAKE_PARKED / WAKE_NOTIFIED */
+	struct rouse__wakeword word;
 	atomic_uint refs;	/* the reactor's + one per waker */
 	int efd;		/* in the epoll set, edge-triggered, never read */
 };
