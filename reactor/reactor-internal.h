@@ -11,6 +11,7 @@
 #include <rouse/reactor.h>
 
 #include "../lib/internal.h"
+#include "../lib/list.h"
 #include "../lib/wake.h"
 #include "timer.h"
 
