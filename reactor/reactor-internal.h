@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* reactor/reactor-internal.h - shared between the reactor's sources. */
+/*
+ * reactor/reactor-internal.h - shared between the reactor's sources: the
+ * reactor, its sources and its wake-up handle, and the calls between
+ * reactor.c, io.c and sleep.c.  It uses lib/ (the list, the wake word)
+ * and the timer set (timer.h).
+ */
 #ifndef ROUSE_REACTOR_INTERNAL_H
 #define ROUSE_REACTOR_INTERNAL_H
 
@@ -75,8 +80,7 @@ struct rouse_io {
 					   per direction */
 	struct rouse_io_op *waiter[2];	/* pending op per direction */
 	struct rouse_waker waker[2];	/* its waker, owned */
-	struct rouse_io *next_live;	/* the reactor's list of sources */
-	struct rouse_io *prev_live;
+	struct rouse_link live;		/* in the reactor's list of sources */
 };
 
 struct rouse_event {
@@ -108,7 +112,7 @@ struct rouse_reactor {
 	uint32_t nslots;
 	uint32_t free_slot;		/* head of the free list, or UINT32_MAX */
 	uint32_t *next_free;
-	struct rouse_io *live;		/* every registered source */
+	struct rouse_link live;		/* every registered source, newest first */
 	struct rouse_io **fd_owner;	/* newest source of each fd number */
 	int nfd_owner;
 

@@ -511,6 +511,7 @@ ROUSE__PUBLIC int rouse_reactor_new(struct rouse_reactor **out,
 	rouse__timers_init(&r->timers, rouse__now_ns());
 	r->armed = INT64_MAX;
 	r->free_slot = UINT32_MAX;
+	rouse__list_init(&r->live);
 	rouse__debug("reactor %p: epoll %d, timerfd %d, eventfd %d",
 		     (void *)r, r->epfd, r->tfd, w->efd);
 	*out = r;
