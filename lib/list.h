@@ -104,7 +104,8 @@ static inline void rouse__list_remove(struct rouse_link *l)
 }
 
 /* The first element's link, or NULL when the list is empty. */
-static inline struct rouse_link *rouse__list_first(const struct rouse_link *head)
+static inline struct rouse_link *
+rouse__list_first(const struct rouse_link *head)
 {
 	return head->next == head ? NULL : head->next;
 }
@@ -150,7 +151,7 @@ struct rouse__slink {
 
 struct rouse__fifo {
 	struct rouse__slink *head;	/* popped next; NULL when empty */
-	struct rouse__slink *tail;	/* pushed last; meaningless when empty */
+	struct rouse__slink *tail;	/* pushed last; stale when empty */
 };
 
 #define ROUSE__FIFO_INIT { NULL, NULL }

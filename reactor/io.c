@@ -461,7 +461,8 @@ int rouse__io_fork(struct rouse_reactor *r, int epfd)
 	struct rouse_link *l;
 
 	rouse__list_for_each(l, &r->live) {
-		struct rouse_io *io = rouse__list_entry(l, struct rouse_io, live);
+		struct rouse_io *io =
+			rouse__list_entry(l, struct rouse_io, live);
 		struct epoll_event ev = { .data.u64 = io_tag(io) };
 
 		/* Closed without being deregistered: nothing to register. */

@@ -112,7 +112,7 @@ struct rouse_reactor {
 	uint32_t nslots;
 	uint32_t free_slot;		/* head of the free list, or UINT32_MAX */
 	uint32_t *next_free;
-	struct rouse_link live;		/* every registered source, newest first */
+	struct rouse_link live;		/* every source, newest first */
 	struct rouse_io **fd_owner;	/* newest source of each fd number */
 	int nfd_owner;
 
