@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * executor/blocking.c - the blocking pool: functions that block run on
- * their own bounded set of threads, each call a future of its result.
+ * their own bounded set of threads, each call a future of its result.  It
+ * calls pthreads, lib/ (the list, the allocator, the log) and the wakers
+ * of future.h; nothing else of the executor.
  *
  * A pool is a mutex, a FIFO queue of jobs and a few counters.  Threads are
  * started on demand: a job that finds more queued jobs than idle threads
@@ -31,6 +33,7 @@
 #include <rouse/blocking.h>
 
 #include "executor-internal.h"
+#include "../lib/list.h"
 
 #define ROUSE__LOG_MODULE "blocking"
 
@@ -60,7 +63,7 @@
 #define JOB_REF_ONE 8u
 
 struct job {
-	struct job *next, *prev;	/* queue links, under pool->lock */
+	struct rouse_link link;		/* in pool->queue, under pool->lock */
 	struct rouse_blocking_pool *pool;	/* one reference */
 	rouse_blocking_fn *fn;
 	void *arg;
@@ -75,7 +78,7 @@ struct rouse_blocking_pool {
 	pthread_cond_t work;		/* idle threads wait here */
 	pthread_cond_t gone;		/* free waits here for no threads */
 	pthread_attr_t attr;		/* all signals blocked */
-	struct job *head, *tail;	/* FIFO of unclaimed jobs */
+	struct rouse_link queue;	/* unclaimed jobs, oldest first */
 	uint64_t queued;
 	unsigned int threads;		/* started or starting, alive */
 	unsigned int idle;
@@ -126,46 +129,45 @@ static void job_release(struct job *j)
 }
 
 /* Queue operations; the caller holds p->lock. */
+static struct job *job_of(struct rouse_link *l)
+{
+	return rouse__list_entry(l, struct job, link);
+}
+
+/* The oldest queued job, or NULL. */
+static struct job *queue_first(struct rouse_blocking_pool *p)
+{
+	struct rouse_link *l = rouse__list_first(&p->queue);
+
+	return l == NULL ? NULL : job_of(l);
+}
+
 static void queue_push(struct rouse_blocking_pool *p, struct job *j)
 {
-	j->next = NULL;
-	j->prev = p->tail;
-	if (p->tail != NULL)
-		p->tail->next = j;
-	else
-		p->head = j;
-	p->tail = j;
+	rouse__list_push_back(&p->queue, &j->link);
 	p->queued++;
 }
 
 static void queue_unlink(struct rouse_blocking_pool *p, struct job *j)
 {
-	if (j->prev != NULL)
-		j->prev->next = j->next;
-	else
-		p->head = j->next;
-	if (j->next != NULL)
-		j->next->prev = j->prev;
-	else
-		p->tail = j->prev;
-	j->next = j->prev = NULL;
+	rouse__list_remove(&j->link);
 	p->queued--;
 }
 
 /*
- * Take the whole queue out, every job CLAIMED, for the caller to cancel
- * outside the lock.  Returns the first; they stay linked through next.
+ * Take the whole queue out, every job CLAIMED, onto the empty list out
+ * (a head of the caller's), for the caller to cancel outside the lock.
  */
-static struct job *queue_claim_all(struct rouse_blocking_pool *p)
+static void queue_claim_all(struct rouse_blocking_pool *p,
+			    struct rouse_link *out)
 {
-	struct job *list = p->head, *j;
+	struct rouse_link *l;
 
-	for (j = list; j != NULL; j = j->next)
-		atomic_fetch_or_explicit(&j->state, JOB_CLAIMED,
+	rouse__list_for_each(l, &p->queue)
+		atomic_fetch_or_explicit(&job_of(l)->state, JOB_CLAIMED,
 					 memory_order_relaxed);
-	p->head = p->tail = NULL;
+	rouse__list_splice_back(out, &p->queue);
 	p->queued = 0;
-	return list;
 }
 
 /*
@@ -192,13 +194,13 @@ static void job_complete(struct job *j)
 }
 
 /* Complete every job of list (from queue_claim_all) with result err. */
-static void cancel_list(struct job *list, int err)
+static void cancel_list(struct rouse_link *list, int err)
 {
-	while (list != NULL) {
-		struct job *j = list;
+	struct rouse_link *l;
 
-		list = j->next;
-		j->next = j->prev = NULL;
+	while ((l = rouse__list_pop_front(list)) != NULL) {
+		struct job *j = job_of(l);
+
 		j->result = err;
 		j->value = NULL;
 		job_complete(j);
@@ -225,7 +227,7 @@ static bool wait_for_work(struct rouse_blocking_pool *p)
 		deadline = rouse__ns_to_timespec(at);
 	}
 	p->idle++;
-	while (p->head == NULL && !p->shutdown) {
+	while (rouse__list_empty(&p->queue) && !p->shutdown) {
 		if (p->idle_timeout_ns < 0) {
 			pthread_cond_wait(&p->work, &p->lock);
 		} else if (pthread_cond_timedwait(&p->work, &p->lock,
@@ -235,7 +237,7 @@ static bool wait_for_work(struct rouse_blocking_pool *p)
 		}
 	}
 	p->idle--;
-	return p->head != NULL;
+	return !rouse__list_empty(&p->queue);
 }
 
 static void *pool_thread(void *arg)
@@ -252,7 +254,7 @@ static void *pool_thread(void *arg)
 	rouse__trace("thread %llu started, %u alive",
 		     (unsigned long long)p->threads_started, p->threads);
 	do {
-		while ((j = p->head) != NULL) {
+		while ((j = queue_first(p)) != NULL) {
 			queue_unlink(p, j);
 			atomic_fetch_or_explicit(&j->state, JOB_CLAIMED,
 						 memory_order_relaxed);
@@ -331,6 +333,7 @@ static int pool_make(const struct rouse_blocking_pool_config *cfg,
 	p->max_threads = cfg->max_threads;
 	p->idle_timeout_ns = cfg->idle_timeout_ns;
 	p->fork_gen = rouse__fork_now();
+	rouse__list_init(&p->queue);
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->running, 0);
 	atomic_init(&p->completed, 0);
@@ -422,7 +425,7 @@ ROUSE__PUBLIC int rouse_blocking_pool_default(struct rouse_blocking_pool **out)
 
 ROUSE__PUBLIC int rouse_blocking_pool_free(struct rouse_blocking_pool *pool)
 {
-	struct job *cancelled;
+	struct rouse_link cancelled;
 	pthread_t zombie;
 	bool have_zombie;
 	int cancel_state;
@@ -439,12 +442,13 @@ ROUSE__PUBLIC int rouse_blocking_pool_free(struct rouse_blocking_pool *pool)
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	pthread_mutex_lock(&pool->lock);
 	pool->shutdown = true;
-	cancelled = queue_claim_all(pool);
+	rouse__list_init(&cancelled);
+	queue_claim_all(pool, &cancelled);
 	pthread_cond_broadcast(&pool->work);
 	pthread_mutex_unlock(&pool->lock);
 
 	/* Wakers may do anything: call them without the lock. */
-	cancel_list(cancelled, -ECANCELED);
+	cancel_list(&cancelled, -ECANCELED);
 
 	pthread_mutex_lock(&pool->lock);
 	while (pool->threads > 0)
@@ -589,7 +593,7 @@ static const struct rouse_future_vtable blocking_vtable = {
  */
 static int start_thread(struct rouse_blocking_pool *p, struct job *mine)
 {
-	struct job *orphans = NULL, **link;
+	struct rouse_link orphans, *l;
 	pthread_t t, zombie;
 	bool have_zombie;
 	int err, cancel_state;
@@ -608,28 +612,27 @@ static int start_thread(struct rouse_blocking_pool *p, struct job *mine)
 		return 0;
 
 	rouse__warn("pthread_create: error %d", err);
+	rouse__list_init(&orphans);
 	pthread_mutex_lock(&p->lock);
 	p->threads--;
 	if (p->threads == 0) {
 		if (p->shutdown)
 			pthread_cond_broadcast(&p->gone);
-		orphans = queue_claim_all(p);
+		queue_claim_all(p, &orphans);
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (orphans == NULL)
-		return 0;
 	/* Mine may have been run by a thread that has left since. */
 	err = 0;
-	for (link = &orphans; *link != NULL; link = &(*link)->next) {
-		if (*link == mine) {
-			*link = mine->next;
+	rouse__list_for_each(l, &orphans) {
+		if (l == &mine->link) {
+			rouse__list_remove(l);
 			pool_release(p);
 			rouse__free(mine);
 			err = -EAGAIN;
 			break;
 		}
 	}
-	cancel_list(orphans, -EAGAIN);
+	cancel_list(&orphans, -EAGAIN);
 	return err;
 }
 

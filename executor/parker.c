@@ -1,26 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * executor/parker.c - the per-thread eventfd parker and its waker.
+ * executor/parker.c - the per-thread eventfd parker and its waker.  It
+ * calls lib/ (the wake word, the allocator, the log) and the C library;
+ * nothing else of the executor, which reaches it through
+ * rouse_thread_parker().
  *
- * Each thread that blocks in rouse_block_on() gets one parker: an eventfd
- * and a three-state word.
- *
- *   EMPTY     the thread is running (polling, or about to park);
- *   PARKED    the thread is blocked in read() on the eventfd, or about to be;
- *   NOTIFIED  an unpark arrived that the thread has not consumed yet.
- *
- * unpark swaps in NOTIFIED and writes the eventfd only when the word was
- * PARKED.  So a wake that lands while the thread is polling (from the
- * thread itself or from any other) is one atomic exchange and no system
- * call: the thread finds NOTIFIED when it next tries to park and polls
- * again instead of blocking.
- *
- * A wake racing the decision to park cannot be lost: park moves EMPTY ->
- * PARKED with a compare-and-swap, so either the CAS sees the NOTIFIED that
- * the waker stored (and park returns at once), or the waker's exchange sees
- * PARKED (and it writes the eventfd, which the read then consumes).  Both
- * are read-modify-writes of one word, so one of them comes first in its
- * modification order; there is no third interleaving.
+ * Each thread that blocks in rouse_block_on() gets one parker: a blocking
+ * eventfd and a wake word (lib/wake.h, where the state machine, the
+ * argument that no wake is lost and the memory orderings are written
+ * down).  unpark notifies the word and writes the eventfd only when the
+ * thread was really parked; a wake that lands while the thread is polling
+ * (from the thread itself or from any other) is one atomic exchange and
+ * no system call.
  *
  * Every write is paired with exactly one read: a write happens only on a
  * PARKED -> NOTIFIED transition, and each park episode ends only after it
@@ -48,17 +39,12 @@
 #include <unistd.h>
 
 #include "executor-internal.h"
+#include "../lib/wake.h"
 
 #define ROUSE__LOG_MODULE "executor"
 
-enum {
-	PARKER_EMPTY = 0,
-	PARKER_PARKED = 1,
-	PARKER_NOTIFIED = 2,
-};
-
 struct thread_parker {
-	atomic_int state;	/* PARKER_* above */
+	struct rouse__wakeword word;	/* the thread is its owner */
 	atomic_uint refs;	/* the owning thread's + one per waker */
 	int efd;		/* blocking eventfd, close-on-exec */
 	pid_t tid;		/* owner, for the log */
@@ -165,7 +151,7 @@ static int parker_get(struct thread_parker **out)
 		rouse__free(p);
 		return err;
 	}
-	atomic_init(&p->state, PARKER_EMPTY);
+	rouse__wakeword_init(&p->word);
 	atomic_init(&p->refs, 1);
 	p->tid = (pid_t)syscall(SYS_gettid);
 	if (pthread_setspecific(parker_key, p) != 0) {
@@ -248,37 +234,15 @@ static int parker_wait_until(struct thread_parker *p, int64_t deadline)
 static int parker_park(void *data, int64_t timeout_ns)
 {
 	struct thread_parker *p = data;
-	int expected = PARKER_EMPTY;
 	int64_t deadline = 0;
 	int err;
 
-	if (timeout_ns == 0) {
-		/* Only take a notification that is already there. */
-		expected = PARKER_NOTIFIED;
-		return atomic_compare_exchange_strong_explicit(
-			       &p->state, &expected, PARKER_EMPTY,
-			       memory_order_acquire, memory_order_relaxed)
-			       ? 0
-			       : -ETIMEDOUT;
-	}
+	/* Only take a notification that is already there. */
+	if (timeout_ns == 0)
+		return rouse__wakeword_take(&p->word) ? 0 : -ETIMEDOUT;
 
-	/*
-	 * EMPTY -> PARKED.  Failure means NOTIFIED: a wake came while we
-	 * were running; consume it and return without a system call.  The
-	 * acquire on failure makes what the waker wrote before its wake
-	 * visible to the poll that follows.
-	 */
-	if (!atomic_compare_exchange_strong_explicit(&p->state, &expected,
-						     PARKER_PARKED,
-						     memory_order_acq_rel,
-						     memory_order_acquire)) {
-		/*
-		 * An exchange, not a store: a second wake may have swapped
-		 * in NOTIFIED again since the CAS read it, and its release
-		 * must be acquired here or the poll could miss its data.
-		 */
-		atomic_exchange_explicit(&p->state, PARKER_EMPTY,
-					 memory_order_acquire);
+	/* A wake came while we were running: poll again, no system call. */
+	if (!rouse__wakeword_try_park(&p->word)) {
 		rouse__trace("park: thread %d already notified", (int)p->tid);
 		return 0;
 	}
@@ -303,11 +267,7 @@ static int parker_park(void *data, int64_t timeout_ns)
 				parker_consume(p);
 		}
 		if (err == 0) {
-			expected = PARKER_NOTIFIED;
-			if (atomic_compare_exchange_strong_explicit(
-				    &p->state, &expected, PARKER_EMPTY,
-				    memory_order_acquire,
-				    memory_order_relaxed)) {
+			if (rouse__wakeword_take(&p->word)) {
 				rouse__trace("park: thread %d unparked",
 					     (int)p->tid);
 				return 0;
@@ -319,22 +279,18 @@ static int parker_park(void *data, int64_t timeout_ns)
 			 */
 			continue;
 		}
-		/* Time is up (or ppoll failed): try PARKED -> EMPTY. */
-		expected = PARKER_PARKED;
-		if (atomic_compare_exchange_strong_explicit(
-			    &p->state, &expected, PARKER_EMPTY,
-			    memory_order_acquire, memory_order_acquire)) {
+		/* Time is up (or ppoll failed). */
+		if (rouse__wakeword_cancel_park(&p->word)) {
 			rouse__trace("park: thread %d timed out", (int)p->tid);
 			return err;
 		}
 		/*
-		 * NOTIFIED: an unpark saw PARKED and has written, or is
-		 * about to write, its token.  Take it so that it cannot
-		 * wake a later park for nothing.
+		 * An unpark saw PARKED and has written, or is about to
+		 * write, its token.  Take it so that it cannot wake a later
+		 * park for nothing.
 		 */
 		parker_consume(p);
-		atomic_exchange_explicit(&p->state, PARKER_EMPTY,
-					 memory_order_acquire);
+		rouse__wakeword_clear(&p->word);
 		rouse__trace("park: thread %d unparked at its timeout",
 			     (int)p->tid);
 		return 0;
@@ -345,12 +301,9 @@ static void parker_unpark(void *data)
 {
 	struct thread_parker *p = data;
 	uint64_t one = 1;
-	int prev, state;
+	int state;
 
-	/* Release: what the waker did before waking is seen by the poll. */
-	prev = atomic_exchange_explicit(&p->state, PARKER_NOTIFIED,
-					memory_order_acq_rel);
-	if (prev != PARKER_PARKED) {
+	if (!rouse__wakeword_notify(&p->word)) {
 		rouse__trace("wake: thread %d is running, no syscall",
 			     (int)p->tid);
 		return;

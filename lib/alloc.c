@@ -2,7 +2,8 @@
 /*
  * lib/alloc.c - the allocator hook: rouse_executor_set_allocator() and
  * rouse_reactor_set_allocator(), and the allocation helpers that are not
- * inline in internal.h.
+ * inline in internal.h.  It calls the C library's allocator, pthreads and
+ * lib/list.h; nothing of either library.
  *
  * This file is built into each library, so each has a hook of its own; the
  * public setter's name is made from the library's (ROUSE__LIB).
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "list.h"
 
 #define ROUSE__SET_ALLOCATOR \
 	ROUSE__CAT(ROUSE__CAT(rouse_, ROUSE__LIB), _set_allocator)
@@ -30,17 +32,33 @@ const struct rouse_allocator *rouse__alloc_hook;
 
 struct alloc_copy {
 	struct rouse_allocator a;
-	struct alloc_copy *next;
+	struct rouse__slink link;	/* in copies */
 };
 
 static pthread_mutex_t copies_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct alloc_copy *copies;	/* every copy ever published */
+/* Every copy ever published, oldest first; under copies_lock. */
+static struct rouse__fifo copies = ROUSE__FIFO_INIT;
 
 static bool alloc_equal(const struct rouse_allocator *x,
 			const struct rouse_allocator *y)
 {
 	return x->malloc == y->malloc && x->realloc == y->realloc &&
 	       x->free == y->free && x->data == y->data;
+}
+
+/* The copy equal to a, or NULL; with copies_lock held. */
+static struct alloc_copy *copy_find(const struct rouse_allocator *a)
+{
+	struct rouse__slink *l;
+
+	rouse__fifo_for_each(l, &copies) {
+		struct alloc_copy *c =
+			rouse__list_entry(l, struct alloc_copy, link);
+
+		if (alloc_equal(&c->a, a))
+			return c;
+	}
+	return NULL;
 }
 
 /* rouse_executor_set_allocator() or rouse_reactor_set_allocator(). */
@@ -55,9 +73,7 @@ ROUSE__PUBLIC int ROUSE__SET_ALLOCATOR(const struct rouse_allocator *a)
 	if (a->malloc == NULL || a->realloc == NULL || a->free == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&copies_lock);
-	for (c = copies; c != NULL; c = c->next)
-		if (alloc_equal(&c->a, a))
-			break;
+	c = copy_find(a);
 	if (c == NULL) {
 		/* The C library's: the copy must not depend on a hook. */
 		c = malloc(sizeof(*c));
@@ -66,8 +82,7 @@ ROUSE__PUBLIC int ROUSE__SET_ALLOCATOR(const struct rouse_allocator *a)
 			return -ENOMEM;
 		}
 		c->a = *a;
-		c->next = copies;
-		copies = c;
+		rouse__fifo_push(&copies, &c->link);
 	}
 	/* Release: an allocation that loads the pointer sees c->a whole. */
 	__atomic_store_n(&rouse__alloc_hook, &c->a, __ATOMIC_RELEASE);

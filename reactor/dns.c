@@ -5,8 +5,9 @@
  *
  * Its one job is to run getaddrinfo() on a thread other than the one that
  * polls, and to hand the answer back through a waker.  It calls
- * getaddrinfo(3), freeaddrinfo(3), pthreads, the allocator and wakers; of
- * the reactor it reads the fork generation and nothing else.
+ * getaddrinfo(3), freeaddrinfo(3), pthreads, lib/ (the list, the
+ * allocator, the log) and wakers; of the reactor it reads the fork
+ * generation and nothing else.
  *
  * Why not getaddrinfo_a(3), which glibc offers for this very job:
  *   - Since glibc 2.34 its helper and notification threads are started by
@@ -85,9 +86,8 @@
 struct resolver;
 
 struct rouse_dns_req {
-	struct rouse_dns_req *next, *prev;	/* the FIFO, under res->lock */
+	struct rouse_link link;		/* in res->queue, under res->lock */
 	struct resolver *res;
-	bool queued;			/* in the FIFO; under res->lock */
 	unsigned int fork_gen;		/* see rouse__inherited() */
 	atomic_uint state;		/* REQ_* above */
 	struct rouse_waker waker;	/* owned as WAKER says */
@@ -104,7 +104,7 @@ struct resolver {
 	pthread_mutex_t lock;
 	pthread_cond_t work;		/* idle threads wait here */
 	pthread_attr_t attr;		/* detached, every signal blocked */
-	struct rouse_dns_req *head, *tail;	/* queued, oldest first */
+	struct rouse_link queue;	/* queued lookups, oldest first */
 	unsigned int queued;
 	unsigned int threads;		/* started or starting, alive */
 	unsigned int idle;		/* of them, waiting for work */
@@ -174,31 +174,34 @@ static void req_run(struct rouse_dns_req *req)
 
 /* ---- the resolver's queue: the caller holds res->lock ---------------- */
 
+static struct rouse_dns_req *req_of(struct rouse_link *l)
+{
+	return rouse__list_entry(l, struct rouse_dns_req, link);
+}
+
+/* The oldest queued lookup, or NULL. */
+static struct rouse_dns_req *queue_first(struct resolver *res)
+{
+	struct rouse_link *l = rouse__list_first(&res->queue);
+
+	return l == NULL ? NULL : req_of(l);
+}
+
 static void queue_push(struct resolver *res, struct rouse_dns_req *req)
 {
-	req->next = NULL;
-	req->prev = res->tail;
-	if (res->tail != NULL)
-		res->tail->next = req;
-	else
-		res->head = req;
-	res->tail = req;
-	req->queued = true;
+	rouse__list_push_back(&res->queue, &req->link);
 	res->queued++;
+}
+
+/* Whether req is in the queue: no thread has taken it. */
+static bool queue_has(const struct rouse_dns_req *req)
+{
+	return rouse__link_linked(&req->link);
 }
 
 static void queue_unlink(struct resolver *res, struct rouse_dns_req *req)
 {
-	if (req->prev != NULL)
-		req->prev->next = req->next;
-	else
-		res->head = req->next;
-	if (req->next != NULL)
-		req->next->prev = req->prev;
-	else
-		res->tail = req->prev;
-	req->next = req->prev = NULL;
-	req->queued = false;
+	rouse__list_remove(&req->link);
 	res->queued--;
 }
 
@@ -214,14 +217,14 @@ static bool wait_for_work(struct resolver *res)
 
 	deadline = rouse__ns_to_timespec(rouse__now_ns() + IDLE_NS);
 	res->idle++;
-	while (res->head == NULL) {
+	while (rouse__list_empty(&res->queue)) {
 		/* A lookup queued at the last moment is still taken. */
 		if (pthread_cond_timedwait(&res->work, &res->lock,
 					   &deadline) == ETIMEDOUT)
 			break;
 	}
 	res->idle--;
-	return res->head != NULL;
+	return !rouse__list_empty(&res->queue);
 }
 
 static void *resolver_thread(void *arg)
@@ -232,7 +235,7 @@ static void *resolver_thread(void *arg)
 	pthread_setname_np(pthread_self(), "rouse-dns");
 	pthread_mutex_lock(&res->lock);
 	do {
-		while ((req = res->head) != NULL) {
+		while ((req = queue_first(res)) != NULL) {
 			queue_unlink(res, req);
 			pthread_mutex_unlock(&res->lock);
 			req_run(req);
@@ -266,6 +269,7 @@ static int resolver_make(struct resolver **out)
 	if (res == NULL)
 		return -ENOMEM;
 	res->fork_gen = rouse__fork_now();
+	rouse__list_init(&res->queue);
 	err = pthread_condattr_init(&ca);
 	if (err != 0)
 		goto fail_free;
@@ -343,7 +347,7 @@ static int resolver_get(struct resolver **out)
  */
 static int resolver_submit(struct resolver *res, struct rouse_dns_req *req)
 {
-	struct rouse_dns_req *orphans = NULL, *o;
+	struct rouse_link orphans, *l;
 	bool start, mine = false;
 	pthread_t t;
 	int err;
@@ -363,25 +367,22 @@ static int resolver_submit(struct resolver *res, struct rouse_dns_req *req)
 		return 0;
 
 	rouse__warn("pthread_create: error %d", err);
+	rouse__list_init(&orphans);
 	pthread_mutex_lock(&res->lock);
 	res->threads--;
 	/* With no thread left, nothing would ever run what is queued. */
 	if (res->threads == 0) {
-		while ((o = res->head) != NULL) {
-			queue_unlink(res, o);
-			if (o == req) {
-				mine = true;
-				continue;
-			}
-			o->next = orphans;
-			orphans = o;
-		}
+		mine = queue_has(req);
+		if (mine)
+			queue_unlink(res, req);
+		rouse__list_splice_back(&orphans, &res->queue);
+		res->queued = 0;
 	}
 	pthread_mutex_unlock(&res->lock);
 	/* Wakers may do anything: complete the others without the lock. */
-	while ((o = orphans) != NULL) {
-		orphans = o->next;
-		o->next = NULL;
+	while ((l = rouse__list_pop_front(&orphans)) != NULL) {
+		struct rouse_dns_req *o = req_of(l);
+
 		o->addrs = NULL;
 		o->gai = EAI_SYSTEM;
 		o->sys_errno = err;
@@ -509,7 +510,7 @@ static void lookup_drop(struct rouse_future *fut)
 		/* Only the lock says whether a thread has taken it. */
 		res = req->res;
 		pthread_mutex_lock(&res->lock);
-		queued = req->queued;
+		queued = queue_has(req);
 		if (queued)
 			queue_unlink(res, req);
 		pthread_mutex_unlock(&res->lock);

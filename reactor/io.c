@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * reactor/io.c - fd sources, the futures that wait for them, and user
- * events.
+ * events.  It calls the reactor's own state through reactor-internal.h
+ * (its lock, slots, list of sources and epoll set), lib/ and the system.
  *
  * An fd is registered once, edge-triggered, for input, output and
  * read hang-up.  Each event ORs its bits into the source's cached
@@ -232,11 +233,7 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 	}
 	r->slots[io->slot] = io;
 	r->fd_owner[fd] = io;
-	io->prev_live = NULL;
-	io->next_live = r->live;
-	if (r->live != NULL)
-		r->live->prev_live = io;
-	r->live = io;
+	rouse__list_push_front(&r->live, &io->live);
 	rouse__debug("fd %d registered (slot %u, generation %u)", fd,
 		     io->slot, io->gen);
 out:
@@ -254,12 +251,7 @@ static void io_remove_locked(struct rouse_reactor *r, struct rouse_io *io,
 	int dir;
 
 	slot_release(r, io->slot);
-	if (io->prev_live != NULL)
-		io->prev_live->next_live = io->next_live;
-	else
-		r->live = io->next_live;
-	if (io->next_live != NULL)
-		io->next_live->prev_live = io->prev_live;
+	rouse__list_remove(&io->live);
 	for (dir = 0; dir < 2; dir++) {
 		struct rouse_io_op *op = io->waiter[dir];
 
@@ -436,12 +428,15 @@ void rouse__io_cancel_all(struct rouse_reactor *r)
 {
 	for (;;) {
 		struct rouse__wake_list wl = { .n = 0 };
-		struct rouse_io *io;
+		struct rouse_link *l;
+		struct rouse_io *io = NULL;
 
 		rouse__reactor_lock(r);
-		io = r->live;
-		if (io != NULL)
+		l = rouse__list_first(&r->live);
+		if (l != NULL) {
+			io = rouse__list_entry(l, struct rouse_io, live);
 			io_remove_locked(r, io, &wl);
+		}
 		rouse__reactor_unlock(r);
 		if (io == NULL)
 			return;
@@ -463,9 +458,11 @@ void rouse__io_cancel_all(struct rouse_reactor *r)
 int rouse__io_fork(struct rouse_reactor *r, int epfd)
 {
 	static const uint64_t one = 1;
-	struct rouse_io *io;
+	struct rouse_link *l;
 
-	for (io = r->live; io != NULL; io = io->next_live) {
+	rouse__list_for_each(l, &r->live) {
+		struct rouse_io *io =
+			rouse__list_entry(l, struct rouse_io, live);
 		struct epoll_event ev = { .data.u64 = io_tag(io) };
 
 		/* Closed without being deregistered: nothing to register. */

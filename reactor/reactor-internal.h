@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* reactor/reactor-internal.h - shared between the reactor's sources. */
+/*
+ * reactor/reactor-internal.h - shared between the reactor's sources: the
+ * reactor, its sources and its wake-up handle, and the calls between
+ * reactor.c, io.c and sleep.c.  It uses lib/ (the list, the wake word)
+ * and the timer set (timer.h).
+ */
 #ifndef ROUSE_REACTOR_INTERNAL_H
 #define ROUSE_REACTOR_INTERNAL_H
 
@@ -11,17 +16,19 @@
 #include <rouse/reactor.h>
 
 #include "../lib/internal.h"
+#include "../lib/list.h"
+#include "../lib/wake.h"
 #include "timer.h"
 
 /*
- * The reactor's wake-up: an eventfd in the epoll set and the three-state
- * word that says whether a thread is blocked in epoll_wait.  It is
- * reference counted apart from the reactor, so that a waker handed out by
- * rouse_reactor_parker() stays safe to wake and drop after the reactor is
- * freed.
+ * The reactor's wake-up: an eventfd in the epoll set and the wake word
+ * (lib/wake.h) that says whether a thread is blocked in epoll_wait; the
+ * driving thread owns it.  It is reference counted apart from the
+ * reactor, so that a waker handed out by rouse_reactor_parker() stays safe
+ * to wake and drop after the reactor is freed.
  */
 struct rouse__wake {
-	atomic_int state;	/* WAKE_EMPTY / WAKE_PARKED / WAKE_NOTIFIED */
+	struct rouse__wakeword word;
 	atomic_uint refs;	/* the reactor's + one per waker */
 	int efd;		/* in the epoll set, edge-triggered, never read */
 };
@@ -73,8 +80,7 @@ struct rouse_io {
 					   per direction */
 	struct rouse_io_op *waiter[2];	/* pending op per direction */
 	struct rouse_waker waker[2];	/* its waker, owned */
-	struct rouse_io *next_live;	/* the reactor's list of sources */
-	struct rouse_io *prev_live;
+	struct rouse_link live;		/* in the reactor's list of sources */
 };
 
 struct rouse_event {
@@ -106,7 +112,7 @@ struct rouse_reactor {
 	uint32_t nslots;
 	uint32_t free_slot;		/* head of the free list, or UINT32_MAX */
 	uint32_t *next_free;
-	struct rouse_io *live;		/* every registered source */
+	struct rouse_link live;		/* every source, newest first */
 	struct rouse_io **fd_owner;	/* newest source of each fd number */
 	int nfd_owner;
 

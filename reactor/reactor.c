@@ -2,6 +2,8 @@
 /*
  * reactor/reactor.c - the reactor: one epoll fd, one timerfd for all
  * timers, one eventfd for its own wake-up; a turn; the two ways to run it.
+ * It calls lib/ (the wake word among it), the timer set (timer.h), and
+ * io.c and sleep.c for what a turn hands on (reactor-internal.h).
  *
  * A turn is: decide whether to block, epoll_wait, hand fd events to their
  * sources, fire the timers that are due.  Wakers are collected under the
@@ -14,13 +16,14 @@
  * saturate.)  Re-arming the timerfd with timerfd_settime() resets its
  * expiry count.
  *
- * The wake word is the same three-state machine as the executor's parker:
- * a turn moves EMPTY -> PARKED before it blocks in epoll_wait, and an
- * unpark that swaps NOTIFIED over PARKED writes the eventfd; an unpark
- * that lands while the turn runs costs one atomic exchange.  A turn that
- * finds NOTIFIED does not block: it consumes it and returns at once, and
- * only every 32nd such turn in a row looks at epoll, so that a future
- * that keeps waking itself cannot starve I/O and timers.
+ * The wake word (lib/wake.h, shared with the executor's parker) decides
+ * whether an unpark writes the eventfd: a turn parks the word before it
+ * blocks in epoll_wait, and only an unpark that finds it parked makes the
+ * system call; one that lands while the turn runs costs one atomic
+ * exchange.  A turn that finds a notification pending does not block: it
+ * takes it and returns at once, and only every 32nd such turn in a row
+ * looks at epoll, so that a future that keeps waking itself cannot starve
+ * I/O and timers.
  */
 #include <errno.h>
 #include <limits.h>
@@ -33,12 +36,6 @@
 #include "reactor-internal.h"
 
 #define ROUSE__LOG_MODULE "reactor"
-
-enum {
-	WAKE_EMPTY = 0,
-	WAKE_PARKED = 1,
-	WAKE_NOTIFIED = 2,
-};
 
 /*
  * epoll_data of the reactor's own descriptors.  Sources use gen << 32 |
@@ -63,11 +60,9 @@ static void wake_release(struct rouse__wake *w)
 static void wake_unpark(struct rouse__wake *w)
 {
 	static const uint64_t one = 1;
-	int prev, state;
+	int state;
 
-	prev = atomic_exchange_explicit(&w->state, WAKE_NOTIFIED,
-					memory_order_acq_rel);
-	if (prev != WAKE_PARKED) {
+	if (!rouse__wakeword_notify(&w->word)) {
 		rouse__trace("wake: reactor is running, no syscall");
 		return;
 	}
@@ -314,29 +309,19 @@ static int reactor_turn(struct rouse_reactor *r, int64_t timeout_ns)
 {
 	struct epoll_event evs[EVENTS_PER_TURN];
 	struct rouse__wake *w = r->wake;
-	bool parked = false, timers_due = false;
-	int expected = WAKE_EMPTY;
+	bool parked = false, notified, timers_due = false;
 	int i, n, own = 0, woken;
 
-	if (timeout_ns == 0)
-		expected = atomic_load_explicit(&w->state,
-						memory_order_acquire);
-	else if (atomic_compare_exchange_strong_explicit(
-			 &w->state, &expected, WAKE_PARKED,
-			 memory_order_acq_rel, memory_order_acquire))
-		parked = true;
-	if (expected == WAKE_NOTIFIED) {
-		/*
-		 * An unpark came while we ran: take it (with an exchange, so
-		 * that a second unpark since we read it is acquired too) and
-		 * do not block.
-		 */
-		atomic_exchange_explicit(&w->state, WAKE_EMPTY,
-					 memory_order_acquire);
-		if (++r->skipped_polls < SKIP_POLL_LIMIT) {
-			rouse__trace("turn: already notified");
-			return 0;
-		}
+	if (timeout_ns == 0) {
+		notified = rouse__wakeword_peek(&w->word);
+	} else {
+		parked = rouse__wakeword_try_park(&w->word);
+		notified = !parked;
+	}
+	/* An unpark came while we ran: it is taken; do not block. */
+	if (notified && ++r->skipped_polls < SKIP_POLL_LIMIT) {
+		rouse__trace("turn: already notified");
+		return 0;
 	}
 	r->skipped_polls = 0;
 
@@ -347,12 +332,11 @@ static int reactor_turn(struct rouse_reactor *r, int64_t timeout_ns)
 		       parked ? timeout_ms(timeout_ns) : 0);
 	if (parked) {
 		/*
-		 * Back to EMPTY.  A NOTIFIED found here means an unpark
-		 * wrote (or is about to write) the eventfd; its edge at
-		 * worst makes one later turn return early.
+		 * A notification taken here means an unpark wrote (or is
+		 * about to write) the eventfd; its edge at worst makes one
+		 * later turn return early.
 		 */
-		atomic_exchange_explicit(&w->state, WAKE_EMPTY,
-					 memory_order_acq_rel);
+		rouse__wakeword_end_park(&w->word);
 	}
 	if (n < 0) {
 		if (errno == EINTR)
@@ -374,14 +358,13 @@ static int reactor_turn(struct rouse_reactor *r, int64_t timeout_ns)
 		woken += rouse__fire_timers(r);
 	}
 	/*
-	 * The wakes this turn made have set NOTIFIED; whoever parked will
-	 * poll as soon as the turn returns, which is what they asked for,
-	 * so take the notification now.  Left in place, it would only make
-	 * the next park return at once for a second, empty poll.
+	 * The wakes this turn made have notified the word; whoever parked
+	 * will poll as soon as the turn returns, which is what they asked
+	 * for, so take the notification now.  Left in place, it would only
+	 * make the next park return at once for a second, empty poll.
 	 */
 	if (woken > 0)
-		atomic_exchange_explicit(&w->state, WAKE_EMPTY,
-					 memory_order_acquire);
+		rouse__wakeword_clear(&w->word);
 	return woken;
 }
 
@@ -509,7 +492,7 @@ ROUSE__PUBLIC int rouse_reactor_new(struct rouse_reactor **out,
 	}
 	r->wake = w;
 	atomic_init(&w->refs, 1);
-	atomic_init(&w->state, WAKE_EMPTY);
+	rouse__wakeword_init(&w->word);
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	r->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -528,6 +511,7 @@ ROUSE__PUBLIC int rouse_reactor_new(struct rouse_reactor **out,
 	rouse__timers_init(&r->timers, rouse__now_ns());
 	r->armed = INT64_MAX;
 	r->free_slot = UINT32_MAX;
+	rouse__list_init(&r->live);
 	rouse__debug("reactor %p: epoll %d, timerfd %d, eventfd %d",
 		     (void *)r, r->epfd, r->tfd, w->efd);
 	*out = r;
@@ -622,7 +606,7 @@ ROUSE__PUBLIC int rouse_reactor_fork(struct rouse_reactor *r)
 	r->epfd = epfd;
 	r->tfd = tfd;
 	r->wake->efd = efd;
-	atomic_store(&r->wake->state, WAKE_EMPTY);
+	rouse__wakeword_reset(&r->wake->word);
 	atomic_store(&r->driving, false);
 	atomic_store(&r->stopping, false);
 	r->skipped_polls = 0;

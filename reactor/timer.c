@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * reactor/timer.c - a hierarchical timing wheel feeding an exact heap.
+ * reactor/timer.c - a hierarchical timing wheel feeding an exact heap.  It
+ * calls nothing but memcpy and memset; the reactor calls it, with its lock
+ * held (timer.h).
  *
  * Deadlines are nanoseconds; the wheel works in ticks of 2^20 ns.  A timer
  * whose tick is after the current one ("elapsed") sits in the wheel: level
@@ -27,6 +29,15 @@
  *     cancel may leave it too early, which costs at most an early
  *     wake-up), so the next wake-up can be that deadline rather than the
  *     slot's start.
+ *
+ * The wheel's chains and the heap's sibling lists are linked here by hand,
+ * not with lib/list.h, on purpose.  They share the entry's three links
+ * (timer.h), and the heap's prev is the previous sibling or, for a first
+ * child, the parent: no list shape.  And a chain's head is one pointer,
+ * 4,096 of them in a reactor (32 KB), copied and cleared as an array when
+ * a slot cascades; a lib/list.h head is two pointers that must point at
+ * themselves, which would double that, make every reactor initialise it,
+ * and spread a slot's eight heads over two cache lines instead of one.
  */
 #include <limits.h>
 #include <string.h>

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * executor/sync/mpsc.c - a channel of fixed-size elements from many
- * senders to one receiver, bounded (back-pressure) or unbounded.
+ * senders to one receiver, bounded (back-pressure) or unbounded.  It
+ * calls sync-internal.h (the waiter queues, the wake batch), lib/ and
+ * pthreads.
  *
  * The elements are copied into a ring buffer, which an unbounded channel
  * grows by doubling.  A bounded send that finds the channel full queues
@@ -39,8 +41,8 @@ struct rouse_mpsc {
 	size_t refs;		/* see above */
 	bool closed;		/* by close or free: sends fail */
 	bool receiver_gone;
-	struct rouse_sync_waiter send_waiters;
-	struct rouse_sync_waiter recv_waiters;
+	struct rouse_link send_waiters;
+	struct rouse_link recv_waiters;
 	unsigned long recv_pending;	/* receives queued or granted */
 };
 
@@ -77,8 +79,8 @@ ROUSE__PUBLIC int rouse_mpsc_new(size_t elem_size, size_t capacity,
 	m->refs = 2;
 	m->closed = false;
 	m->receiver_gone = false;
-	sync_queue_init(&m->send_waiters);
-	sync_queue_init(&m->recv_waiters);
+	rouse__list_init(&m->send_waiters);
+	rouse__list_init(&m->recv_waiters);
 	m->recv_pending = 0;
 	*out = m;
 	return 0;
@@ -188,7 +190,7 @@ static bool mpsc_finished_locked(const struct rouse_mpsc *m)
  * reference, so m stays; returns with the lock held.
  */
 static void mpsc_wake_all_locked(struct rouse_mpsc *m,
-				 struct rouse_sync_waiter *q, bool sends,
+				 struct rouse_link *q, bool sends,
 				 struct sync_batch *b)
 {
 	struct rouse_sync_waiter *w;
@@ -203,7 +205,7 @@ static void mpsc_wake_all_locked(struct rouse_mpsc *m,
 			sync_queue_hand_head(q, sends ? SYNC_DONE :
 					     SYNC_GRANTED, b);
 		}
-		if (sync_queue_empty(q))
+		if (rouse__list_empty(q))
 			return;
 		sync_unlock(&m->lock);
 		sync_batch_wake(b);
@@ -311,7 +313,7 @@ ROUSE__PUBLIC int rouse_mpsc_try_send(struct rouse_mpsc *m, const void *value)
 	if (m->closed)
 		err = -EPIPE;
 	else if (m->capacity > 0 &&
-		 (!sync_queue_empty(&m->send_waiters) ||
+		 (!rouse__list_empty(&m->send_waiters) ||
 		  m->len + m->reserved >= m->capacity))
 		err = -EAGAIN;
 	else
@@ -358,7 +360,7 @@ static enum rouse_poll mpsc_send_poll(struct rouse_future *f,
 		if (m->closed) {
 			s->result = -EPIPE;
 		} else if (m->capacity > 0 &&
-			   (!sync_queue_empty(&m->send_waiters) ||
+			   (!rouse__list_empty(&m->send_waiters) ||
 			    m->len + m->reserved >= m->capacity)) {
 			rouse_waker_clone(cx->waker, &s->node.waker);
 			sync_queue_push(&m->send_waiters, &s->node);

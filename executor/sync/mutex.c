@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * executor/sync/mutex.c - an async mutex, FIFO fair.
+ * executor/sync/mutex.c - an async mutex, FIFO fair.  It calls
+ * sync-internal.h (the waiter queue, the wake batch), lib/ and pthreads.
  *
  * unlock never lets the mutex go free while someone waits: it hands it to
  * the oldest waiter (GRANTED) and leaves "locked" set, so a try_lock or a
@@ -15,7 +16,7 @@
 struct rouse_mutex {
 	pthread_mutex_t lock;
 	bool locked;
-	struct rouse_sync_waiter waiters;
+	struct rouse_link waiters;
 	/* Futures queued or granted and not yet done: free waits for 0. */
 	unsigned long pending;
 };
@@ -31,7 +32,7 @@ ROUSE__PUBLIC int rouse_mutex_new(struct rouse_mutex **out)
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
 	m->locked = false;
-	sync_queue_init(&m->waiters);
+	rouse__list_init(&m->waiters);
 	m->pending = 0;
 	*out = m;
 	return 0;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * executor/sync/notify.c - wake one waiter (or keep one permit), or wake
- * all current waiters.
+ * all current waiters.  It calls sync-internal.h (the waiter queue, the
+ * wake batch), lib/ and pthreads.
  *
  * notify_one hands its notification to the oldest waiter (GRANTED with
  * aux NOTIFY_ONE); a waiter dropped before seeing it passes it on, to the
@@ -21,7 +22,7 @@ struct rouse_notify {
 	pthread_mutex_t lock;
 	bool permit;		/* a notify_one that found no waiter */
 	uint64_t epoch;		/* notify_all calls; atomic for wait_init */
-	struct rouse_sync_waiter waiters;
+	struct rouse_link waiters;
 	unsigned long pending;	/* queued or granted futures */
 };
 
@@ -41,7 +42,7 @@ ROUSE__PUBLIC int rouse_notify_new(struct rouse_notify **out)
 	pthread_mutex_init(&n->lock, NULL);
 	n->permit = false;
 	n->epoch = 0;
-	sync_queue_init(&n->waiters);
+	rouse__list_init(&n->waiters);
 	n->pending = 0;
 	*out = n;
 	return 0;

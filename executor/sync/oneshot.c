@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * executor/sync/oneshot.c - a channel for one value.
+ * executor/sync/oneshot.c - a channel for one value.  It calls
+ * sync-internal.h (the waiter queue, the wake batch), lib/ and pthreads.
  *
  * One allocation holds the state and room for the value.  It has two
  * ends, the sender (released by send or close) and the receiver (released
@@ -26,7 +27,7 @@ struct rouse_oneshot {
 	bool sender_gone;	/* sent or closed: nothing more will come */
 	bool receiver_gone;	/* free was called: sends fail */
 	unsigned int refs;	/* see above */
-	struct rouse_sync_waiter waiters;
+	struct rouse_link waiters;
 	unsigned long pending;	/* queued or granted receives */
 	unsigned char value[];
 };
@@ -47,7 +48,7 @@ ROUSE__PUBLIC int rouse_oneshot_new(size_t elem_size,
 	o->sender_gone = false;
 	o->receiver_gone = false;
 	o->refs = 2;
-	sync_queue_init(&o->waiters);
+	rouse__list_init(&o->waiters);
 	o->pending = 0;
 	*out = o;
 	return 0;
@@ -90,7 +91,7 @@ static int oneshot_finish(struct rouse_oneshot *o, bool send,
 		while (!sync_batch_full(&b) &&
 		       sync_queue_hand_head(&o->waiters, SYNC_GRANTED, &b))
 			;
-		more = !sync_queue_empty(&o->waiters);
+		more = !rouse__list_empty(&o->waiters);
 		if (more) {
 			sync_unlock(&o->lock);
 			sync_batch_wake(&b);

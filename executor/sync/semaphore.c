@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * executor/sync/semaphore.c - counted permits, handed out in FIFO order.
+ * It calls sync-internal.h (the waiter queue, the wake batch), lib/ and
+ * pthreads.
  *
  * A waiter's aux counts the permits it still lacks.  Released permits go
  * to the oldest waiter first, even when they cover only part of what it
@@ -18,7 +20,7 @@
 struct rouse_semaphore {
 	pthread_mutex_t lock;
 	size_t available;
-	struct rouse_sync_waiter waiters;
+	struct rouse_link waiters;
 	/* Futures queued or granted and not yet done: free waits for 0. */
 	unsigned long pending;
 };
@@ -38,7 +40,7 @@ ROUSE__PUBLIC int rouse_semaphore_new(size_t permits,
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	s->available = permits;
-	sync_queue_init(&s->waiters);
+	rouse__list_init(&s->waiters);
 	s->pending = 0;
 	*out = s;
 	return 0;
@@ -68,7 +70,7 @@ ROUSE__PUBLIC int rouse_semaphore_try_acquire(struct rouse_semaphore *s,
 	if (s == NULL || n == 0 || n > SEM_MAX)
 		return -EINVAL;
 	sync_lock(&s->lock);
-	if (sync_queue_empty(&s->waiters) && s->available >= n) {
+	if (rouse__list_empty(&s->waiters) && s->available >= n) {
 		s->available -= n;
 		err = 0;
 	}
@@ -169,7 +171,7 @@ static enum rouse_poll sem_acquire_poll(struct rouse_future *f,
 	sync_lock(&s->lock);
 	switch (sync_state(&a->node)) {
 	case SYNC_IDLE:
-		if (sync_queue_empty(&s->waiters) &&
+		if (rouse__list_empty(&s->waiters) &&
 		    s->available >= a->permits) {
 			s->available -= a->permits;
 			sync_set_state(&a->node, SYNC_DONE);
@@ -177,7 +179,7 @@ static enum rouse_poll sem_acquire_poll(struct rouse_future *f,
 		}
 		/* Queue up, keeping what is free towards the request. */
 		a->node.aux = a->permits;
-		if (sync_queue_empty(&s->waiters)) {
+		if (rouse__list_empty(&s->waiters)) {
 			a->node.aux -= s->available;
 			s->available = 0;
 		}

@@ -2,6 +2,7 @@
 /*
  * executor/sync/sync-internal.h - what the primitives of sync.h share: the
  * intrusive waiter queue and the batch of wakers woken after unlocking.
+ * It calls lib/ (the list) and the wakers of future.h.
  *
  * Every primitive guards its state and its queues with one pthread mutex.
  * Wakers are never woken, and never dropped, with that mutex held: a wake
@@ -21,6 +22,7 @@
 #include <rouse/sync.h>
 
 #include "../../lib/internal.h"
+#include "../../lib/list.h"
 
 /* The states of a struct rouse_sync_waiter. */
 enum {
@@ -55,46 +57,35 @@ static inline bool sync_waiter_settled(const struct rouse_sync_waiter *w)
 	return s == SYNC_IDLE || s == SYNC_DONE;
 }
 
-/* A queue is a circular list through a sentinel node. */
-static inline void sync_queue_init(struct rouse_sync_waiter *q)
-{
-	q->prev = q;
-	q->next = q;
-}
-
-static inline bool sync_queue_empty(const struct rouse_sync_waiter *q)
-{
-	return q->next == q;
-}
+/*
+ * A queue is a list (lib/list.h) of waiters through their links, oldest
+ * first; its head is a struct rouse_link in the object, made empty with
+ * rouse__list_init().
+ */
 
 /* The oldest waiter, or NULL. */
-static inline struct rouse_sync_waiter *
-sync_queue_head(struct rouse_sync_waiter *q)
+static inline struct rouse_sync_waiter *sync_queue_head(struct rouse_link *q)
 {
-	return q->next == q ? NULL : q->next;
+	struct rouse_link *l = rouse__list_first(q);
+
+	return l == NULL ? NULL
+			 : rouse__list_entry(l, struct rouse_sync_waiter, link);
 }
 
-static inline void sync_queue_push(struct rouse_sync_waiter *q,
+static inline void sync_queue_push(struct rouse_link *q,
 				   struct rouse_sync_waiter *w)
 {
-	w->prev = q->prev;
-	w->next = q;
-	q->prev->next = w;
-	q->prev = w;
+	rouse__list_push_back(q, &w->link);
 }
 
 static inline void sync_queue_unlink(struct rouse_sync_waiter *w)
 {
-	w->prev->next = w->next;
-	w->next->prev = w->prev;
-	w->prev = NULL;
-	w->next = NULL;
+	rouse__list_remove(&w->link);
 }
 
 static inline void sync_waiter_init(struct rouse_sync_waiter *w)
 {
-	w->prev = NULL;
-	w->next = NULL;
+	rouse__link_init(&w->link);
 	w->waker.data = NULL;
 	w->waker.vtable = NULL;
 	w->aux = 0;
@@ -143,8 +134,7 @@ static inline void sync_batch_wake(struct sync_batch *b)
  * Returns it, or NULL when q is empty.
  */
 static inline struct rouse_sync_waiter *
-sync_queue_hand_head(struct rouse_sync_waiter *q, int state,
-		     struct sync_batch *b)
+sync_queue_hand_head(struct rouse_link *q, int state, struct sync_batch *b)
 {
 	struct rouse_sync_waiter *w = sync_queue_head(q);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rouse/future.h - the core ABI of rouse: poll results, wakers, contexts,
- * futures and parkers.
+ * futures and parkers; and the link of the libraries' lists, which is
+ * private.
  *
  * This header needs no library.  Both librouse-executor and librouse-reactor
  * speak it, and neither links the other: a future written against this file
@@ -115,6 +116,17 @@ struct rouse_parker_vtable {
 struct rouse_parker {
 	void *data;
 	const struct rouse_parker_vtable *vtable;
+};
+
+/*
+ * Private: a link of the intrusive lists inside the libraries.  It is
+ * declared here only because some caller-owned structs that may wait in
+ * such a list embed one (struct rouse_sync_waiter); its fields are the
+ * libraries' alone.
+ */
+struct rouse_link {
+	struct rouse_link *next;
+	struct rouse_link *prev;
 };
 
 /* ---- inline helpers ------------------------------------------------ */

@@ -30,8 +30,7 @@ extern "C" {
 
 /* The queue node of a pending future; every field is private. */
 struct rouse_sync_waiter {
-	struct rouse_sync_waiter *prev;
-	struct rouse_sync_waiter *next;
+	struct rouse_link link;		/* in its object's queue */
 	struct rouse_waker waker;	/* the clone to wake, or vtable NULL */
 	uint64_t aux;			/* per primitive: epoch, permits */
 	int state;
