@@ -25,24 +25,12 @@ static void ct_schedule_local(struct rouse__worker *w, struct rouse__task *t,
 			      bool by_task)
 {
 	(void)by_task;
-	t->next = NULL;
-	if (w->tail != NULL)
-		w->tail->next = t;
-	else
-		w->head = t;
-	w->tail = t;
+	rouse__fifo_push(&w->runq, &t->qlink);
 }
 
 static struct rouse__task *ct_pop(struct rouse__worker *w)
 {
-	struct rouse__task *t = w->head;
-
-	if (t != NULL) {
-		w->head = t->next;
-		if (w->head == NULL)
-			w->tail = NULL;
-	}
-	return t;
+	return task_of_qlink(rouse__fifo_pop(&w->runq));
 }
 
 /* Move everything injected by other threads to the local queue. */
@@ -177,7 +165,7 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f,
 		}
 		if (__atomic_load_n(&ex->inject_len, __ATOMIC_ACQUIRE) != 0)
 			ct_take_injected(ex, w);
-		if (w->head != NULL ||
+		if (!rouse__fifo_empty(&w->runq) ||
 		    __atomic_load_n(&root->woken, __ATOMIC_RELAXED)) {
 			/* Busy: look at the parker's events now and then. */
 			if (budget < ex->cfg.event_interval)

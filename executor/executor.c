@@ -77,10 +77,8 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 	}
 	pthread_mutex_init(&ex->inject_lock, NULL);
 	for (i = 0; i < TASK_SHARDS; i++) {
-		struct rouse__task_link *h = &ex->lists[i].head;
-
 		pthread_mutex_init(&ex->lists[i].lock, NULL);
-		h->next = h->prev = h;
+		rouse__list_init(&ex->lists[i].head);
 	}
 	ex->nworkers = workers_wanted(cfg);
 	ex->cfg.workers = ex->nworkers;

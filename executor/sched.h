@@ -111,7 +111,7 @@ struct rouse__worker {
 	struct rouse_executor *ex;
 	unsigned int index;
 	/* current-thread: the run queue, touched only by this thread */
-	struct rouse__task *head, *tail;
+	struct rouse__fifo runq;
 	/* multi-thread */
 	struct rouse__ring ring;
 	struct rouse__task *lifo;	/* woken by the task just polled */
@@ -146,7 +146,7 @@ struct rouse__idle {
 
 struct rouse__task_list {
 	pthread_mutex_t lock;
-	struct rouse__task_link head;	/* circular */
+	struct rouse_link head;
 	size_t count;			/* lock: tasks on the list */
 } __attribute__((aligned(64)));
 
@@ -164,7 +164,7 @@ struct rouse_executor {
 
 	/* Spawns and wakes from threads that are not this executor's. */
 	pthread_mutex_t inject_lock;
-	struct rouse__task *inject_head, *inject_tail;
+	struct rouse__fifo inject;
 	size_t inject_len;		/* atomic reads without the lock */
 	bool closed;			/* inject_lock; atomic reads */
 	bool freeing;			/* inject_lock: free has begun */
@@ -254,25 +254,17 @@ void rouse__idle_driver_release(struct rouse_executor *ex);
 static inline void inject_push_locked(struct rouse_executor *ex,
 				      struct rouse__task *t)
 {
-	t->next = NULL;
-	if (ex->inject_tail != NULL)
-		ex->inject_tail->next = t;
-	else
-		ex->inject_head = t;
-	ex->inject_tail = t;
+	rouse__fifo_push(&ex->inject, &t->qlink);
 	__atomic_store_n(&ex->inject_len, ex->inject_len + 1,
 			 __ATOMIC_RELEASE);
 }
 
 static inline struct rouse__task *inject_pop_locked(struct rouse_executor *ex)
 {
-	struct rouse__task *t = ex->inject_head;
+	struct rouse__task *t = task_of_qlink(rouse__fifo_pop(&ex->inject));
 
 	if (t == NULL)
 		return NULL;
-	ex->inject_head = t->next;
-	if (ex->inject_head == NULL)
-		ex->inject_tail = NULL;
 	__atomic_store_n(&ex->inject_len, ex->inject_len - 1,
 			 __ATOMIC_RELAXED);
 	return t;

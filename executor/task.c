@@ -76,7 +76,6 @@ static inline struct rouse__task_list *task_list(struct rouse__task *t)
 static bool list_insert(struct rouse__task *t)
 {
 	struct rouse__task_list *l = task_list(t);
-	struct rouse__task_link *h = &l->head;
 
 	pthread_mutex_lock(&l->lock);
 	if (ROUSE__UNLIKELY(__atomic_load_n(&t->ex->shutting,
@@ -84,10 +83,7 @@ static bool list_insert(struct rouse__task *t)
 		pthread_mutex_unlock(&l->lock);
 		return false;
 	}
-	t->all.next = h->next;
-	t->all.prev = h;
-	h->next->prev = &t->all;
-	h->next = &t->all;
+	rouse__list_push_front(&l->head, &t->all);
 	l->count++;
 	pthread_mutex_unlock(&l->lock);
 	return true;
@@ -112,8 +108,7 @@ static void list_remove(struct rouse__task *t)
 	struct rouse__task_list *l = task_list(t);
 
 	pthread_mutex_lock(&l->lock);
-	t->all.prev->next = t->all.next;
-	t->all.next->prev = t->all.prev;
+	rouse__list_remove(&t->all);
 	l->count--;
 	pthread_mutex_unlock(&l->lock);
 	if (ROUSE__UNLIKELY(__atomic_load_n(&t->ex->shutting,
@@ -206,7 +201,7 @@ static void schedule_remote(struct rouse_executor *ex, struct rouse__task *t)
 		pthread_mutex_unlock(&ex->inject_lock);
 		return;
 	}
-	was_empty = ex->inject_head == NULL;
+	was_empty = rouse__fifo_empty(&ex->inject);
 	inject_push_locked(ex, t);
 	ex->sched->injected(ex, was_empty, &w);
 	pthread_mutex_unlock(&ex->inject_lock);
@@ -535,22 +530,22 @@ uint64_t rouse__task_cancel_all(struct rouse_executor *ex)
 	unsigned int i;
 
 	for (i = 0; i < TASK_SHARDS; i++) {
-		struct rouse__task_link *h = &ex->lists[i].head, *l;
+		struct rouse_link *l;
 
 		pthread_mutex_lock(&ex->lists[i].lock);
-		for (l = h->next; l != h; l = l->next)
+		rouse__list_for_each(l, &ex->lists[i].head)
 			task_state_cancel_for_shutdown(&rouse__container_of(
 				l, struct rouse__task, all)->state);
 		pthread_mutex_unlock(&ex->lists[i].lock);
 	}
 	for (i = 0; i < TASK_SHARDS; i++) {
-		struct rouse__task_link *h = &ex->lists[i].head, *l;
+		struct rouse_link *l;
 
 		for (;;) {
 			pthread_mutex_lock(&ex->lists[i].lock);
-			l = h->next;
+			l = rouse__list_first(&ex->lists[i].head);
 			pthread_mutex_unlock(&ex->lists[i].lock);
-			if (l == h)
+			if (l == NULL)
 				break;
 			task_cancel(rouse__container_of(l, struct rouse__task,
 							all));

@@ -19,16 +19,13 @@
 #include <stdint.h>
 
 #include "executor-internal.h"
-
-struct rouse__task_link {
-	struct rouse__task_link *prev, *next;
-};
+#include "../lib/list.h"
 
 struct rouse__task {
 	uint64_t state;			/* atomic; see task_state.h */
-	struct rouse__task *next;	/* run queue link */
+	struct rouse__slink qlink;	/* run queue link */
 	struct rouse_executor *ex;	/* valid as long as the memory */
-	struct rouse__task_link all;	/* executor's task list */
+	struct rouse_link all;		/* executor's task list */
 	uint64_t id;
 	struct rouse_waker join_waker;	/* see TASK_JOIN_WAKER */
 	/* the future's body follows, 16-byte aligned */
@@ -36,6 +33,13 @@ struct rouse__task {
 
 _Static_assert(sizeof(struct rouse__task) == 64,
 	       "a task header is one cache line");
+
+/* The task a run queue's link belongs to. */
+static inline struct rouse__task *task_of_qlink(struct rouse__slink *l)
+{
+	return l == NULL ? NULL : rouse__container_of(l, struct rouse__task,
+						      qlink);
+}
 
 static inline struct rouse_future *task_body(struct rouse__task *t)
 {
