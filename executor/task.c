@@ -73,7 +73,8 @@ static inline struct rouse__task_list *task_list(struct rouse__task *t)
  * before it counts each list under that lock: a spawn is either counted
  * there or refused here.
  */
-static bool list_insert(struct rouse__task *t)
+static inline __attribute__((always_inline)) bool
+list_insert(struct rouse__task *t)
 {
 	struct rouse__task_list *l = task_list(t);
 
@@ -103,7 +104,8 @@ static void shutdown_check(struct rouse_executor *ex)
 	pthread_mutex_unlock(&ex->inject_lock);
 }
 
-static void list_remove(struct rouse__task *t)
+static inline __attribute__((always_inline)) void
+list_remove(struct rouse__task *t)
 {
 	struct rouse__task_list *l = task_list(t);
 
