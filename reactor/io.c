@@ -173,10 +173,10 @@ static int fd_owner_reserve(struct rouse_reactor *r, int fd)
  * Set io->socket for io->fd, and return whether a read of it that comes
  * back short proves it drained.  A TCP socket's read returns whatever is
  * queued, up to urgent data (seen in the events: dispatch clears
- * io->stream then).  Not a Unix stream socket's: its read stops after a
- * message that carried descriptors, which the peer may send at any time,
- * and where the sender's credentials change once SO_PASSCRED is set,
- * which may happen after this probe.  Not a pipe's: when its writer
+ * io->short_read_drains then).  Not a Unix stream socket's: its read
+ * stops after a message that carried descriptors, which the peer may
+ * send at any time, and where the sender's credentials change once
+ * SO_PASSCRED is set, which may happen after this probe.  Not a pipe's: when its writer
  * opened it in packet mode (O_DIRECT, which the reading end cannot see),
  * each read returns one write.
  */
@@ -207,7 +207,7 @@ static int io_add(struct rouse_reactor *r, struct rouse_io *io, int fd,
 	atomic_init(&io->ready, 0);
 	atomic_init(&io->tick, 0);
 	io->socket = false;
-	atomic_init(&io->stream, kind == ROUSE__SRC_IO && io_probe(io));
+	atomic_init(&io->short_read_drains, kind == ROUSE__SRC_IO && io_probe(io));
 	io->waiter[0] = io->waiter[1] = NULL;
 	io->waker[0].vtable = io->waker[1].vtable = NULL;
 
@@ -392,7 +392,7 @@ int rouse__io_dispatch(struct rouse_reactor *r, const struct epoll_event *evs,
 		 * tick move, and does not clear the bit).
 		 */
 		if (bits & EPOLLPRI) {
-			atomic_store_explicit(&io->stream, false,
+			atomic_store_explicit(&io->short_read_drains, false,
 					      memory_order_relaxed);
 			bits &= ~(uint32_t)EPOLLPRI;
 		}
@@ -525,8 +525,8 @@ static int op_wait_locked(struct rouse_io_op *op, struct rouse_io *io,
 	return 0;
 }
 
-static void op_finish_drained(struct rouse_io_op *op, bool drained,
-			      unsigned int tick);
+static void op_leave(struct rouse_io_op *op, bool drained,
+		     unsigned int tick);
 
 /*
  * With the lock held: op leaves io's slot for its direction; the waker
@@ -551,15 +551,26 @@ static void op_leave_locked(struct rouse_io_op *op, struct rouse_io *io,
 static inline void op_finish(struct rouse_io_op *op)
 {
 	if (op->io != NULL && op->registered)
-		op_finish_drained(op, false, 0);
+		op_leave(op, false, 0);
 }
 
 /*
- * op_finish(), and when drained is set, also clear the readable bit if
- * no event came since tick was read: one hold of the lock for both.
+ * op_finish() after a read that came back short from a source whose short
+ * read proves it drained: clear the readable bit too, unless an event
+ * came since tick was read (that edge may be new data).
  */
-static void op_finish_drained(struct rouse_io_op *op, bool drained,
-			      unsigned int tick)
+static inline void op_finish_drained(struct rouse_io_op *op,
+				     unsigned int tick)
+{
+	op_leave(op, true, tick);
+}
+
+/*
+ * What op_finish() and op_finish_drained() share: one hold of the lock
+ * for leaving the slot and clearing the bit.
+ */
+static void op_leave(struct rouse_io_op *op, bool drained,
+		     unsigned int tick)
 {
 	struct rouse_io *io = op->io;
 	struct rouse_waker w = { NULL, NULL };
@@ -777,12 +788,12 @@ static enum rouse_poll rw_poll(struct rouse_future *f,
 			 * call; data that arrives later is an edge, which
 			 * sets the bit again.
 			 */
-			op_finish_drained(op, reading && n > 0 &&
-						      (size_t)n < rw->len &&
-						      atomic_load_explicit(
-							      &op->io->stream,
-							      memory_order_relaxed),
-					  tick);
+			if (reading && n > 0 && (size_t)n < rw->len &&
+			    atomic_load_explicit(&op->io->short_read_drains,
+						 memory_order_relaxed))
+				op_finish_drained(op, tick);
+			else
+				op_finish(op);
 			return ROUSE_READY;
 		}
 		if (errno == EINTR)

@@ -2,8 +2,8 @@
 /*
  * reactor/reactor-internal.h - shared between the reactor's sources: the
  * reactor, its sources and its wake-up handle, and the calls between
- * reactor.c, io.c and sleep.c.  It uses lib/ (the list, the wake word)
- * and the timer set (timer.h).
+ * reactor.c, io.c, sleep.c and clock.c.  It uses lib/ (the list, the wake
+ * word) and the timer set (timer.h).
  */
 #ifndef ROUSE_REACTOR_INTERNAL_H
 #define ROUSE_REACTOR_INTERNAL_H
@@ -27,7 +27,7 @@
  * reactor, so that a waker handed out by rouse_reactor_parker() stays safe
  * to wake and drop after the reactor is freed.
  */
-struct rouse__wake {
+struct rouse__unpark {
 	struct rouse__wakeword word;
 	atomic_uint refs;	/* the reactor's + one per waker */
 	int efd;		/* in the epoll set, edge-triggered, never read */
@@ -74,7 +74,7 @@ struct rouse_io {
 	 * EPOLLPRI: a read stops short at urgent data (TCP, and Unix stream
 	 * sockets' MSG_OOB) with more queued behind it.
 	 */
-	atomic_bool stream;
+	atomic_bool short_read_drains;
 	bool socket;			/* recv/send rather than read/write */
 	unsigned int seen_tick[2];	/* tick when readiness was last reported,
 					   per direction */
@@ -97,7 +97,7 @@ struct rouse_reactor {
 	unsigned int fork_gen;
 	int epfd;
 	int tfd;
-	struct rouse__wake *wake;
+	struct rouse__unpark *wake;
 
 	bool local;			/* ROUSE_REACTOR_LOCAL: no lock */
 	pthread_mutex_t lock;		/* everything below */
@@ -146,27 +146,45 @@ static inline void rouse__reactor_unlock(struct rouse_reactor *r)
 		pthread_mutex_unlock(&r->lock);
 }
 
-#define rouse__reactor_now_locked ROUSE__NS(reactor_now_locked)
-#define rouse__reactor_rearm ROUSE__NS(reactor_rearm)
-#define rouse__reactor_unpark ROUSE__NS(reactor_unpark)
+#define rouse__clock_now_locked ROUSE__NS(clock_now_locked)
+#define rouse__clock_rearm ROUSE__NS(clock_rearm)
 #define rouse__io_dispatch ROUSE__NS(io_dispatch)
 #define rouse__io_cancel_all ROUSE__NS(io_cancel_all)
 #define rouse__io_fork ROUSE__NS(io_fork)
 #define rouse__timers_cancel_all ROUSE__NS(timers_cancel_all)
 #define rouse__fire_timers ROUSE__NS(fire_timers)
 
-int64_t rouse__reactor_now_locked(struct rouse_reactor *r);
-/* Point the timerfd at the timer set's next wake-up if it moved earlier. */
-void rouse__reactor_rearm(struct rouse_reactor *r, bool force);
-void rouse__reactor_unpark(struct rouse_reactor *r);
-/* Handle a batch of epoll events for sources; returns the wakers woken. */
+/*
+ * The calls between the reactor's core files go one way, down:
+ *
+ *   reactor.c   new, free, fork, turns, the two modes, the parker
+ *     |      \
+ *   io.c    sleep.c   sources; timer futures and the test clock
+ *              |
+ *   clock.c            the reactor's clock and its timerfd
+ *
+ * (io.c needs nothing below it but this header's inline lock.)
+ */
+
+/* clock.c: the reactor's time now; the lock held. */
+int64_t rouse__clock_now_locked(struct rouse_reactor *r);
+/*
+ * clock.c: point the timerfd at the timer set's next wake-up if that
+ * moved earlier (or, with force, if it moved at all); the lock held.
+ */
+void rouse__clock_rearm(struct rouse_reactor *r, bool force);
+
+/* io.c: handle a batch of epoll events; returns the wakers woken. */
 int rouse__io_dispatch(struct rouse_reactor *r,
 		       const struct epoll_event *evs, int n);
-/* In a child of fork(): register every source with the new epoll set. */
+/* io.c: in a child of fork(), register every source with the new set. */
 int rouse__io_fork(struct rouse_reactor *r, int epfd);
-/* At free: every pending source operation completes with -ECANCELED. */
+/* io.c: at free, every pending source operation ends -ECANCELED. */
 void rouse__io_cancel_all(struct rouse_reactor *r);
+
+/* sleep.c: at free, every pending timer future ends -ECANCELED. */
 void rouse__timers_cancel_all(struct rouse_reactor *r);
+/* sleep.c: fire the timers that are due; returns the wakers woken. */
 int rouse__fire_timers(struct rouse_reactor *r);
 
 /*

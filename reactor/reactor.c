@@ -2,8 +2,8 @@
 /*
  * reactor/reactor.c - the reactor: one epoll fd, one timerfd for all
  * timers, one eventfd for its own wake-up; a turn; the two ways to run it.
- * It calls lib/ (the wake word among it), the timer set (timer.h), and
- * io.c and sleep.c for what a turn hands on (reactor-internal.h).
+ * It calls lib/ (the wake word among it), and io.c, sleep.c and clock.c
+ * for what a turn hands on (reactor-internal.h); none of them calls it.
  *
  * A turn is: decide whether to block, epoll_wait, hand fd events to their
  * sources, fire the timers that are due.  Wakers are collected under the
@@ -49,7 +49,7 @@
 
 /* ---- the wake handle and the reactor's parker ----------------------- */
 
-static void wake_release(struct rouse__wake *w)
+static void wake_release(struct rouse__unpark *w)
 {
 	if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1)
 		return;
@@ -57,7 +57,7 @@ static void wake_release(struct rouse__wake *w)
 	rouse__free(w);
 }
 
-static void wake_unpark(struct rouse__wake *w)
+static void wake_unpark(struct rouse__unpark *w)
 {
 	static const uint64_t one = 1;
 	int state;
@@ -74,7 +74,7 @@ static void wake_unpark(struct rouse__wake *w)
 	pthread_setcancelstate(state, NULL);
 }
 
-void rouse__reactor_unpark(struct rouse_reactor *r)
+static void reactor_unpark(struct rouse_reactor *r)
 {
 	wake_unpark(r->wake);
 }
@@ -83,7 +83,7 @@ static const struct rouse_waker_vtable wake_waker_vtable;
 
 static struct rouse_waker wake_waker_clone(void *data)
 {
-	struct rouse__wake *w = data;
+	struct rouse__unpark *w = data;
 	struct rouse_waker out = { w, &wake_waker_vtable };
 
 	atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
@@ -126,7 +126,7 @@ static int parker_park(void *data, int64_t timeout_ns)
 
 static void parker_unpark(void *data)
 {
-	rouse__reactor_unpark(data);
+	reactor_unpark(data);
 }
 
 static int parker_waker(void *data, struct rouse_waker *out)
@@ -156,143 +156,6 @@ ROUSE__PUBLIC int rouse_reactor_parker(struct rouse_reactor *r,
 	return 0;
 }
 
-/* ---- clock and timerfd --------------------------------------------- */
-
-int64_t rouse__reactor_now_locked(struct rouse_reactor *r)
-{
-	if (r->paused)
-		return r->paused_now;
-	return rouse__add_sat(rouse__now_ns(), r->offset);
-}
-
-static void timerfd_arm(struct rouse_reactor *r, int64_t when)
-{
-	struct itimerspec its;
-
-	memset(&its, 0, sizeof(its));
-	if (when == INT64_MIN) {
-		its.it_value.tv_nsec = 1;	/* long past: fire now */
-	} else if (when != INT64_MAX) {
-		/*
-		 * Reactor time to CLOCK_MONOTONIC (saturating: with a
-		 * negative offset, a deadline near INT64_MAX would
-		 * overflow); 0 would mean "disarm".
-		 */
-		int64_t mono = r->offset < 0 && when > INT64_MAX + r->offset
-				       ? INT64_MAX
-				       : when - r->offset;
-
-		its.it_value = rouse__ns_to_timespec(mono > 0 ? mono : 1);
-	}
-	if (timerfd_settime(r->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
-		rouse__error("timerfd_settime: %s", strerror(errno));
-	else if (when == INT64_MAX)
-		rouse__trace("timerfd %d disarmed", r->tfd);
-	else
-		rouse__trace("timerfd %d armed for %lld", r->tfd,
-			     (long long)when);
-	r->armed = when;
-}
-
-void rouse__reactor_rearm(struct rouse_reactor *r, bool force)
-{
-	int64_t next;
-
-	if (r->paused) {
-		/*
-		 * Paused time moves only by rouse_reactor_clock_advance(),
-		 * which fires what it makes due.  What is due already (it
-		 * was due before the pause, say) is left to the next turn:
-		 * a timerfd set in the past fires at once.
-		 */
-		next = rouse__timers_next_wakeup(&r->timers) <= r->paused_now
-			       ? INT64_MIN
-			       : INT64_MAX;
-		if (next != r->armed)
-			timerfd_arm(r, next);
-		return;
-	}
-	next = rouse__timers_next_wakeup(&r->timers);
-	/*
-	 * Arm only when the next wake-up moved earlier, or when the set is
-	 * empty: a timerfd that fires too early costs one empty turn, which
-	 * is cheaper than a system call on every cancel.
-	 */
-	if (next < r->armed || (next == INT64_MAX && r->armed != INT64_MAX) ||
-	    (force && next != r->armed))
-		timerfd_arm(r, next);
-}
-
-ROUSE__PUBLIC int64_t rouse_reactor_now(struct rouse_reactor *r)
-{
-	int64_t now;
-
-	if (r == NULL)
-		return -EINVAL;
-	if (rouse__inherited(r->fork_gen))
-		return -ECHILD;
-	rouse__reactor_lock(r);
-	now = rouse__reactor_now_locked(r);
-	rouse__reactor_unlock(r);
-	return now;
-}
-
-ROUSE__PUBLIC int rouse_reactor_clock_pause(struct rouse_reactor *r)
-{
-	if (r == NULL)
-		return -EINVAL;
-	if (rouse__inherited(r->fork_gen))
-		return -ECHILD;
-	rouse__reactor_lock(r);
-	if (!r->paused) {
-		r->paused_now = rouse__reactor_now_locked(r);
-		r->paused = true;
-		rouse__reactor_rearm(r, true);
-		rouse__debug("clock paused at %lld", (long long)r->paused_now);
-	}
-	rouse__reactor_unlock(r);
-	return 0;
-}
-
-ROUSE__PUBLIC int rouse_reactor_clock_resume(struct rouse_reactor *r)
-{
-	if (r == NULL)
-		return -EINVAL;
-	if (rouse__inherited(r->fork_gen))
-		return -ECHILD;
-	rouse__reactor_lock(r);
-	if (r->paused) {
-		/*
-		 * Go on from the paused reading: the clock never goes back,
-		 * and never jumps.  The offset is negative when the pause
-		 * lasted longer than the advances made in it.
-		 */
-		r->offset = r->paused_now - rouse__now_ns();
-		r->paused = false;
-		rouse__reactor_rearm(r, true);
-		rouse__debug("clock resumed at %lld", (long long)r->paused_now);
-	}
-	rouse__reactor_unlock(r);
-	return 0;
-}
-
-ROUSE__PUBLIC int rouse_reactor_clock_advance(struct rouse_reactor *r,
-					      int64_t ns)
-{
-	if (r == NULL || ns < 0)
-		return -EINVAL;
-	if (rouse__inherited(r->fork_gen))
-		return -ECHILD;
-	rouse__reactor_lock(r);
-	if (!r->paused) {
-		rouse__reactor_unlock(r);
-		return -EPERM;
-	}
-	r->paused_now = rouse__add_sat(r->paused_now, ns);
-	rouse__reactor_unlock(r);
-	return rouse__fire_timers(r);
-}
-
 /* ---- turns ----------------------------------------------------------- */
 
 static int timeout_ms(int64_t timeout_ns)
@@ -308,7 +171,7 @@ static int timeout_ms(int64_t timeout_ns)
 static int reactor_turn(struct rouse_reactor *r, int64_t timeout_ns)
 {
 	struct epoll_event evs[EVENTS_PER_TURN];
-	struct rouse__wake *w = r->wake;
+	struct rouse__unpark *w = r->wake;
 	bool parked = false, notified, timers_due = false;
 	int i, n, own = 0, woken;
 
@@ -450,7 +313,7 @@ ROUSE__PUBLIC int rouse_reactor_stop(struct rouse_reactor *r)
 	if (pthread_equal(r->thread, pthread_self()))
 		return -EDEADLK;
 	atomic_store_explicit(&r->stopping, true, memory_order_release);
-	rouse__reactor_unpark(r);
+	reactor_unpark(r);
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
 	pthread_join(r->thread, NULL);
 	pthread_setcancelstate(state, NULL);
@@ -478,7 +341,7 @@ ROUSE__PUBLIC int rouse_reactor_new(struct rouse_reactor **out,
 				    unsigned int flags)
 {
 	struct rouse_reactor *r;
-	struct rouse__wake *w;
+	struct rouse__unpark *w;
 	int err;
 
 	if (out == NULL || (flags & ~ROUSE_REACTOR_LOCAL) != 0)
@@ -614,7 +477,7 @@ ROUSE__PUBLIC int rouse_reactor_fork(struct rouse_reactor *r)
 	r->threaded = false;
 	r->fork_gen = rouse__fork_now();
 	r->armed = INT64_MAX;
-	rouse__reactor_rearm(r, true);
+	rouse__clock_rearm(r, true);
 	rouse__debug("reactor %p: made the child's own: epoll %d, timerfd %d, "
 		     "eventfd %d", (void *)r, epfd, tfd, efd);
 	return threaded ? rouse_reactor_start(r) : 0;

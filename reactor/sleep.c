@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * reactor/sleep.c - timer futures: sleep, sleep until, interval, timeout;
- * and firing the timers that are due.
+ * firing the timers that are due; and the test clock, which fires them
+ * as it is moved.  It calls clock.c and the timer set (timer.h).
  *
  * A timer future holds its own entry in the reactor's timer set and its
  * own waker; both are touched only under the reactor's lock.  When the
@@ -55,7 +56,7 @@ static int take_timers(struct rouse_reactor *r, bool cancel)
 
 		wl.n = 0;
 		rouse__reactor_lock(r);
-		now = cancel ? INT64_MAX : rouse__reactor_now_locked(r);
+		now = cancel ? INT64_MAX : rouse__clock_now_locked(r);
 		while (wl.n < ROUSE__WAKE_BATCH &&
 		       (e = rouse__timers_pop_expired(&r->timers, now))) {
 			struct rouse_sleep *s = sleep_of(e);
@@ -70,7 +71,7 @@ static int take_timers(struct rouse_reactor *r, bool cancel)
 		}
 		batch = wl.n;
 		if (!cancel && batch < ROUSE__WAKE_BATCH)
-			rouse__reactor_rearm(r, true);
+			rouse__clock_rearm(r, true);
 		rouse__reactor_unlock(r);
 		if (batch > 0)
 			rouse__trace("timers: %d %s, waking them", batch,
@@ -114,7 +115,7 @@ static void sleep_arm_locked(struct rouse_reactor *r, struct rouse_sleep *s,
 	 * late: it fires first, and that turn re-arms.
 	 */
 	if (s->entry.deadline < r->armed)
-		rouse__reactor_rearm(r, false);
+		rouse__clock_rearm(r, false);
 	rouse__trace("sleep %p: registered for %lld", (void *)s,
 		     (long long)s->entry.deadline);
 }
@@ -192,7 +193,7 @@ static void sleep_cancel(struct rouse_sleep *s)
 		if (s->entry.state == ROUSE__TIMER_ARMED) {
 			rouse__timers_remove(&r->timers, &s->entry);
 			if (r->timers.count == 0)
-				rouse__reactor_rearm(r, false);
+				rouse__clock_rearm(r, false);
 			w = s->waker;
 			s->waker.vtable = NULL;
 		}
@@ -275,7 +276,7 @@ static enum rouse_poll interval_poll(struct rouse_future *f,
 	r = s->reactor;
 	rouse__reactor_lock(r);
 	deadline = s->entry.deadline;
-	now = rouse__reactor_now_locked(r);
+	now = rouse__clock_now_locked(r);
 	late = now > deadline ? (now - deadline) / iv->period : 0;
 	iv->ticks = 1 + (uint64_t)late;
 	iv->result = 0;
@@ -371,4 +372,62 @@ ROUSE__PUBLIC int rouse_timeout_init(struct rouse_timeout *t,
 	t->inner_dropped = 0;
 	t->result = 0;
 	return 0;
+}
+
+/* ---- the test clock --------------------------------------------------- */
+
+ROUSE__PUBLIC int rouse_reactor_clock_pause(struct rouse_reactor *r)
+{
+	if (r == NULL)
+		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
+	rouse__reactor_lock(r);
+	if (!r->paused) {
+		r->paused_now = rouse__clock_now_locked(r);
+		r->paused = true;
+		rouse__clock_rearm(r, true);
+		rouse__debug("clock paused at %lld", (long long)r->paused_now);
+	}
+	rouse__reactor_unlock(r);
+	return 0;
+}
+
+ROUSE__PUBLIC int rouse_reactor_clock_resume(struct rouse_reactor *r)
+{
+	if (r == NULL)
+		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
+	rouse__reactor_lock(r);
+	if (r->paused) {
+		/*
+		 * Go on from the paused reading: the clock never goes back,
+		 * and never jumps.  The offset is negative when the pause
+		 * lasted longer than the advances made in it.
+		 */
+		r->offset = r->paused_now - rouse__now_ns();
+		r->paused = false;
+		rouse__clock_rearm(r, true);
+		rouse__debug("clock resumed at %lld", (long long)r->paused_now);
+	}
+	rouse__reactor_unlock(r);
+	return 0;
+}
+
+ROUSE__PUBLIC int rouse_reactor_clock_advance(struct rouse_reactor *r,
+					      int64_t ns)
+{
+	if (r == NULL || ns < 0)
+		return -EINVAL;
+	if (rouse__inherited(r->fork_gen))
+		return -ECHILD;
+	rouse__reactor_lock(r);
+	if (!r->paused) {
+		rouse__reactor_unlock(r);
+		return -EPERM;
+	}
+	r->paused_now = rouse__add_sat(r->paused_now, ns);
+	rouse__reactor_unlock(r);
+	return rouse__fire_timers(r);
 }
