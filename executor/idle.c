@@ -67,13 +67,6 @@ int rouse__idle_init(struct rouse__idle *id, unsigned int nworkers)
 	return 0;
 }
 
-void rouse__idle_destroy(struct rouse__idle *id)
-{
-	if (id->lock_made)
-		pthread_mutex_destroy(&id->lock);
-	rouse__free(id->stack);
-}
-
 /* ---- waking ------------------------------------------------------------ */
 
 /* Under the lock: take the sleeper at position pos off, as a searcher. */

@@ -220,7 +220,6 @@ extern ROUSE__TLS struct rouse__task *rouse__cur_task;
 extern ROUSE__TLS struct rouse_executor *rouse__blockon_ex;
 
 #define rouse__idle_init ROUSE__NS(idle_init)
-#define rouse__idle_destroy ROUSE__NS(idle_destroy)
 #define rouse__idle_pick ROUSE__NS(idle_pick)
 #define rouse__idle_notify ROUSE__NS(idle_notify)
 #define rouse__idle_found_work ROUSE__NS(idle_found_work)
@@ -231,7 +230,6 @@ extern ROUSE__TLS struct rouse_executor *rouse__blockon_ex;
 
 /* idle.c: the sleepers of a multi-thread executor, and its driver. */
 int rouse__idle_init(struct rouse__idle *id, unsigned int nworkers);
-void rouse__idle_destroy(struct rouse__idle *id);
 /*
  * Work was added: choose a sleeper to wake, unless a worker searches
  * already; *out gets a clone of the waker to wake it with (after any lock
@@ -277,6 +275,13 @@ static inline void executor_ref(struct rouse_executor *ex)
 	__atomic_fetch_add(&ex->refs, 1, __ATOMIC_RELAXED);
 }
 
+static inline void idle_destroy(struct rouse__idle *id)
+{
+	if (id->lock_made)
+		pthread_mutex_destroy(&id->lock);
+	rouse__free(id->stack);
+}
+
 /* The memory alone: threads, tasks and parkers are gone by now. */
 static inline void executor_destroy(struct rouse_executor *ex)
 {
@@ -285,7 +290,7 @@ static inline void executor_destroy(struct rouse_executor *ex)
 	for (i = 0; i < TASK_SHARDS; i++)
 		pthread_mutex_destroy(&ex->lists[i].lock);
 	pthread_mutex_destroy(&ex->inject_lock);
-	rouse__idle_destroy(&ex->idle);
+	idle_destroy(&ex->idle);
 	rouse__aligned_free(ex->workers);
 	rouse__aligned_free(ex);
 }
