@@ -111,37 +111,6 @@ START_TEST(addr_format_and_sockaddr)
 }
 END_TEST
 
-/* ---- running two futures at once ------------------------------------ */
-
-/* Ready once both are: a and b are polled until each is ready. */
-struct both {
-	struct rouse_future base;
-	struct rouse_future *a, *b;
-	bool a_done, b_done;
-};
-
-static enum rouse_poll both_poll(struct rouse_future *f,
-				 struct rouse_context *cx)
-{
-	struct both *t = (struct both *)f;
-
-	if (!t->a_done)
-		t->a_done = rouse_future_poll(t->a, cx) == ROUSE_READY;
-	if (!t->b_done)
-		t->b_done = rouse_future_poll(t->b, cx) == ROUSE_READY;
-	return t->a_done && t->b_done ? ROUSE_READY : ROUSE_PENDING;
-}
-
-static const struct rouse_future_vtable both_vt = { both_poll, NULL };
-
-static void run_both(struct test_runner *ru, struct rouse_future *a,
-		     struct rouse_future *b)
-{
-	struct both t = { { &both_vt }, a, b, false, false };
-
-	ck_assert_int_eq(test_runner_block_on(ru, &t.base), 0);
-}
-
 /* A connected pair of TCP streams on ru's reactor: client and server. */
 static void tcp_pair(struct test_runner *ru, const char *listen_at,
 		     struct rouse_stream **client, struct rouse_stream **server)
@@ -165,7 +134,7 @@ static void tcp_pair(struct test_runner *ru, const char *listen_at,
 	}
 	ck_assert_int_eq(rouse_tcp_connect_init(&c, ru->r, &addr), 0);
 	ck_assert_int_eq(rouse_tcp_accept_init(&a, l), 0);
-	run_both(ru, &c.base, &a.base);
+	test_run_both(ru, &c.base, &a.base);
 	ck_assert_int_eq(c.result, 0);
 	ck_assert_int_eq(a.result, 0);
 	ck_assert_ptr_nonnull(c.stream);
@@ -198,8 +167,7 @@ static void tcp_exchange(struct test_runner *ru, const char *listen_at)
 	struct rouse_stream_rw w1, w2, r1, r2;
 	unsigned char *out = malloc(BIG), *in1 = malloc(BIG),
 		      *in2 = malloc(BIG);
-	struct both wr = { { &both_vt }, &w1.base, &w2.base, false, false };
-	struct both rd = { { &both_vt }, &r1.base, &r2.base, false, false };
+	struct test_both wr, rd;
 	char tail[8];
 	size_t k;
 
@@ -213,7 +181,9 @@ static void tcp_exchange(struct test_runner *ru, const char *listen_at)
 	ck_assert_int_eq(rouse_stream_write_all_init(&w2, ss, out, BIG), 0);
 	ck_assert_int_eq(rouse_stream_read_exact_init(&r1, ss, in1, BIG), 0);
 	ck_assert_int_eq(rouse_stream_read_exact_init(&r2, cs, in2, BIG), 0);
-	run_both(ru, &wr.base, &rd.base);
+	test_both_init(&wr, &w1.base, &w2.base);
+	test_both_init(&rd, &r1.base, &r2.base);
+	test_run_both(ru, &wr.base, &rd.base);
 	ck_assert_int_eq(w1.result, BIG);
 	ck_assert_int_eq(w2.result, BIG);
 	ck_assert_int_eq(r1.result, BIG);
@@ -374,7 +344,7 @@ START_TEST(stream_vectors)
 	ck_assert_int_eq(rouse_stream_writev_init(&wv, a, out, 3), 0);
 	ck_assert_int_eq(rouse_stream_read_exact_init(&rx, b, in, BIG + 4),
 			 0);
-	run_both(&ru, &wv.base, &rx.base);
+	test_run_both(&ru, &wv.base, &rx.base);
 	ck_assert_int_eq(wv.result, BIG + 4);
 	ck_assert_int_eq(rx.result, BIG + 4);
 	ck_assert(memcmp(in, "ab", 2) == 0);
