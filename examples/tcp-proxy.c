@@ -3,25 +3,32 @@
  * examples/tcp-proxy.c - a TCP proxy: each connection to LISTEN is joined
  * to a new connection to UPSTREAM, both ways, until both ends are done.
  *
- *   examples/tcp-proxy LISTEN UPSTREAM     e.g. 127.0.0.1:8080 127.0.0.1:80
+ *   examples/tcp-proxy LISTEN UPSTREAM     e.g. 127.0.0.1:8080 localhost:80
  *   examples/tcp-proxy 127.0.0.1:0 [::1]:7 port 0: the kernel picks one
  *
- * Both are numeric addresses as rouse_addr_parse(3) reads them (IPv4, or
- * IPv6 in brackets); host names are not resolved.  The first line of
- * output says where it listens, the port included.
+ * LISTEN is a numeric address as rouse_addr_parse(3) reads it (IPv4, or
+ * IPv6 in brackets).  UPSTREAM is HOST:PORT, split at its last colon:
+ * HOST a name ("localhost") or a numeric address (IPv6 in brackets), PORT
+ * a number or a service name ("http").  The first line of output says
+ * where it listens, the port included.
  *
- * Everything runs on one thread: a current-thread executor whose parker
- * is the reactor's, so the thread parks in epoll_wait and readiness
- * reaches the tasks with no thread hop.  The root future accepts; every
- * connection gets a task of its own, an async function that connects
- * upstream and awaits the bidirectional copy, which passes a half-close
- * on each way (a client that sends a request and shuts down its writing
- * half still gets the whole answer) and ends both ways on a reset.
+ * Everything but the name lookups runs on one thread: a current-thread
+ * executor whose parker is the reactor's, so the thread parks in
+ * epoll_wait and readiness reaches the tasks with no thread hop.  The root
+ * future accepts; every connection gets a task of its own, an async
+ * function that connects upstream and awaits the bidirectional copy.  The
+ * connect looks HOST up, on the reactor library's resolver threads (so a
+ * slow name server holds up no other connection), and tries its addresses
+ * in turn; each connection looks it up again, so a change of address is
+ * followed.  The copy passes a half-close on each way (a client that
+ * sends a request and shuts down its writing half still gets the whole
+ * answer) and ends both ways on a reset.
  *
  * Stop it with SIGINT or SIGTERM: the signal handler notifies a user
  * event that the root future waits on; the tasks still running are
  * dropped by rouse_executor_free(), which closes their connections.
  */
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,10 +42,10 @@ struct conn {
 	struct rouse_future base;
 	struct rouse_async co;
 	struct rouse_reactor *reactor;
-	const struct rouse_addr *upstream;
+	const char *host, *port;	/* upstream */
 	unsigned long id;
 	struct rouse_stream *client, *server;
-	struct rouse_tcp_connect connect;
+	struct rouse_tcp_connect_host connect;
 	struct rouse_copy_bidi copy;
 };
 
@@ -46,10 +53,12 @@ static enum rouse_poll conn_poll(struct rouse_future *f,
 				 struct rouse_context *cx)
 {
 	struct conn *c = (struct conn *)f;
+	char peer[ROUSE_ADDR_STRLEN];
 	int err;
 
 	ROUSE_ASYNC_BEGIN(&c->co, cx);
-	err = rouse_tcp_connect_init(&c->connect, c->reactor, c->upstream);
+	err = rouse_tcp_connect_host_init(&c->connect, c->reactor, c->host,
+					  c->port);
 	if (err < 0) {
 		fprintf(stderr, "tcp-proxy: connection %lu: connect: %s\n",
 			c->id, strerror(-err));
@@ -59,9 +68,20 @@ static enum rouse_poll conn_poll(struct rouse_future *f,
 	err = c->connect.result;
 	c->server = c->connect.stream;
 	rouse_future_drop(&c->connect.base);
+	if (err < 0 && c->connect.attempts == 0) {
+		/* The lookup failed: getaddrinfo's words are the clearer. */
+		fprintf(stderr, "tcp-proxy: connection %lu: upstream %s: %s\n",
+			c->id, c->host, c->connect.gai_error != 0 ?
+			gai_strerror(c->connect.gai_error) : strerror(-err));
+		ROUSE_ASYNC_RETURN();
+	}
 	if (err < 0) {
-		fprintf(stderr, "tcp-proxy: connection %lu: upstream: %s\n",
-			c->id, strerror(-err));
+		rouse_addr_format(&c->connect.peer, peer, sizeof(peer));
+		fprintf(stderr, "tcp-proxy: connection %lu: upstream %s: "
+			"%d address%s tried, the last %s: %s\n", c->id,
+			c->host, c->connect.attempts,
+			c->connect.attempts == 1 ? "" : "es", peer,
+			strerror(-err));
 		ROUSE_ASYNC_RETURN();
 	}
 	rouse_stream_set_nodelay(c->client, 1);
@@ -112,7 +132,7 @@ struct server {
 	struct rouse_executor *ex;
 	struct rouse_reactor *reactor;
 	struct rouse_tcp_listener *listener;
-	const struct rouse_addr *upstream;
+	const char *host, *port;	/* upstream */
 	struct rouse_tcp_accept accept;
 	struct rouse_event_wait stop;
 	unsigned long accepted;
@@ -134,7 +154,8 @@ static void server_spawn(struct server *s, struct rouse_stream *client)
 	memset(&c, 0, sizeof(c));	/* co at its start, no live futures */
 	c.base.vtable = &conn_vtable;
 	c.reactor = s->reactor;
-	c.upstream = s->upstream;
+	c.host = s->host;
+	c.port = s->port;
 	c.id = s->accepted;
 	c.client = client;
 	/* Moved into the task, detached: it cleans up after itself. */
@@ -182,26 +203,60 @@ static const struct rouse_future_vtable server_vtable = {
 	.drop = server_drop,
 };
 
+/*
+ * Split text, "HOST:PORT", at its last colon into *host and *port (in
+ * text itself): "localhost:80" and "[::1]:80" give "localhost" and "::1",
+ * and "80".  An IPv6 address takes brackets, so that its own colons are
+ * not read as the one before the port.  Returns -1 when a part is empty,
+ * a bracket has no pair, or HOST has a colon outside brackets.
+ */
+static int split_host_port(char *text, char **host, char **port)
+{
+	char *colon = strrchr(text, ':');
+	size_t len;
+
+	if (colon == NULL || colon[1] == '\0')
+		return -1;
+	*colon = '\0';
+	*port = colon + 1;
+	len = strlen(text);
+	if (text[0] == '[') {
+		if (len < 3 || text[len - 1] != ']')
+			return -1;
+		text[len - 1] = '\0';
+		text++;
+	} else if (len == 0 || strpbrk(text, ":[]") != NULL) {
+		return -1;
+	}
+	*host = text;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct server s = { .base.vtable = &server_vtable };
 	struct rouse_executor_config cfg;
 	struct rouse_parker parker;
-	struct rouse_addr listen_at, upstream;
-	char text[ROUSE_ADDR_STRLEN];
+	struct rouse_addr listen_at;
+	char text[ROUSE_ADDR_STRLEN], *host, *port;
 	int err;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s LISTEN UPSTREAM\n", argv[0]);
 		return 2;
 	}
-	if (rouse_addr_parse(&listen_at, argv[1]) < 0 ||
-	    rouse_addr_parse(&upstream, argv[2]) < 0) {
-		fprintf(stderr, "tcp-proxy: addresses are numeric, as "
+	if (rouse_addr_parse(&listen_at, argv[1]) < 0) {
+		fprintf(stderr, "tcp-proxy: LISTEN is a numeric address, as "
 			"127.0.0.1:8080 or [::1]:8080\n");
 		return 2;
 	}
-	s.upstream = &upstream;
+	if (split_host_port(argv[2], &host, &port) < 0) {
+		fprintf(stderr, "tcp-proxy: UPSTREAM is HOST:PORT, as "
+			"localhost:8080, 127.0.0.1:http or [::1]:8080\n");
+		return 2;
+	}
+	s.host = host;
+	s.port = port;
 
 	err = rouse_reactor_new(&s.reactor, 0);
 	if (err == 0)

@@ -5,7 +5,8 @@
 # echo server runs under tests/echo-clients, which puts a half-closing
 # client and then 100 concurrent clients through it and checks every
 # byte; then again with examples/tcp-proxy in front of it, which must pass
-# the half-close on both ways.
+# the half-close on both ways, and reaches the server by the name
+# localhost.
 # run-command must print the command's lines with their prefixes and exit
 # with its status, and pass a SIGINT on to it.
 set -u
@@ -38,10 +39,12 @@ for opts in "" "--workers 2"; do
 		fail=1
 	fi
 done
+# The proxy's upstream is localhost:PORT, a name that it looks up for
+# every connection (the server listens on 127.0.0.1).
 if ! out=$(timeout 300 $wrap "$top_builddir/tests/echo-clients" \
 	"$top_builddir/examples/echo-server" \
-	"$top_builddir/examples/tcp-proxy" 2>&1); then
-	printf 'FAIL: examples/tcp-proxy in front of examples/echo-server\n%s\n' "$out"
+	"$top_builddir/examples/tcp-proxy" localhost 2>&1); then
+	printf 'FAIL: examples/tcp-proxy in front of examples/echo-server, upstream localhost\n%s\n' "$out"
 	fail=1
 fi
 

@@ -162,27 +162,6 @@ static enum rouse_poll lines_poll(struct rouse_future *f,
 
 static const struct rouse_future_vtable lines_vt = { lines_poll, NULL };
 
-/* Ready once both are. */
-struct both {
-	struct rouse_future base;
-	struct rouse_future *a, *b;
-	bool a_done, b_done;
-};
-
-static enum rouse_poll both_poll(struct rouse_future *f,
-				 struct rouse_context *cx)
-{
-	struct both *t = (struct both *)f;
-
-	if (!t->a_done)
-		t->a_done = rouse_future_poll(t->a, cx) == ROUSE_READY;
-	if (!t->b_done)
-		t->b_done = rouse_future_poll(t->b, cx) == ROUSE_READY;
-	return t->a_done && t->b_done ? ROUSE_READY : ROUSE_PENDING;
-}
-
-static const struct rouse_future_vtable both_vt = { both_poll, NULL };
-
 /*
  * An HTTP-like head, a byte at a time, then a last line with no newline:
  * CRLF is taken off, the empty line is len 0 with result 2, the last line
@@ -198,7 +177,6 @@ START_TEST(lines_byte_at_a_time)
 	unsigned char buf[64];
 	struct dribble d = { { &dribble_vt }, -1, text, 0 };
 	struct lines l;
-	struct both t = { { &both_vt }, &d.base, &l.base, false, false };
 	int raw, fds0;
 
 	test_runner_init(&ru, (enum test_mode)_i);
@@ -210,7 +188,7 @@ START_TEST(lines_byte_at_a_time)
 	l.b = &b;
 	l.max = 32;
 	ck_assert_int_eq(rouse_bufreader_init(&b, s, buf, sizeof(buf)), 0);
-	ck_assert_int_eq(test_runner_block_on(&ru, &t.base), 0);
+	test_run_both(&ru, &d.base, &l.base);
 	ck_assert_int_eq(l.n, 6);
 	ck_assert_str_eq(l.text[0], "GET / HTTP/1.1");
 	ck_assert_int_eq(l.result[0], 16);

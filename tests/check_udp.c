@@ -16,37 +16,6 @@
 
 #include "testutil.h"
 
-/* ---- running two futures at once ------------------------------------ */
-
-/* Ready once both are: a and b are polled until each is ready. */
-struct both {
-	struct rouse_future base;
-	struct rouse_future *a, *b;
-	bool a_done, b_done;
-};
-
-static enum rouse_poll both_poll(struct rouse_future *f,
-				 struct rouse_context *cx)
-{
-	struct both *t = (struct both *)f;
-
-	if (!t->a_done)
-		t->a_done = rouse_future_poll(t->a, cx) == ROUSE_READY;
-	if (!t->b_done)
-		t->b_done = rouse_future_poll(t->b, cx) == ROUSE_READY;
-	return t->a_done && t->b_done ? ROUSE_READY : ROUSE_PENDING;
-}
-
-static const struct rouse_future_vtable both_vt = { both_poll, NULL };
-
-static void run_both(struct test_runner *ru, struct rouse_future *a,
-		     struct rouse_future *b)
-{
-	struct both t = { { &both_vt }, a, b, false, false };
-
-	ck_assert_int_eq(test_runner_block_on(ru, &t.base), 0);
-}
-
 /* ---- helpers --------------------------------------------------------- */
 
 static struct rouse_dgram *udp_at(struct rouse_reactor *r, const char *text,
@@ -119,7 +88,7 @@ static void exchange(struct test_runner *ru, struct rouse_dgram *a,
 			 0);
 	ck_assert_int_eq(test_poll_noop(&r.base), ROUSE_PENDING);
 	ck_assert_int_eq(rouse_dgram_send_to_init(&s, a, "hello", 5, &ba), 0);
-	run_both(ru, &s.base, &r.base);
+	test_run_both(ru, &s.base, &r.base);
 	ck_assert_int_eq(s.result, 5);
 	ck_assert_int_eq(r.result, 5);
 	ck_assert_int_eq(r.truncated, 0);
@@ -180,21 +149,6 @@ START_TEST(udp_round_trip)
 }
 END_TEST
 
-/* Whether this kernel has IPv6 with a loopback address. */
-static bool have_ipv6(void)
-{
-	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
-	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	sin6.sin6_addr = in6addr_loopback;
-	ok = bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
-	close(fd);
-	return ok;
-}
-
 /* IPv6 on ::1; a dual-stack socket on :: hears an IPv4 sender. */
 START_TEST(udp_ipv6)
 {
@@ -203,7 +157,7 @@ START_TEST(udp_ipv6)
 	struct rouse_addr to, from;
 	char buf[16], text[32];
 
-	if (!have_ipv6())
+	if (!test_have_ipv6())
 		return;		/* nothing to test without IPv6 */
 	test_runner_init(&ru, (enum test_mode)_i);
 	a = udp_at(ru.r, "[::1]:0", ROUSE_UDP_V6ONLY);

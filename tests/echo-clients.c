@@ -4,7 +4,7 @@
  * puts 100 concurrent clients through it; or through examples/tcp-proxy
  * in front of it.
  *
- *   tests/echo-clients PATH-TO-ECHO-SERVER [PATH-TO-TCP-PROXY]
+ *   tests/echo-clients PATH-TO-ECHO-SERVER [PATH-TO-TCP-PROXY [HOST]]
  *
  * The server is started on port 0; the port it got is read from its
  * "listening on" line.  Every client connects, sends CLIENT_BYTES bytes
@@ -15,7 +15,10 @@
  * client that half-closes after a pause: see half_close_client()).
  *
  * With a proxy, the proxy is started on port 0 too, with the server's
- * address as its upstream, and the clients connect to the proxy: the
+ * port on HOST as its upstream (HOST:PORT; 127.0.0.1 by default, and a
+ * name such as localhost makes the proxy look it up for every
+ * connection: it must lead to 127.0.0.1, where the server listens, at
+ * one of its addresses), and the clients connect to the proxy: the
  * half-closing client then proves that the proxy passes a half-close on
  * each way (the server sees the client's end, and the client the end
  * the server sends when it closes).  The proxy is stopped first, the
@@ -336,13 +339,14 @@ static void run_clients(uint16_t port)
 
 int main(int argc, char **argv)
 {
-	char line[256], rest[4096], report[64], upstream[64];
+	char line[256], rest[4096], report[64], upstream[300];
+	const char *host = argc == 4 ? argv[3] : "127.0.0.1";
 	unsigned int port, pport;
 	int out, pout = -1;
 
-	if (argc != 2 && argc != 3) {
+	if (argc < 2 || argc > 4 || strlen(host) > 255) {
 		fprintf(stderr, "usage: %s PATH-TO-ECHO-SERVER "
-			"[PATH-TO-TCP-PROXY]\n", argv[0]);
+			"[PATH-TO-TCP-PROXY [HOST]]\n", argv[0]);
 		return 2;
 	}
 	{
@@ -354,11 +358,11 @@ int main(int argc, char **argv)
 	if (sscanf(line, "echo-server: listening on 127.0.0.1:%u", &port) !=
 		    1 || port == 0 || port > 65535)
 		fail("unexpected first line: \"%s\"", line);
-	if (argc == 3) {
+	if (argc >= 3) {
 		char *pargv[] = { argv[2], (char *)"127.0.0.1:0", upstream,
 				  NULL };
 
-		snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", port);
+		snprintf(upstream, sizeof(upstream), "%s:%u", host, port);
 		proxy = start_prog(pargv, true, &pout);
 		read_line(pout, line, sizeof(line));
 		if (sscanf(line, "tcp-proxy: listening on 127.0.0.1:%u",
@@ -389,7 +393,8 @@ int main(int argc, char **argv)
 		fail("the server did not report %d connections:\n%s",
 		     CLIENTS + 1, rest);
 	printf("echo-clients: a half-closing client, then %d clients, "
-	       "%d bytes each, echoed intact%s\n", CLIENTS, CLIENT_BYTES,
-	       proxy == -1 && argc == 3 ? " through the proxy" : "");
+	       "%d bytes each, echoed intact%s%s\n", CLIENTS, CLIENT_BYTES,
+	       argc >= 3 ? " through the proxy to " : "",
+	       argc >= 3 ? upstream : "");
 	return 0;
 }

@@ -3,8 +3,8 @@
  * tests/testutil.h - helpers shared by the Check suites: running a suite,
  * an executor per loop index, cheap assertions for hot loops, counting open fds and threads, a
  * counting and a calling waker, polling by hand, a reactor with a waker to
- * test with, the two ways to run a reactor, a start barrier, spinning on
- * atomics.
+ * test with, the ways to run a reactor, two futures run together, a start
+ * barrier, spinning on atomics, sockets.
  *
  * Everything here is a macro or static inline, so a suite that uses none
  * of it pays nothing and gets no unused-function warning.
@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -374,6 +375,23 @@ static inline void test_thread_join(pthread_t t)
 }
 
 /* ---- sockets ------------------------------------------------------- */
+
+/* Whether this kernel has IPv6 with a loopback address (::1 binds). */
+static inline bool test_have_ipv6(void)
+{
+	struct sockaddr_in6 sin6;
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_addr = in6addr_loopback;
+	ok = bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
+	close(fd);
+	return ok;
+}
 
 /* A connected AF_UNIX stream pair, nonblocking and close-on-exec. */
 static inline void test_pair_make(int sv[2])
@@ -754,6 +772,58 @@ static inline void test_runner_free(struct test_runner *ru)
 	if (ru->mode == TEST_MODE_THREADED)
 		ck_assert_int_eq(rouse_reactor_stop(ru->r), 0);
 	rouse_reactor_free(ru->r);
+}
+
+/* ---- two futures at once ------------------------------------------- */
+
+/*
+ * Ready once both a and b are: each is polled until it is ready, and
+ * not after.  Neither is dropped; that stays the test's to do.
+ */
+struct test_both {
+	struct rouse_future base;
+	struct rouse_future *a, *b;
+	bool a_done, b_done;
+};
+
+/* The poll of a test_both. */
+static inline enum rouse_poll test_both_poll(struct rouse_future *f,
+					     struct rouse_context *cx)
+{
+	struct test_both *t = (struct test_both *)f;
+
+	if (!t->a_done)
+		t->a_done = rouse_future_poll(t->a, cx) == ROUSE_READY;
+	if (!t->b_done)
+		t->b_done = rouse_future_poll(t->b, cx) == ROUSE_READY;
+	return t->a_done && t->b_done ? ROUSE_READY : ROUSE_PENDING;
+}
+
+/* Make t run a and b together, neither ready yet. */
+static inline void test_both_init(struct test_both *t,
+				  struct rouse_future *a,
+				  struct rouse_future *b)
+{
+	static const struct rouse_future_vtable vt = {
+		test_both_poll, NULL,
+	};
+
+	t->base.vtable = &vt;
+	t->a = a;
+	t->b = b;
+	t->a_done = false;
+	t->b_done = false;
+}
+
+/* Run a and b in ru until both are ready. */
+static inline void test_run_both(struct test_runner *ru,
+				 struct rouse_future *a,
+				 struct rouse_future *b)
+{
+	struct test_both t;
+
+	test_both_init(&t, a, b);
+	ck_assert_int_eq(test_runner_block_on(ru, &t.base), 0);
 }
 
 #endif /* ROUSE_TESTUTIL_H */

@@ -8,7 +8,8 @@
  * A stream is a registered, connected byte stream that the library owns
  * (a TCP or Unix stream socket, a pipe): its futures read, write, read or
  * write exactly a length, and shut down the writing side.  A TCP listener
- * hands out streams through an accept future; a connect future makes one.
+ * hands out streams through an accept future; a connect future makes one,
+ * to an address or to a host name that it looks up first.
  * Unix stream sockets work the same way.  A datagram socket (UDP, Unix)
  * sends and receives single datagrams or batches of them; Unix sockets
  * also pass descriptors and credentials.  A buffered reader over a stream
@@ -28,6 +29,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 
+#include <rouse/dns.h>
 #include <rouse/reactor.h>
 
 #ifdef __cplusplus
@@ -174,6 +176,34 @@ struct rouse_tcp_connect {
 int rouse_tcp_connect_init(struct rouse_tcp_connect *f,
 			   struct rouse_reactor *r,
 			   const struct rouse_addr *addr);
+
+/*
+ * A connect to a host by name or number ("localhost", "::1") and a
+ * service ("80", "http"): a lookup on the resolver threads (<rouse/dns.h>:
+ * AF_UNSPEC, SOCK_STREAM, no flags), then a connect to each address in
+ * getaddrinfo(3)'s order until one succeeds.  result: 0; the lookup's
+ * error, with its EAI_* code in gai_error; or, when every address failed,
+ * the last address's error.  peer: the address reached, or the last one
+ * tried.
+ */
+struct rouse_tcp_connect_host {
+	struct rouse_future base;
+	struct rouse_dns_lookup lookup;	/* private */
+	struct rouse_tcp_connect connect;	/* private */
+	struct rouse_reactor *reactor;	/* private */
+	struct addrinfo *addrs;		/* private: the lookup's answer */
+	struct addrinfo *next;		/* private: the address to try next */
+	int state;			/* private */
+	struct rouse_stream *stream;	/* output: the caller's to close */
+	struct rouse_addr peer;		/* output */
+	int attempts;			/* output: addresses tried so far */
+	int gai_error;			/* output: 0 or the lookup's EAI_* */
+	int result;			/* output: 0 or -errno */
+};
+
+int rouse_tcp_connect_host_init(struct rouse_tcp_connect_host *f,
+				struct rouse_reactor *r, const char *host,
+				const char *service);
 
 /* ---- buffered reading --------------------------------------------------- */
 
