@@ -20,37 +20,6 @@
 
 #include "testutil.h"
 
-/* ---- running two futures at once ------------------------------------ */
-
-/* Ready once both are: a and b are polled until each is ready. */
-struct both {
-	struct rouse_future base;
-	struct rouse_future *a, *b;
-	bool a_done, b_done;
-};
-
-static enum rouse_poll both_poll(struct rouse_future *f,
-				 struct rouse_context *cx)
-{
-	struct both *t = (struct both *)f;
-
-	if (!t->a_done)
-		t->a_done = rouse_future_poll(t->a, cx) == ROUSE_READY;
-	if (!t->b_done)
-		t->b_done = rouse_future_poll(t->b, cx) == ROUSE_READY;
-	return t->a_done && t->b_done ? ROUSE_READY : ROUSE_PENDING;
-}
-
-static const struct rouse_future_vtable both_vt = { both_poll, NULL };
-
-static void run_both(struct test_runner *ru, struct rouse_future *a,
-		     struct rouse_future *b)
-{
-	struct both t = { { &both_vt }, a, b, false, false };
-
-	ck_assert_int_eq(test_runner_block_on(ru, &t.base), 0);
-}
-
 /* ---- a temporary directory ----------------------------------------- */
 
 /* A new directory under /tmp, in dir; path is dir + "/" + name. */
@@ -101,7 +70,7 @@ static void listen_pair(struct test_runner *ru, const struct rouse_addr *addr,
 	ck_assert_str_eq(got, want);
 	ck_assert_int_eq(rouse_unix_connect_init(&c, ru->r, addr), 0);
 	ck_assert_int_eq(rouse_unix_accept_init(&a, l), 0);
-	run_both(ru, &c.base, &a.base);
+	test_run_both(ru, &c.base, &a.base);
 	ck_assert_int_eq(c.result, 0);
 	ck_assert_int_eq(a.result, 0);
 	ck_assert_ptr_nonnull(c.stream);
@@ -125,14 +94,14 @@ static void stream_exchange(struct test_runner *ru, struct rouse_stream *a,
 
 	ck_assert_int_eq(rouse_stream_write_all_init(&w, a, "request", 7), 0);
 	ck_assert_int_eq(rouse_stream_read_exact_init(&r, b, buf, 7), 0);
-	run_both(ru, &w.base, &r.base);
+	test_run_both(ru, &w.base, &r.base);
 	ck_assert_int_eq(r.result, 7);
 	ck_assert(memcmp(buf, "request", 7) == 0);
 	rouse_future_drop(&w.base);
 	rouse_future_drop(&r.base);
 	ck_assert_int_eq(rouse_stream_write_all_init(&w, b, "reply", 5), 0);
 	ck_assert_int_eq(rouse_stream_read_exact_init(&r, a, buf, 5), 0);
-	run_both(ru, &w.base, &r.base);
+	test_run_both(ru, &w.base, &r.base);
 	ck_assert_int_eq(r.result, 5);
 	ck_assert(memcmp(buf, "reply", 5) == 0);
 	rouse_future_drop(&w.base);
@@ -330,7 +299,7 @@ START_TEST(unix_dgram_pair)
 	memset(big, 'q', sizeof(big));
 	ck_assert_int_eq(rouse_dgram_send_to_init(&s, p[0], big, sizeof(big),
 						  NULL), 0);
-	run_both(&ru, &s.base, &r.base);
+	test_run_both(&ru, &s.base, &r.base);
 	ck_assert_int_eq(s.result, (ssize_t)sizeof(big));
 	ck_assert_int_eq(r.result, (ssize_t)sizeof(buf));
 	ck_assert_int_eq(r.truncated, 1);
@@ -488,7 +457,7 @@ static void msg_exchange(struct test_runner *ru, struct ends *e,
 	msg_recv_init(rf, e, 1, in, inlen, got, max);
 	ck_assert_int_eq(test_poll_noop(&rf->base), ROUSE_PENDING);
 	msg_send_init(&sf, e, 0, buf, len, fds, nfds, cred);
-	run_both(ru, &sf.base, &rf->base);
+	test_run_both(ru, &sf.base, &rf->base);
 	ck_assert_int_eq(sf.result, (ssize_t)len);
 	ck_assert_uint_eq(sf.done, len);
 	rouse_future_drop(&sf.base);
@@ -742,7 +711,7 @@ START_TEST(scm_rights_long_send)
 	d.s = p[1];
 	d.in = in;
 	d.len = LONG_LEN;
-	run_both(&ru, &sf.base, &d.base);
+	test_run_both(&ru, &sf.base, &d.base);
 	ck_assert_int_eq(sf.result, LONG_LEN);
 	ck_assert_uint_eq(sf.done, LONG_LEN);
 	ck_assert(memcmp(in, out, LONG_LEN) == 0);
