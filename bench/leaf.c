@@ -4,7 +4,7 @@
  * the benchmarks on a driven reactor give every leaf (a sleep, a read, a
  * write) a waker of its own, so that a wake queues or counts that leaf
  * and the root never re-polls the others.  Calls only rouse and the
- * harness (bench.h).
+ * harness (bench.h); echo, fds, inject, sleeps, timers and yield call it.
  */
 #include <stdlib.h>
 

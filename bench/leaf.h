@@ -3,7 +3,8 @@
  * bench/leaf.h - a root future and its leaves: polling a leaf with a
  * waker of its own, keeping the root's waker, and the ready queue that
  * fds and echo feed their leaves' wakes into.  leaf.c calls only rouse
- * and the harness (bench.h).
+ * and the harness (bench.h); echo, fds, inject, sleeps, timers and yield
+ * call it.
  */
 #ifndef ROUSE_BENCH_LEAF_H
 #define ROUSE_BENCH_LEAF_H

@@ -4,6 +4,11 @@
  *
  * The whole executor of this file is the loop: poll; if ready, return;
  * otherwise park until a wake.  Everything subtle lives in the parker.
+ *
+ * It calls the parker it is given through its table, and parker.c's
+ * rouse_thread_parker() when it is given none.  multi.c calls
+ * rouse__block_on_until(); current.c, multi.c and executor.c use its
+ * thread flag, rouse__in_block_on.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -2,8 +2,9 @@
 /*
  * executor/blocking.c - the blocking pool: functions that block run on
  * their own bounded set of threads, each call a future of its result.  It
- * calls pthreads, lib/ (the list, the allocator, the log) and the wakers
- * of future.h; nothing else of the executor.
+ * calls pthreads, lib/ (the list, the allocator, the fork generation, the
+ * log) and the wakers of future.h; nothing else of the executor, and
+ * nothing of the executor calls it.
  *
  * A pool is a mutex, a FIFO queue of jobs and a few counters.  Threads are
  * started on demand: a job that finds more queued jobs than idle threads

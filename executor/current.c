@@ -12,7 +12,11 @@
  * the executor drops them.
  *
  * It offers the task core its operations through rouse__sched_current
- * (sched.h) and calls task.c to run tasks; nothing else.
+ * (sched.h), which executor.c and task.c call.  It calls task.c to run
+ * tasks, parker.c for the thread's parker when it is given none, and
+ * parkers through their tables; it sets block_on.c's thread flag and
+ * task.c's current worker.  None of these calls back but through the
+ * table.
  */
 #include <errno.h>
 #include <stdlib.h>

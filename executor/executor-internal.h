@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* executor/executor-internal.h - shared between the executor's sources. */
+/*
+ * executor/executor-internal.h - shared between the executor's sources:
+ * parker.c's counters, which public.c reads, and block_on.c's
+ * rouse__block_on_until() and thread flag, which current.c, multi.c and
+ * executor.c use.  It includes lib/internal.h and calls nothing itself.
+ */
 #ifndef ROUSE_EXECUTOR_INTERNAL_H
 #define ROUSE_EXECUTOR_INTERNAL_H
 

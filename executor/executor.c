@@ -3,8 +3,10 @@
  * executor/executor.c - an executor's life: its configuration, making it
  * with one of the two schedulers, block_on, and free.
  *
- * It calls the chosen scheduler through its table (sched.h) and the task
- * core (task.c) to cancel what is left at free; neither calls back here.
+ * It calls the chosen scheduler through its table (sched.h), which it
+ * takes from current.c or multi.c, and the task core (task.c) to count
+ * and cancel what is left at free; it reads block_on.c's thread flag.
+ * Nothing in the library calls back here.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -4,8 +4,9 @@
  * sleeps, who is woken, who searches for work to steal, and which idle
  * worker drives the executor's parker (a reactor's epoll turn).
  *
- * multi.c calls it; it calls nothing of the executor's but the parkers,
- * through their tables.
+ * multi.c calls it; it calls lib/ and the parkers, through their tables,
+ * and nothing else of the executor's.  Its memory is freed with the
+ * executor's (sched.h).
  *
  * One atomic word packs the two counts that every decision reads:
  *

@@ -14,8 +14,10 @@
  * sleeper: that protocol, and which sleeper drives the parker, is idle.c.
  *
  * It offers the task core its operations through rouse__sched_multi
- * (sched.h), and calls task.c to run tasks and idle.c to sleep and wake;
- * neither calls back.
+ * (sched.h), which executor.c and task.c call.  It calls task.c to run
+ * tasks, idle.c to sleep and wake, parker.c for each thread's parker,
+ * and block_on.c's rouse__block_on_until() for a block_on on a thread
+ * that is not a worker.  None of these calls back but through the table.
  */
 #include <errno.h>
 #include <sched.h>

@@ -2,8 +2,8 @@
 /*
  * executor/parker.c - the per-thread eventfd parker and its waker.  It
  * calls lib/ (the wake word, the allocator, the log) and the C library;
- * nothing else of the executor, which reaches it through
- * rouse_thread_parker().
+ * nothing else of the executor.  block_on.c, current.c and multi.c reach
+ * it through rouse_thread_parker(), and public.c reads its counters.
  *
  * Each thread that blocks in rouse_block_on() gets one parker: a blocking
  * eventfd and a wake word (lib/wake.h, where the state machine, the

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* executor/public.c - the executor's statistics and log settings. */
+/*
+ * executor/public.c - the executor's statistics and log settings.  It
+ * reads parker.c's counters and calls lib/log.c; nothing calls it.
+ */
 #include <errno.h>
 
 #include "executor-internal.h"

@@ -8,7 +8,8 @@
  * task_state.h.  A task that must be queued goes to its executor's
  * scheduler through the table of operations in ex->sched (sched.h): this
  * file knows no scheduler by name and calls no other file of the
- * executor but through that table.
+ * executor but through that table.  executor.c, current.c and multi.c
+ * call it.
  */
 #include <errno.h>
 #include <stdlib.h>

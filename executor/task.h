@@ -12,6 +12,9 @@
  * goes when the last reference does, and a waker may hold one long after
  * the executor is freed.  The memory holds a reference to its executor's
  * memory in turn (sched.h).
+ *
+ * Its inline functions call nothing; task.c defines the rest, which
+ * executor.c, current.c and multi.c call.
  */
 #ifndef ROUSE_EXECUTOR_TASK_H
 #define ROUSE_EXECUTOR_TASK_H

@@ -3,7 +3,8 @@
  * lib/alloc.c - the allocator hook: rouse_executor_set_allocator() and
  * rouse_reactor_set_allocator(), and the allocation helpers that are not
  * inline in internal.h.  It calls the C library's allocator, pthreads and
- * lib/list.h; nothing of either library.
+ * lib/list.h; nothing of either library.  Every file that allocates calls
+ * it, through internal.h.
  *
  * This file is built into each library, so each has a hook of its own; the
  * public setter's name is made from the library's (ROUSE__LIB).

@@ -9,6 +9,9 @@
  * parent, and its threads, locks and kernel objects are not the child's
  * to use (see rouse_reactor_fork(3)).  Reading the counter is one plain
  * load, cheap enough for every poll; a getpid() would be a system call.
+ *
+ * It calls pthread_atfork() and nothing else; the files of both libraries
+ * read the counter through internal.h (rouse__inherited()).
  */
 #include <pthread.h>
 

@@ -6,6 +6,10 @@
  * both static archives can be linked into one program, every non-static
  * internal name is spelled through ROUSE__NS(), which prefixes it with the
  * library it is built into (ROUSE__LIB, set by Makefile.am).
+ *
+ * It declares what alloc.c, fork.c and log.c define; its inline functions
+ * and macros call only those three and the C library.  The source files
+ * of both libraries include it.
  */
 #ifndef ROUSE_LIB_INTERNAL_H
 #define ROUSE_LIB_INTERNAL_H

@@ -5,6 +5,10 @@
  * The level is one atomic int read relaxed at every log site, so a disabled
  * log costs a load and a branch.  Everything else (formatting, the sink,
  * the lock that keeps lines whole) happens only when a line is written.
+ *
+ * It calls the C library and pthreads, nothing else.  The files of both
+ * libraries log through the macros of internal.h; executor/public.c and
+ * reactor/reactor.c set the level and the sink.
  */
 #include <errno.h>
 #include <pthread.h>

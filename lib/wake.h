@@ -3,8 +3,8 @@
  * lib/wake.h - the wake word: the three-state machine that lets a wake skip
  * the system call when the thread it wakes is not blocked.  It calls
  * nothing but the C11 atomics; what to block in, and how to signal the
- * blocked thread, is its user's (the executor's eventfd parker, the
- * reactor's epoll turn).
+ * blocked thread, is its user's (the executor's eventfd parker,
+ * executor/parker.c; the reactor's epoll turn, reactor/reactor.c).
  *
  * One thread owns the word: the one that blocks.  Any thread may notify.
  *

@@ -3,7 +3,8 @@
  * reactor/addr.c - socket addresses to and from text.
  *
  * One job: struct rouse_addr.  It calls libc only; nothing in the reactor
- * depends on it but the socket files (tcp.c, stream.c).
+ * depends on it but the socket files (stream.c, dgram.c, tcp.c,
+ * tcp_host.c, unix.c).
  *
  * The forms: "A.B.C.D:PORT", "[IPV6]:PORT" (with an optional "%scope"
  * inside the brackets), "/absolute/or/./relative/path" (anything that

@@ -6,9 +6,10 @@
  *
  * One job: struct rouse_bufreader, a window [start, end) of buffered
  * bytes in a buffer the caller owns.  It fills the buffer with the public
- * read future of stream.c and calls nothing else of the library; nothing
- * calls it back.  So the readiness rules, -ECHILD in a child of fork()
- * and the end of the stream all come from stream.c and io.c.
+ * read future of stream.c (and names the stream's fd in its log) and
+ * calls no other file of the reactor; nothing calls it back.  So the
+ * readiness rules, -ECHILD in a child of fork() and the end of the
+ * stream all come from stream.c and io.c.
  *
  * A line is handed out in place, as a pointer into the buffer: taking it
  * only moves start, and the bytes stay where they are until a later

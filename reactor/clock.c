@@ -5,7 +5,8 @@
  * and arming the timerfd for the next timer's deadline.
  *
  * It calls the timer set (timer.h) for that deadline and lib/; nothing
- * else.  reactor.c, sleep.c and the test clock above them call it.
+ * else.  reactor.c and sleep.c (its timer futures and the test clock)
+ * call it.
  */
 #include <errno.h>
 #include <string.h>

@@ -8,7 +8,8 @@
  * its own system calls on the streams' descriptors and, on EAGAIN, clears
  * the readiness it used and waits on a readiness future of io.c, as
  * stream.c's readv and writev do; from stream.c it takes only a stream's
- * registration and the fork check (stream.h).  Nothing calls it back.
+ * fd, its registration and the fork check (stream.h), and the write
+ * side's shutdown.  Nothing calls it back.
  *
  * splice(2) needs a pipe on one side, so a splice keeps a pipe of its
  * own between the two streams: in -> pipe, then pipe -> out.  With the

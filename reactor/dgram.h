@@ -3,7 +3,9 @@
  * reactor/dgram.h - what the socket files share about datagram sockets:
  * the object itself, so that udp.c and unix.c can make one and unix.c can
  * send descriptors through one, and the wait between two tries of a
- * nonblocking socket call.
+ * nonblocking socket call.  dgram.c defines the first, which udp.c and
+ * unix.c call; the wait is inline, for dgram.c and unix.c, and calls
+ * io.c's public readiness futures.
  */
 #ifndef ROUSE_REACTOR_DGRAM_H
 #define ROUSE_REACTOR_DGRAM_H

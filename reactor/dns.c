@@ -7,7 +7,7 @@
  * polls, and to hand the answer back through a waker.  It calls
  * getaddrinfo(3), freeaddrinfo(3), pthreads, lib/ (the list, the
  * allocator, the log) and wakers; of the reactor it reads the fork
- * generation and nothing else.
+ * generation and nothing else.  tcp_host.c calls it.
  *
  * Why not getaddrinfo_a(3), which glibc offers for this very job:
  *   - Since glibc 2.34 its helper and notification threads are started by

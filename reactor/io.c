@@ -2,7 +2,9 @@
 /*
  * reactor/io.c - fd sources, the futures that wait for them, and user
  * events.  It calls the reactor's own state through reactor-internal.h
- * (its lock, slots, list of sources and epoll set), lib/ and the system.
+ * (its lock, slots, list of sources and epoll set), lib/ and the system,
+ * and no other file.  reactor.c calls it to dispatch a turn's events, at
+ * fork and at free; the service layer calls its public functions.
  *
  * An fd is registered once, edge-triggered, for input, output and
  * read hang-up.  Each event ORs its bits into the source's cached

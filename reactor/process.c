@@ -5,8 +5,9 @@
  * One job: struct rouse_process, a child started with posix_spawn(3) and
  * held by a pidfd that is registered with a reactor like any descriptor.
  * It calls the public fd futures of io.c (registration, readiness, clear)
- * and makes its pipes streams with rouse_stream_open() of stream.c;
- * nothing calls it back, except a waker of its own (the orphans, below).
+ * and makes its pipes streams with rouse_stream_open() of stream.c; an
+ * orphan may move to rouse_reactor_default() of reactor.c.  Nothing calls
+ * it back, except a waker of its own (the orphans, below).
  *
  * A pidfd names one process for good: it is readable once the child has
  * ended, waitid(P_PIDFD) reaps that child and no other, and

@@ -3,7 +3,9 @@
  * reactor/reactor-internal.h - shared between the reactor's sources: the
  * reactor, its sources and its wake-up handle, and the calls between
  * reactor.c, io.c, sleep.c and clock.c.  It uses lib/ (the list, the wake
- * word) and the timer set (timer.h).
+ * word) and the timer set (timer.h); its inline functions call only
+ * pthreads and wakers.  The service layer includes it too, for lib/ and a
+ * reactor's fork generation.
  */
 #ifndef ROUSE_REACTOR_INTERNAL_H
 #define ROUSE_REACTOR_INTERNAL_H

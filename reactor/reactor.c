@@ -2,8 +2,10 @@
 /*
  * reactor/reactor.c - the reactor: one epoll fd, one timerfd for all
  * timers, one eventfd for its own wake-up; a turn; the two ways to run it.
- * It calls lib/ (the wake word among it), and io.c, sleep.c and clock.c
- * for what a turn hands on (reactor-internal.h); none of them calls it.
+ * It calls lib/ (the wake word among it), io.c, sleep.c and clock.c for
+ * what a turn hands on (reactor-internal.h), and timer.c to set up the
+ * timer set; none of them calls it.  Of the service layer only process.c
+ * calls it, for the default reactor (rouse_reactor_default()).
  *
  * A turn is: decide whether to block, epoll_wait, hand fd events to their
  * sources, fire the timers that are due.  Wakers are collected under the

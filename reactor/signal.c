@@ -11,7 +11,7 @@
  * took the count, all async-signal-safe.  The event's count is the
  * listener's count of deliveries; its single waiter slot is the
  * listener's.  This file uses the reactor only through the events' public
- * functions, and the reactor knows nothing of it.
+ * functions (io.c), and the reactor knows nothing of it.
  *
  * Handlers walk a list that rouse_signal_new() and rouse_signal_free()
  * change under them, from any thread, while other threads run handlers

@@ -2,7 +2,9 @@
 /*
  * reactor/sleep.c - timer futures: sleep, sleep until, interval, timeout;
  * firing the timers that are due; and the test clock, which fires them
- * as it is moved.  It calls clock.c and the timer set (timer.h).
+ * as it is moved.  It calls clock.c, the timer set (timer.h) and lib/;
+ * reactor.c calls it to fire the timers that are due and to cancel them
+ * at free.
  *
  * A timer future holds its own entry in the reactor's timer set and its
  * own waker; both are touched only under the reactor's lock.  When the

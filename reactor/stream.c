@@ -5,11 +5,12 @@
  *
  * One job: struct rouse_stream, an fd the library owns together with its
  * registration.  It is built on the public fd futures of io.c (read,
- * write, readiness) and calls nothing else of the reactor, so all the
- * readiness rules live in io.c alone; tcp.c and unix.c make streams
- * through rouse__stream_wrap(), and copy.c and unix.c's message futures
- * ask for a stream's registration (rouse__stream_io()) to wait on it
- * between their own system calls.
+ * write, readiness) and calls nothing else of the reactor but addr.c, so
+ * all the readiness rules live in io.c alone; tcp.c and unix.c make
+ * streams through rouse__stream_wrap(), and copy.c and unix.c's message
+ * futures ask for a stream's registration (rouse__stream_io()) to wait on
+ * it between their own system calls.  bufread.c and process.c call only
+ * its public functions.
  */
 #include <errno.h>
 #include <fcntl.h>

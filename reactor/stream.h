@@ -4,6 +4,8 @@
  * around a source they registered themselves; and what the files that
  * make their own system calls on a stream (copy.c, unix.c) need: its
  * registration and whether its reactor may be used in this process.
+ * Declarations only: stream.c defines them; tcp.c, unix.c and copy.c
+ * call them.
  */
 #ifndef ROUSE_REACTOR_STREAM_H
 #define ROUSE_REACTOR_STREAM_H

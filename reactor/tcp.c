@@ -4,8 +4,9 @@
  * make streams.
  *
  * One job: TCP sockets up to the point where they are streams.  It calls
- * the public fd futures of io.c and rouse__stream_wrap() of stream.c;
- * nothing calls it back.
+ * the public fd futures of io.c, addr.c, and stream.c's
+ * rouse__stream_wrap() and rouse_stream_open().  tcp_host.c calls its
+ * connect future; nothing calls it back.
  *
  * Running out of descriptors: accept4() then fails with EMFILE (or
  * ENFILE) while the connection stays queued, and an accept loop that

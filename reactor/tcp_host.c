@@ -4,9 +4,9 @@
  * connect to each address in turn.
  *
  * One job: put two public futures one after the other, and the second
- * one in a loop.  It calls rouse_dns_lookup_init() (dns.c) and
- * rouse_tcp_connect_init() (tcp.c) as any program could, and reaches into
- * neither; nothing calls it back.
+ * one in a loop.  It calls rouse_dns_lookup_init() (dns.c),
+ * rouse_tcp_connect_init() (tcp.c) and addr.c as any program could, and
+ * reaches into none of them; nothing calls it back.
  *
  * The addresses are tried one at a time, in the order getaddrinfo(3)
  * sorted them (the rules of RFC 3484, which gai.conf(5) tunes: ::1 comes

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * reactor/timer.c - a hierarchical timing wheel feeding an exact heap.  It
- * calls nothing but memcpy and memset; the reactor calls it, with its lock
- * held (timer.h).
+ * calls nothing but memcpy and memset; reactor.c (to set it up), sleep.c
+ * and clock.c call it, with the reactor's lock held (timer.h).
  *
  * Deadlines are nanoseconds; the wheel works in ticks of 2^20 ns.  A timer
  * whose tick is after the current one ("elapsed") sits in the wheel: level

@@ -5,6 +5,7 @@
  *
  * Not thread-safe: the reactor holds its lock around every call.  No call
  * allocates; every node lives in its caller's struct (a timer future).
+ * timer.c defines it; reactor.c, sleep.c and clock.c call it.
  */
 #ifndef ROUSE_REACTOR_TIMER_H
 #define ROUSE_REACTOR_TIMER_H

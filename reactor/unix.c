@@ -5,8 +5,9 @@
  * that pass descriptors and credentials.
  *
  * One job: what is Unix-only about Unix sockets.  It calls the public fd
- * futures of io.c, addr.c, rouse__stream_wrap() and rouse__stream_io()
- * of stream.c, and rouse__dgram_wrap() of dgram.c; nothing calls it back.
+ * futures of io.c, addr.c, rouse__stream_wrap(), rouse__stream_io() and
+ * the public functions of stream.c, and rouse__dgram_wrap() and
+ * rouse_dgram_close() of dgram.c; nothing calls it back.
  * Once made, a Unix stream is a stream like any other and a Unix
  * datagram socket a datagram socket: stream.c and dgram.c move their
  * bytes.
