@@ -146,6 +146,7 @@ struct bystander {
 	pthread_t t;
 	int pipe[2];
 	atomic_int interrupts;
+	atomic_int tid;
 };
 
 static void *bystander_thread(void *arg)
@@ -153,6 +154,7 @@ static void *bystander_thread(void *arg)
 	struct bystander *b = arg;
 	struct pollfd pfd = { .fd = b->pipe[0], .events = POLLIN };
 
+	atomic_store(&b->tid, (int)test_gettid());
 	for (;;) {
 		int n = poll(&pfd, 1, -1);
 
@@ -167,7 +169,15 @@ static void bystander_start(struct bystander *b)
 {
 	ck_assert_int_eq(pipe2(b->pipe, O_CLOEXEC), 0);
 	atomic_init(&b->interrupts, 0);
+	atomic_init(&b->tid, 0);
 	b->t = test_thread_start(bystander_thread, b);
+	/*
+	 * In its poll before the first signal: a thread still starting (slow
+	 * under a sanitizer and load) would run every handler outside it.
+	 */
+	while (atomic_load(&b->tid) == 0)
+		sched_yield();
+	wait_sleeping((pid_t)atomic_load(&b->tid));
 }
 
 static void bystander_stop(struct bystander *b)
