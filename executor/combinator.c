@@ -286,7 +286,7 @@ static enum rouse_poll join_poll(struct rouse_future *self,
 		}
 		while (fifo != NULL) {
 			c = fifo;
-			fifo = kid_next(c);	/* before the poll re-queues c */
+			fifo = kid_next(c);	/* before a wake re-queues c */
 			join_poll_kid(j, f, c);
 		}
 	}
