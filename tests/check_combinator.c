@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rouse/alloc.h>
 #include <rouse/async.h>
 #include <rouse/combinator.h>
 #include <rouse/executor.h>
@@ -79,8 +80,11 @@ static void ctl_init(struct ctl *c)
 	atomic_init(&c->drops, 0);
 }
 
-/* Make c ready with value v and wake the waker it kept, if any. */
-static void ctl_complete(struct ctl *c, int v)
+/*
+ * Make c ready with value v and wake the waker it kept, if any; returns
+ * 1 when there was one.
+ */
+static int ctl_complete(struct ctl *c, int v)
 {
 	struct rouse_waker w;
 
@@ -90,7 +94,7 @@ static void ctl_complete(struct ctl *c, int v)
 	w = c->waker;
 	c->waker.vtable = NULL;
 	pthread_mutex_unlock(&c->lock);
-	rouse_waker_wake(&w);		/* -EINVAL when there was none */
+	return rouse_waker_wake(&w) == 0;	/* -EINVAL: there was none */
 }
 
 static int polls_of(struct ctl *c)
@@ -229,26 +233,26 @@ START_TEST(test_join_orders)
 		for (i = 0; i < JN; i++)
 			ck_assert(!done[i]);
 		ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+		for (i = 0; i < JN; i++)
+			ck_assert_int_eq(polls_of(&c[i]), 1);
 		for (s = 0; s < JN; s++) {
 			int n = order[s];
 
 			ctl_complete(&c[n], 10 + n);
-			/* Its kept clone was woken: the join's task. */
+			/* Its own waker was woken, and woke the join's task. */
 			ck_assert_int_eq(atomic_load(&cw.wakes), s + 1);
 			ck_assert_int_eq(test_poll_with(&j.base, &w),
 					 s == JN - 1 ? ROUSE_READY :
 						       ROUSE_PENDING);
 			ck_assert(done[n]);
 			ck_assert_uint_eq(j.remaining, JN - 1 - s);
+			/* That poll polled the one woken, and no other. */
+			for (i = 0; i < JN; i++)
+				ck_assert_int_eq(polls_of(&c[i]),
+						 i == n ? 2 : 1 + done[i]);
 		}
-		/*
-		 * Each was polled at every poll of the join until the one
-		 * that found it ready, and never again.
-		 */
-		for (s = 0; s < JN; s++) {
-			ck_assert_int_eq(polls_of(&c[order[s]]), s + 2);
+		for (s = 0; s < JN; s++)
 			ck_assert_int_eq(c[s].value, 10 + s);
-		}
 		ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_READY);
 		/* The finished futures are the caller's: the join keeps out. */
 		ck_assert_int_eq(rouse_future_drop(&j.base), 0);
@@ -257,7 +261,11 @@ START_TEST(test_join_orders)
 			ck_assert_int_eq(rouse_future_drop(&c[i].base), 0);
 			ck_assert_int_eq(drops_of(&c[i]), 1);
 		}
-		ck_assert_int_eq(atomic_load(&cw.clones), JN);
+		/*
+		 * The join kept a clone of the task's waker, taken again
+		 * after each wake used one up; the children kept their own.
+		 */
+		ck_assert_int_eq(atomic_load(&cw.clones), JN + 1);
 		counting_waker_drop_last(&w, &cw);
 	}
 }
@@ -350,6 +358,406 @@ START_TEST(test_join_ready_at_once)
 }
 END_TEST
 
+/*
+ * Wake the waker c keeps, if it keeps one, and leave c as it is: a
+ * spurious wake.  Returns 1 when there was a waker to wake.
+ */
+static int ctl_poke(struct ctl *c)
+{
+	struct rouse_waker w = { NULL, NULL };
+
+	pthread_mutex_lock(&c->lock);
+	if (c->waker.vtable != NULL)
+		rouse_waker_clone(&c->waker, &w);
+	pthread_mutex_unlock(&c->lock);
+	return rouse_waker_wake(&w) == 0;
+}
+
+static int polls_total(struct ctl *c, int n)
+{
+	int i, sum = 0;
+
+	for (i = 0; i < n; i++)
+		sum += polls_of(&c[i]);
+	return sum;
+}
+
+#define WN 100
+
+/*
+ * A wake polls the future woken and no other, however many wait: the
+ * polls of a join are one per future at the first poll, then one per
+ * wake.
+ */
+START_TEST(test_join_polls_only_woken)
+{
+	struct counting_waker cw;
+	struct rouse_waker w = counting_waker(&cw);
+	struct ctl *c = calloc(WN, sizeof(*c));
+	struct rouse_future *fs[WN];
+	bool done[WN];
+	struct rouse_join j;
+	int order[WN], i, s;
+	uint64_t seed = 13;
+
+	ck_assert_ptr_nonnull(c);
+	for (i = 0; i < WN; i++) {
+		ctl_init(&c[i]);
+		fs[i] = &c[i].base;
+		order[i] = i;
+	}
+	for (i = WN - 1; i > 0; i--) {
+		int k = (int)(test_splitmix64(&seed) % (uint64_t)(i + 1));
+		int t = order[i];
+
+		order[i] = order[k];
+		order[k] = t;
+	}
+	ck_assert_int_eq(rouse_join_init(&j, fs, done, WN), 0);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(polls_total(c, WN), WN);
+	/* Each kept a waker of its own, not the task's. */
+	for (i = 0; i < WN; i++) {
+		ck_assert_ptr_nonnull(c[i].waker.vtable);
+		ck_assert(!rouse_waker_will_wake(&c[i].waker, &w));
+	}
+	ck_assert_int_eq(atomic_load(&cw.live), 2);
+
+	/* A spurious wake: that one is polled again, and stays pending. */
+	ck_assert_int_eq(ctl_poke(&c[37]), 1);
+	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(polls_of(&c[37]), 2);
+	ck_assert_int_eq(polls_total(c, WN), WN + 1);
+	/* Woken twice before a poll: polled once. */
+	ck_assert_int_eq(ctl_poke(&c[5]) + ctl_poke(&c[5]), 2);
+	ck_assert_int_eq(atomic_load(&cw.wakes), 2);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(polls_total(c, WN), WN + 2);
+
+	/* Completions in a shuffled order, one poll each. */
+	for (s = 0; s < WN; s++) {
+		int n = order[s];
+		int before = polls_total(c, WN);
+
+		ctl_complete(&c[n], n);
+		ck_assert_int_eq(test_poll_with(&j.base, &w),
+				 s == WN - 1 ? ROUSE_READY : ROUSE_PENDING);
+		ck_assert(done[n]);
+		ck_assert_int_eq(polls_total(c, WN), before + 1);
+	}
+	ck_assert_int_eq(atomic_load(&cw.wakes), 2 + WN);
+	/* Ready: the join let go of the task's waker. */
+	ck_assert_int_eq(atomic_load(&cw.live), 1);
+	ck_assert_int_eq(rouse_future_drop(&j.base), 0);
+	for (i = 0; i < WN; i++) {
+		ck_assert_int_eq(c[i].value, i);
+		ck_assert_int_eq(rouse_future_drop(&c[i].base), 0);
+	}
+	counting_waker_drop_last(&w, &cw);
+	free(c);
+}
+END_TEST
+
+/*
+ * Several wakes between two polls: the next poll polls each once, in
+ * the order of the wakes.
+ */
+struct order_fut {
+	struct rouse_future base;
+	struct rouse_waker waker;	/* a clone of the latest poll's */
+	int id;
+	int *log, *nlog;
+	bool ready;
+};
+
+static enum rouse_poll order_poll(struct rouse_future *f,
+				  struct rouse_context *cx)
+{
+	struct order_fut *o = (struct order_fut *)f;
+
+	o->log[(*o->nlog)++] = o->id;
+	if (o->ready)
+		return ROUSE_READY;
+	rouse_waker_drop(&o->waker);
+	ck_assert_int_eq(rouse_waker_clone(cx->waker, &o->waker), 0);
+	return ROUSE_PENDING;
+}
+
+static void order_drop(struct rouse_future *f)
+{
+	rouse_waker_drop(&((struct order_fut *)f)->waker);
+}
+
+static const struct rouse_future_vtable order_vtable = {
+	order_poll, order_drop,
+};
+
+START_TEST(test_join_wake_order)
+{
+	struct order_fut o[6];
+	struct rouse_future *fs[6];
+	bool done[6];
+	int log[32], nlog = 0, i;
+	static const int woken[4] = { 4, 1, 5, 2 };
+	struct rouse_join j;
+
+	for (i = 0; i < 6; i++) {
+		memset(&o[i], 0, sizeof(o[i]));
+		o[i].base.vtable = &order_vtable;
+		o[i].id = i;
+		o[i].log = log;
+		o[i].nlog = &nlog;
+		fs[i] = &o[i].base;
+	}
+	ck_assert_int_eq(rouse_join_init(&j, fs, done, 6), 0);
+	/* The first poll goes in index order. */
+	ck_assert_int_eq(test_poll_noop(&j.base), ROUSE_PENDING);
+	ck_assert_int_eq(nlog, 6);
+	for (i = 0; i < 6; i++)
+		ck_assert_int_eq(log[i], i);
+	nlog = 0;
+	for (i = 0; i < 4; i++) {
+		o[woken[i]].ready = true;
+		ck_assert_int_eq(rouse_waker_wake_by_ref(&o[woken[i]].waker),
+				 0);
+	}
+	ck_assert_int_eq(test_poll_noop(&j.base), ROUSE_PENDING);
+	ck_assert_int_eq(nlog, 4);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(log[i], woken[i]);
+	ck_assert_uint_eq(j.remaining, 2);
+	/* Dropped with two pending: exactly those two are dropped. */
+	ck_assert_int_eq(rouse_future_drop(&j.base), 0);
+	ck_assert_ptr_null(o[0].base.vtable);
+	ck_assert_ptr_null(o[3].base.vtable);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(rouse_future_drop(&o[woken[i]].base), 0);
+}
+END_TEST
+
+/*
+ * A child's waker outlives the join: woken and dropped after the join
+ * and every child are gone, from another thread too.
+ */
+static void *wake_kept_thread(void *arg)
+{
+	ck_assert_int_eq(rouse_waker_wake((struct rouse_waker *)arg), 0);
+	return NULL;
+}
+
+START_TEST(test_join_waker_outlives)
+{
+	struct counting_waker cw;
+	struct rouse_waker w = counting_waker(&cw);
+	struct ctl c[3];
+	struct rouse_future *fs[3] = { &c[0].base, &c[1].base, &c[2].base };
+	struct rouse_waker kept[3];
+	bool done[3];
+	struct rouse_join j;
+	pthread_t t;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		ctl_init(&c[i]);
+	ck_assert_int_eq(rouse_join_init(&j, fs, done, 3), 0);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(rouse_waker_clone(&c[i].waker, &kept[i]), 0);
+	ctl_complete(&c[1], 1);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_future_drop(&j.base), 0);
+	ck_assert_int_eq(rouse_future_drop(&c[1].base), 0);
+	/* The join and its futures are gone; the task's waker too. */
+	ck_assert_int_eq(atomic_load(&cw.live), 1);
+	ck_assert_int_eq(rouse_waker_wake_by_ref(&kept[0]), 0);
+	t = test_thread_start(wake_kept_thread, &kept[1]);
+	test_thread_join(t);
+	ck_assert_int_eq(rouse_waker_drop(&kept[0]), 0);
+	ck_assert_int_eq(rouse_waker_wake(&kept[2]), 0);
+	ck_assert_int_eq(counting_waker_total_wakes(&cw), 1);
+	counting_waker_drop_last(&w, &cw);
+}
+END_TEST
+
+/* An allocator whose malloc fails while fail_mallocs is set. */
+static atomic_int fail_mallocs;
+
+static void *fm_malloc(void *data, size_t size)
+{
+	(void)data;
+	return atomic_load(&fail_mallocs) ? NULL : malloc(size);
+}
+
+static void *fm_realloc(void *data, void *ptr, size_t size)
+{
+	(void)data;
+	return realloc(ptr, size);
+}
+
+static void fm_free(void *data, void *ptr)
+{
+	(void)data;
+	free(ptr);
+}
+
+static const struct rouse_allocator fm_allocator = {
+	fm_malloc, fm_realloc, fm_free, NULL,
+};
+
+/*
+ * No memory for the wakers: the join polls every unfinished future with
+ * the task's waker, and gets its wakers at the first poll that can.
+ */
+START_TEST(test_join_no_memory)
+{
+	struct counting_waker cw;
+	struct rouse_waker w = counting_waker(&cw);
+	struct ctl c[4];
+	struct rouse_future *fs[4];
+	bool done[4];
+	struct rouse_join j;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		ctl_init(&c[i]);
+		fs[i] = &c[i].base;
+	}
+	ck_assert_int_eq(rouse_executor_set_allocator(&fm_allocator), 0);
+	atomic_store(&fail_mallocs, 1);
+	ck_assert_int_eq(rouse_join_init(&j, fs, done, 4), 0);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+	/* Each keeps a clone of the task's own waker. */
+	for (i = 0; i < 4; i++)
+		ck_assert(rouse_waker_will_wake(&c[i].waker, &w));
+	ctl_complete(&c[2], 2);
+	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+	ck_assert(done[2]);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(polls_of(&c[i]), 2);
+
+	/* Memory again: the next poll polls the three left, once each. */
+	atomic_store(&fail_mallocs, 0);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(polls_of(&c[i]), i == 2 ? 2 : 3);
+	for (i = 0; i < 4; i++)
+		ck_assert(i == 2 || !rouse_waker_will_wake(&c[i].waker, &w));
+	ctl_complete(&c[0], 0);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(polls_of(&c[0]), 4);
+	ck_assert_int_eq(polls_of(&c[1]) + polls_of(&c[3]), 6);
+	ck_assert_int_eq(rouse_future_drop(&j.base), 0);
+	ck_assert_int_eq(drops_of(&c[1]) + drops_of(&c[3]), 2);
+	ck_assert_int_eq(rouse_future_drop(&c[0].base), 0);
+	ck_assert_int_eq(rouse_future_drop(&c[2].base), 0);
+	ck_assert_int_eq(rouse_executor_set_allocator(NULL), 0);
+	counting_waker_drop_last(&w, &cw);
+}
+END_TEST
+
+/* One future: nothing to tell apart, so no wakers of its own. */
+START_TEST(test_join_one)
+{
+	struct counting_waker cw;
+	struct rouse_waker w = counting_waker(&cw);
+	struct ctl c;
+	struct rouse_future *fs[1] = { &c.base };
+	bool done[1];
+	struct rouse_join j;
+
+	ctl_init(&c);
+	ck_assert_int_eq(rouse_executor_set_allocator(&fm_allocator), 0);
+	atomic_store(&fail_mallocs, 1);
+	ck_assert_int_eq(rouse_join_init(&j, fs, done, 1), 0);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_PENDING);
+	ck_assert(rouse_waker_will_wake(&c.waker, &w));
+	ctl_complete(&c, 7);
+	ck_assert_int_eq(test_poll_with(&j.base, &w), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&j.base), 0);
+	ck_assert_int_eq(rouse_future_drop(&c.base), 0);
+	atomic_store(&fail_mallocs, 0);
+	ck_assert_int_eq(rouse_executor_set_allocator(NULL), 0);
+	counting_waker_drop_last(&w, &cw);
+}
+END_TEST
+
+/*
+ * Four threads complete and poke the futures of one join that the main
+ * thread runs in rouse_block_on(): every future completes, and the join
+ * polls no more than once per future plus once per wake.
+ */
+#define TJ_THREADS 4
+#define TJ_PER 256
+#define TJ_N (TJ_THREADS * TJ_PER)
+
+struct tj_arg {
+	struct ctl *c;
+	int first;
+	atomic_int wakes;
+};
+
+static void *tj_thread(void *arg)
+{
+	struct tj_arg *a = arg;
+	uint64_t seed = (uint64_t)a->first + 1;
+	int i;
+
+	for (i = 0; i < TJ_PER; i++) {
+		struct ctl *c = &a->c[a->first + i];
+		struct ctl *p = &a->c[a->first +
+				      (int)(test_splitmix64(&seed) % TJ_PER)];
+
+		/* Poke one of ours that may or may not be done. */
+		atomic_fetch_add(&a->wakes, ctl_poke(p));
+		atomic_fetch_add(&a->wakes, ctl_complete(c, a->first + i));
+	}
+	return NULL;
+}
+
+START_TEST(test_join_threads)
+{
+	struct ctl *c = calloc(TJ_N, sizeof(*c));
+	struct rouse_future **fs = calloc(TJ_N, sizeof(*fs));
+	bool *done = calloc(TJ_N, sizeof(*done));
+	struct tj_arg args[TJ_THREADS];
+	pthread_t t[TJ_THREADS];
+	struct rouse_join j;
+	int i, wakes = 0;
+
+	ck_assert(c != NULL && fs != NULL && done != NULL);
+	for (i = 0; i < TJ_N; i++) {
+		ctl_init(&c[i]);
+		fs[i] = &c[i].base;
+	}
+	ck_assert_int_eq(rouse_join_init(&j, fs, done, TJ_N), 0);
+	for (i = 0; i < TJ_THREADS; i++) {
+		args[i].c = c;
+		args[i].first = i * TJ_PER;
+		atomic_init(&args[i].wakes, 0);
+		t[i] = test_thread_start(tj_thread, &args[i]);
+	}
+	ck_assert_int_eq(rouse_block_on(&j.base), 0);
+	for (i = 0; i < TJ_THREADS; i++) {
+		test_thread_join(t[i]);
+		wakes += atomic_load(&args[i].wakes);
+	}
+	ck_assert_uint_eq(j.remaining, 0);
+	/* Each poll after the first answers a wake. */
+	ck_assert_int_le(polls_total(c, TJ_N), TJ_N + wakes);
+	ck_assert_int_eq(rouse_future_drop(&j.base), 0);
+	for (i = 0; i < TJ_N; i++) {
+		ck_assert(done[i]);
+		ck_assert_int_eq(c[i].value, i);
+		ck_assert_int_eq(rouse_future_drop(&c[i].base), 0);
+	}
+	free(c);
+	free(fs);
+	free(done);
+}
+END_TEST
+
 /* ---- select ---------------------------------------------------------- */
 
 START_TEST(test_select_einval)
@@ -393,25 +801,26 @@ START_TEST(test_select_winner)
 	ck_assert_int_eq(rouse_select_init(&s, fs, 4, 0), 0);
 	ck_assert_uint_eq(s.index, SIZE_MAX);
 	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_PENDING);
+	/* Nothing was woken: a second poll polls nothing. */
 	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_PENDING);
 	for (i = 0; i < 4; i++)
-		ck_assert_int_eq(polls_of(&c[i]), 2);
+		ck_assert_int_eq(polls_of(&c[i]), 1);
 	ctl_complete(&c[2], 42);
 	ck_assert_int_eq(atomic_load(&cw.wakes), 1);
 	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_READY);
 	ck_assert_uint_eq(s.index, 2);
-	/* In order: the round stopped at the winner. */
-	ck_assert_int_eq(polls_of(&c[0]), 3);
-	ck_assert_int_eq(polls_of(&c[1]), 3);
-	ck_assert_int_eq(polls_of(&c[2]), 3);
-	ck_assert_int_eq(polls_of(&c[3]), 2);
+	/* Only the one woken was polled again. */
+	ck_assert_int_eq(polls_of(&c[0]), 1);
+	ck_assert_int_eq(polls_of(&c[1]), 1);
+	ck_assert_int_eq(polls_of(&c[2]), 2);
+	ck_assert_int_eq(polls_of(&c[3]), 1);
 	/* The losers were dropped right then, once; not the winner. */
 	for (i = 0; i < 4; i++)
 		ck_assert_int_eq(drops_of(&c[i]), i == 2 ? 0 : 1);
 	ck_assert_int_eq(atomic_load(&cw.live), 1);
 	/* Ready it stays, without polling anything. */
 	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_READY);
-	ck_assert_int_eq(polls_of(&c[2]), 3);
+	ck_assert_int_eq(polls_of(&c[2]), 2);
 	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
 	for (i = 0; i < 4; i++)
 		ck_assert_int_eq(drops_of(&c[i]), i == 2 ? 0 : 1);
@@ -488,6 +897,79 @@ START_TEST(test_select_fair)
 			ck_assert_int_eq(drops_of(&c[i]), 1);
 	}
 	ck_assert(won[0] && won[1] && won[2]);
+}
+END_TEST
+
+/* A wake polls only the future woken, and ties go by index. */
+START_TEST(test_select_polls_only_woken)
+{
+	struct counting_waker cw;
+	struct rouse_waker w = counting_waker(&cw);
+	struct ctl c[16];
+	struct rouse_future *fs[16];
+	struct rouse_select s;
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		ctl_init(&c[i]);
+		fs[i] = &c[i].base;
+	}
+	ck_assert_int_eq(rouse_select_init(&s, fs, 16, 0), 0);
+	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(polls_total(c, 16), 16);
+	ck_assert_int_eq(ctl_poke(&c[9]), 1);
+	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_PENDING);
+	ck_assert_int_eq(polls_of(&c[9]), 2);
+	ck_assert_int_eq(polls_total(c, 16), 17);
+	/*
+	 * 12 completes, then 3: both woken before the next poll, which
+	 * polls 3 first (the lower index wins the tie) and stops there.
+	 */
+	ctl_complete(&c[12], 12);
+	ctl_complete(&c[3], 3);
+	ck_assert_int_eq(test_poll_with(&s.base, &w), ROUSE_READY);
+	ck_assert_uint_eq(s.index, 3);
+	ck_assert_int_eq(polls_of(&c[3]), 2);
+	ck_assert_int_eq(polls_of(&c[12]), 1);
+	ck_assert_int_eq(polls_total(c, 16), 18);
+	for (i = 0; i < 16; i++)
+		ck_assert_int_eq(drops_of(&c[i]), i == 3 ? 0 : 1);
+	/* The select let go of the task's waker when it was won. */
+	ck_assert_int_eq(atomic_load(&cw.live), 1);
+	ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+	ck_assert_int_eq(rouse_future_drop(&c[3].base), 0);
+	counting_waker_drop_last(&w, &cw);
+}
+END_TEST
+
+/* A fair select's ties among woken futures go round from its start. */
+START_TEST(test_select_fair_woken)
+{
+	int round;
+
+	for (round = 0; round < 3; round++) {
+		struct ctl c[3];
+		struct rouse_future *fs[3];
+		struct rouse_select s;
+		size_t start;
+		int i;
+
+		for (i = 0; i < 3; i++) {
+			ctl_init(&c[i]);
+			fs[i] = &c[i].base;
+		}
+		ck_assert_int_eq(rouse_select_init(&s, fs, 3,
+						   ROUSE_SELECT_FAIR), 0);
+		start = s.start;
+		ck_assert_int_eq(test_poll_noop(&s.base), ROUSE_PENDING);
+		/* All three wake, the start's last: the start still wins. */
+		for (i = 1; i <= 3; i++)
+			ctl_complete(&c[(start + (size_t)i) % 3], i);
+		ck_assert_int_eq(test_poll_noop(&s.base), ROUSE_READY);
+		ck_assert_uint_eq(s.index, start);
+		ck_assert_int_eq(rouse_future_drop(&s.base), 0);
+		ck_assert_int_eq(rouse_future_drop(fs[start]), 0);
+	}
 }
 END_TEST
 
@@ -1006,10 +1488,13 @@ START_TEST(test_async_reactor)
 	ck_assert_int_eq(w.result, 0);
 	ck_assert_int_eq(rouse_future_drop(&w.base), 0);
 
-	/* Dropped while it waits for either: both go, with their wakers. */
+	/*
+	 * Dropped while it waits for either: both go, with their wakers
+	 * (the select's clone of the task's waker; theirs are the select's).
+	 */
 	wtp_init(&w, fx.r, ev);
 	ck_assert_int_eq(test_poll_with(&w.base, &fx.w), ROUSE_PENDING);
-	ck_assert_int_eq(atomic_load(&fx.cw.live), 3);
+	ck_assert_int_eq(atomic_load(&fx.cw.live), 2);
 	ck_assert_int_eq(rouse_future_drop(&w.base), 0);
 	ck_assert_ptr_null(w.wait.op.base.vtable);
 	ck_assert_ptr_null(w.sleep.base.vtable);
@@ -1329,6 +1814,12 @@ static Suite *combinator_suite(void)
 	tcase_add_test(tc, test_join_drop_midway);
 	tcase_add_test(tc, test_join_drop_unpolled);
 	tcase_add_test(tc, test_join_ready_at_once);
+	tcase_add_test(tc, test_join_polls_only_woken);
+	tcase_add_test(tc, test_join_wake_order);
+	tcase_add_test(tc, test_join_waker_outlives);
+	tcase_add_test(tc, test_join_no_memory);
+	tcase_add_test(tc, test_join_one);
+	tcase_add_test(tc, test_join_threads);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("select");
@@ -1337,6 +1828,8 @@ static Suite *combinator_suite(void)
 	tcase_add_test(tc, test_select_ties);
 	tcase_add_test(tc, test_select_fair);
 	tcase_add_test(tc, test_select_drop_pending);
+	tcase_add_test(tc, test_select_polls_only_woken);
+	tcase_add_test(tc, test_select_fair_woken);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("async");

@@ -7,6 +7,7 @@
 #include <rouse/dns.h>
 #include <rouse/executor.h>
 #include <rouse/future.h>
+#include <rouse/group.h>
 #include <rouse/log.h>
 #include <rouse/net.h>
 #include <rouse/process.h>

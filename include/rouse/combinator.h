@@ -71,15 +71,20 @@ static inline int rouse_yield_init(struct rouse_yield *y)
 /* ---- join: all of N ------------------------------------------------- */
 
 /*
- * Ready when all n futures are.  Each poll polls, with the same context,
- * the futures not done yet (O(n) per wake) and sets done[i] when
- * futures[i] answers ready; futures[i] is not polled after that.
+ * Ready when all n futures are.  The first poll polls each of them; with
+ * two or more, each gets a waker of its own, and a later poll polls only
+ * those woken since the one before (O(1) per wake; one allocation, at the
+ * first poll).  done[i] is set when futures[i] answers ready; futures[i]
+ * is not polled after that.
  */
 struct rouse_join {
 	struct rouse_future base;
 	struct rouse_future *const *futures;	/* private */
 	bool *done;		/* output: the caller's array of n flags */
-	size_t n;		/* private */
+	union {			/* private: the count, then the wakers */
+		size_t n;
+		void *wakers;
+	};
 	size_t remaining;	/* output: futures not done yet */
 };
 
@@ -95,12 +100,16 @@ int rouse_join_init(struct rouse_join *j, struct rouse_future *const *futures,
  * Ready when one of the n futures is: the first to answer ready in a
  * poll's round (index order, lowest first, unless ROUSE_SELECT_FAIR)
  * wins, its index is stored in index, and every other one is dropped
- * there and then.
+ * there and then.  As for join, a round after the first polls only the
+ * futures woken since the last one.
  */
 struct rouse_select {
 	struct rouse_future base;
 	struct rouse_future *const *futures;	/* private */
-	size_t n;		/* private */
+	union {			/* private: the count, then the wakers */
+		size_t n;
+		void *wakers;
+	};
 	size_t start;		/* private: where each round begins */
 	size_t index;		/* output: the winner; SIZE_MAX until then */
 };
