@@ -202,5 +202,6 @@ extern const struct bench bench_fds;		/* fds.c */
 extern const struct bench bench_echo;		/* echo.c */
 extern const struct bench bench_inject;		/* inject.c */
 extern const struct bench bench_spawn_mt;	/* spawn-mt.c */
+extern const struct bench bench_join;		/* join.c: not in the contract */
 
 #endif

@@ -3,8 +3,8 @@
  * bench/join.c - the join benchmark: one rouse_join of n sleeps with
  * distinct deadlines, run to its end; the CPU it costs per sleep.
  *
- *   rouse-bench-join join [n=10000] [step_ns=1000] [clock=test|real]
- *                         [reactor=local|shared]
+ *   rouse-bench join [n=10000] [step_ns=1000] [clock=test|real]
+ *                    [reactor=local|shared]
  *
  * This is not one of the contract's benchmarks (the peers have no
  * combinators); it measures one thing about rouse: what a join costs per
@@ -41,14 +41,8 @@
  * completed every sleep, each with result 0, and with the test clock
  * each advance fired exactly one sleep.
  *
- * Standalone for now: the benchmark is the part between the lines "the
- * benchmark" and "the harness of this program", written against the same
- * few names as rouse-bench's harness (fail, check_rouse, mark_begin,
- * print_head, print_end, arg, xcalloc, driven_reactor).  Moved into
- * rouse-bench's family layout (one file per benchmark, bench.h), the
- * harness part and the declarations before the benchmark go, bench.h is
- * included instead, bench_join loses its static and joins the suite
- * table; join_measured() keeps its name for callgrind.
+ * It calls the harness (bench.h) and the public API; the harness calls
+ * it through bench_join.  join_measured() keeps its name for callgrind.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -68,56 +62,7 @@
 #include <rouse/executor.h>
 #include <rouse/reactor.h>
 
-/* ---- what the benchmark needs from a harness ------------------------- */
-
-#define MAX_PARAMS 5
-#define COUNT_MAX (UINT64_C(1) << 40)
-
-struct param {
-	const char *key;	/* NULL ends the list */
-	const char *def;	/* default, as written on the command line */
-	uint64_t min;
-	uint64_t max;
-	const char *choices;	/* NULL, or "a|b": the value is an index */
-};
-
-struct bench;
-
-struct args {
-	const struct bench *bench;
-	uint64_t val[MAX_PARAMS];
-};
-
-struct bench {
-	const char *name;
-	struct param params[MAX_PARAMS];
-	const char *(*check)(const struct args *a);
-	void (*run)(const struct args *a);
-};
-
-struct mark {
-	uint64_t wall;
-	uint64_t cpu;
-};
-
-#define REACTOR { "reactor", "local", 0, 1, "local|shared" }
-
-__attribute__((noreturn, format(printf, 2, 3)))
-static void die(int status, const char *fmt, ...);
-#define fail(...) die(1, __VA_ARGS__)
-#define usage_error(...) die(2, __VA_ARGS__)
-__attribute__((noreturn))
-static void fail_err(const char *what, int err);
-static void check_rouse(const char *what, int err);
-static struct mark mark_begin(void);
-static struct mark mark_end(void);
-static void print_head(uint64_t ops, uint64_t wall_ns, uint64_t cpu_ns,
-		       double ns_per_op);
-static void print_end(void);
-static uint64_t arg(const struct args *a, const char *key);
-static void *xcalloc(uint64_t n, size_t size);
-static struct rouse_reactor *driven_reactor(const struct args *a,
-					    struct rouse_parker *parker);
+#include "bench.h"
 
 /* ---- the benchmark ---------------------------------------------------- */
 
@@ -296,7 +241,7 @@ static void run_join(const struct args *a)
 	free(jb.done);
 }
 
-static const struct bench bench_join = {
+const struct bench bench_join = {
 	"join",
 	{ { "n", "10000", 1, JOIN_MAX, NULL },
 	  { "step_ns", "1000", 1, UINT64_C(1) << 20, NULL },
@@ -304,190 +249,3 @@ static const struct bench bench_join = {
 	  REACTOR },
 	NULL, run_join,
 };
-
-/* ---- the harness of this program ---------------------------------------- */
-
-static const char *prog = "rouse-bench-join";
-static const char *bench_name;
-static const char *reactor_word;
-
-static void die(int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fprintf(stderr, "%s: %s%s", prog, bench_name ? bench_name : "",
-		bench_name ? ": " : "");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(status);
-}
-
-static void fail_err(const char *what, int err)
-{
-	fail("%s: %s", what, strerror(err));
-}
-
-static void check_rouse(const char *what, int err)
-{
-	if (err < 0)
-		fail_err(what, -err);
-}
-
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	if (clock_gettime(id, &ts) != 0)
-		fail_err("clock_gettime", errno);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static struct mark mark_begin(void)
-{
-	struct mark m;
-
-	m.cpu = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
-	m.wall = clock_ns(CLOCK_MONOTONIC);
-	return m;
-}
-
-static struct mark mark_end(void)
-{
-	struct mark m;
-
-	m.wall = clock_ns(CLOCK_MONOTONIC);
-	m.cpu = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
-	return m;
-}
-
-static void print_head(uint64_t ops, uint64_t wall_ns, uint64_t cpu_ns,
-		       double ns_per_op)
-{
-	printf("bench=%s impl=rouse ops=%" PRIu64 " wall_ns=%" PRIu64
-	       " cpu_ns=%" PRIu64 " ns_per_op=%.2f", bench_name, ops,
-	       wall_ns, cpu_ns, ns_per_op);
-}
-
-static void print_end(void)
-{
-	if (reactor_word != NULL)
-		printf(" reactor=%s", reactor_word);
-	putchar('\n');
-	if (fflush(stdout) != 0 || ferror(stdout))
-		fail("writing the result line to stdout failed");
-}
-
-static uint64_t arg(const struct args *a, const char *key)
-{
-	int i;
-
-	for (i = 0; i < MAX_PARAMS && a->bench->params[i].key != NULL; i++)
-		if (strcmp(a->bench->params[i].key, key) == 0)
-			return a->val[i];
-	fprintf(stderr, "%s: internal error: no parameter %s\n", prog, key);
-	abort();
-}
-
-/* A reactor for this thread to drive; reactor=local takes no lock. */
-static struct rouse_reactor *driven_reactor(const struct args *a,
-					    struct rouse_parker *parker)
-{
-	struct rouse_reactor *r;
-	bool local = arg(a, "reactor") == 0;
-
-	reactor_word = local ? "local" : "shared";
-	check_rouse("rouse_reactor_new",
-		    rouse_reactor_new(&r, local ? ROUSE_REACTOR_LOCAL : 0));
-	check_rouse("rouse_reactor_parker", rouse_reactor_parker(r, parker));
-	return r;
-}
-
-static void *xcalloc(uint64_t n, size_t size)
-{
-	void *p;
-
-	if (n == 0 || n > SIZE_MAX / size)
-		fail("out of memory (%" PRIu64 " x %zu bytes)", n, size);
-	p = calloc((size_t)n, size);
-	if (p == NULL)
-		fail("out of memory (%" PRIu64 " x %zu bytes)", n, size);
-	return p;
-}
-
-/* The value of one key=value word, checked against p; exit 2 if bad. */
-static uint64_t parse_value(const struct param *p, const char *text)
-{
-	uint64_t v = 0, i;
-	const char *c;
-
-	if (p->choices != NULL) {
-		size_t len = strlen(text);
-
-		c = p->choices;
-		for (i = 0;; i++) {
-			const char *bar = strchr(c, '|');
-			size_t k = bar ? (size_t)(bar - c) : strlen(c);
-
-			if (k == len && strncmp(c, text, len) == 0)
-				return i;
-			if (bar == NULL)
-				break;
-			c = bar + 1;
-		}
-		usage_error("bad value %s=%s (expected one of %s)", p->key,
-			    text, p->choices);
-	}
-	if (*text == '\0')
-		usage_error("bad value %s= (expected a decimal integer)",
-			    p->key);
-	for (c = text; *c != '\0'; c++) {
-		unsigned int d = (unsigned int)(*c - '0');
-
-		if (d > 9 || v > (UINT64_MAX - d) / 10)
-			usage_error("bad value %s=%s", p->key, text);
-		v = v * 10 + d;
-	}
-	if (v < p->min || v > p->max)
-		usage_error("bad value %s=%s (must be between %" PRIu64
-			    " and %" PRIu64 ")", p->key, text, p->min,
-			    p->max);
-	return v;
-}
-
-int main(int argc, char **argv)
-{
-	const struct bench *b = &bench_join;
-	struct args a;
-	int i, j;
-
-	if (argc < 2 || strcmp(argv[1], b->name) != 0) {
-		fprintf(stderr, "usage: %s join [n=10000] [step_ns=1000] "
-			"[clock=test|real] [reactor=local|shared]\n", prog);
-		return 2;
-	}
-	bench_name = b->name;
-	a.bench = b;
-	for (j = 0; j < MAX_PARAMS && b->params[j].key != NULL; j++)
-		a.val[j] = parse_value(&b->params[j], b->params[j].def);
-	for (i = 2; i < argc; i++) {
-		const char *eq = strchr(argv[i], '=');
-		size_t len = eq ? (size_t)(eq - argv[i]) : 0;
-
-		if (eq == NULL)
-			usage_error("bad argument '%s' (expected key=value)",
-				    argv[i]);
-		for (j = 0; j < MAX_PARAMS && b->params[j].key != NULL; j++)
-			if (strlen(b->params[j].key) == len &&
-			    strncmp(b->params[j].key, argv[i], len) == 0)
-				break;
-		if (j == MAX_PARAMS || b->params[j].key == NULL)
-			usage_error("unknown parameter '%.*s'", (int)len,
-				    argv[i]);
-		a.val[j] = parse_value(&b->params[j], eq + 1);
-	}
-	b->run(&a);
-	return 0;
-}

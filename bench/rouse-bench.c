@@ -274,6 +274,7 @@ static const struct bench *const suite[] = {
 	&bench_echo,
 	&bench_inject,
 	&bench_spawn_mt,
+	&bench_join,
 };
 
 #define SUITE_SIZE (sizeof(suite) / sizeof(suite[0]))
