@@ -178,6 +178,35 @@ int rouse_atomic_waker_take(struct rouse_atomic_waker *aw,
 			    struct rouse_waker *out);
 int rouse_atomic_waker_destroy(struct rouse_atomic_waker *aw);
 
+/* ---- rwlock: many readers or one writer, FIFO fair ------------------- */
+
+struct rouse_rwlock;
+
+int rouse_rwlock_new(struct rouse_rwlock **out);
+int rouse_rwlock_free(struct rouse_rwlock *l);
+int rouse_rwlock_try_read(struct rouse_rwlock *l);
+int rouse_rwlock_try_write(struct rouse_rwlock *l);
+int rouse_rwlock_read_unlock(struct rouse_rwlock *l);
+int rouse_rwlock_write_unlock(struct rouse_rwlock *l);
+
+/* Ready once the caller holds the lock for reading. */
+struct rouse_rwlock_read {
+	struct rouse_future base;
+	struct rouse_rwlock *lock;	/* private */
+	struct rouse_sync_waiter node;	/* private */
+};
+
+/* Ready once the caller holds the lock for writing. */
+struct rouse_rwlock_write {
+	struct rouse_future base;
+	struct rouse_rwlock *lock;	/* private */
+	struct rouse_sync_waiter node;	/* private */
+};
+
+int rouse_rwlock_read_init(struct rouse_rwlock_read *f, struct rouse_rwlock *l);
+int rouse_rwlock_write_init(struct rouse_rwlock_write *f,
+			    struct rouse_rwlock *l);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,655 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tests/check_sync2.c - the primitives of issue 13 in sync.h: the read-write
+ * lock, by hand with counting wakers (order, every waiter woken once, drops
+ * in every state, re-entry from a wake), then under contention from plain
+ * threads in rouse_block_on() together with tasks on a current-thread or a
+ * multi-thread executor.
+ */
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rouse/alloc.h>
+#include <rouse/executor.h>
+#include <rouse/sync.h>
+
+#include "testutil.h"
+
+#define THREADS 4
+
+/* A counting waker and its first reference, as one value. */
+struct cw {
+	struct counting_waker c;
+	struct rouse_waker w;
+};
+
+static void cw_init(struct cw *x)
+{
+	x->w = counting_waker(&x->c);
+}
+
+static int cw_wakes(struct cw *x)
+{
+	return counting_waker_total_wakes(&x->c);
+}
+
+/* Poll f with x's waker. */
+static int cw_poll(struct rouse_future *f, struct cw *x)
+{
+	return test_poll_with(f, &x->w);
+}
+
+/* Drop x's first reference: no reference may be left anywhere. */
+static void cw_done(struct cw *x)
+{
+	counting_waker_drop_last(&x->w, &x->c);
+}
+
+/* Ask to be polled again and say pending: a yield inside a poll. */
+static enum rouse_poll yield_now(struct rouse_context *cx)
+{
+	rouse_waker_wake_by_ref(cx->waker);
+	return ROUSE_PENDING;
+}
+
+/* ---- running workers on threads and on executors --------------------- */
+
+/*
+ * How a contention test runs its workers, the _i of its loop: all on
+ * plain threads, each in rouse_block_on(); or the even ones as tasks of a
+ * current-thread executor that the test's thread runs, or of a
+ * multi-thread executor with 3 workers, while the odd ones still run on
+ * plain threads, so that tasks and threads meet on the same object.
+ */
+enum run_mode {
+	RUN_THREADS,
+	RUN_CURRENT,
+	RUN_MULTI,
+	RUN_MODES,
+};
+
+#define MAX_WORKERS 8
+
+struct worker_thread {
+	struct rouse_future *f;
+	struct test_barrier *start;
+};
+
+static void *worker_thread(void *arg)
+{
+	struct worker_thread *wt = arg;
+
+	test_barrier_wait(wt->start);
+	test_require_int(rouse_block_on(wt->f), ==, 0);
+	return NULL;
+}
+
+/*
+ * Run the n futures at futs (size bytes apart), never polled, to
+ * completion as mode says.  A future run as a task is moved into it:
+ * out[i] is then the task's copy, which stays readable until
+ * run_workers_done(); for the others it is the future itself.
+ */
+struct run {
+	struct rouse_executor *ex;
+	struct rouse_join_handle h[MAX_WORKERS];
+	bool task[MAX_WORKERS];
+	int n;
+};
+
+static void run_workers(struct run *ru, enum run_mode mode, void *futs,
+			size_t size, int n, struct rouse_future **out)
+{
+	struct worker_thread wt[MAX_WORKERS];
+	pthread_t t[MAX_WORKERS];
+	struct rouse_executor_config cfg;
+	struct test_barrier start;
+	int i, threads = 0;
+
+	ck_assert_int_le(n, MAX_WORKERS);
+	memset(ru, 0, sizeof(*ru));
+	ru->n = n;
+	if (mode != RUN_THREADS) {
+		ck_assert_int_eq(rouse_executor_config_init(&cfg), 0);
+		cfg.kind = mode == RUN_CURRENT ? ROUSE_EXECUTOR_CURRENT_THREAD :
+						 ROUSE_EXECUTOR_MULTI_THREAD;
+		cfg.workers = 3;
+		ck_assert_int_eq(rouse_executor_new(&cfg, &ru->ex), 0);
+	}
+	for (i = 0; i < n; i++) {
+		struct rouse_future *f = (void *)((char *)futs + i * size);
+
+		ru->task[i] = mode != RUN_THREADS && i % 2 == 0;
+		if (ru->task[i]) {
+			ck_assert_int_eq(rouse_spawn(ru->ex, f, size, &ru->h[i]),
+					 0);
+		} else {
+			out[i] = f;
+			threads++;
+		}
+	}
+	test_barrier_init(&start, (unsigned int)threads + 1);
+	for (i = 0; i < n; i++) {
+		if (ru->task[i])
+			continue;
+		wt[i].f = out[i];
+		wt[i].start = &start;
+		t[i] = test_thread_start(worker_thread, &wt[i]);
+	}
+	test_barrier_wait(&start);
+	for (i = 0; i < n; i++) {
+		if (!ru->task[i])
+			continue;
+		/* A current-thread executor runs all its tasks in here. */
+		ck_assert_int_eq(rouse_executor_block_on(ru->ex, &ru->h[i].base),
+				 0);
+		ck_assert_int_eq(ru->h[i].result, 0);
+		out[i] = ru->h[i].output;
+	}
+	for (i = 0; i < n; i++)
+		if (!ru->task[i])
+			test_thread_join(t[i]);
+	test_barrier_destroy(&start);
+}
+
+/* Drop what run_workers() left: the futures on threads, the handles. */
+static void run_workers_done(struct run *ru, struct rouse_future **out)
+{
+	int i;
+
+	for (i = 0; i < ru->n; i++) {
+		if (ru->task[i])
+			ck_assert_int_eq(rouse_future_drop(&ru->h[i].base), 0);
+		else
+			ck_assert_int_eq(rouse_future_drop(out[i]), 0);
+	}
+	if (ru->ex != NULL)
+		ck_assert_int_eq(rouse_executor_free(ru->ex), 0);
+}
+
+/* ==== rwlock =========================================================== */
+
+static struct rouse_rwlock *rwlock_make(void)
+{
+	struct rouse_rwlock *l = NULL;
+
+	ck_assert_int_eq(rouse_rwlock_new(&l), 0);
+	ck_assert_ptr_nonnull(l);
+	return l;
+}
+
+START_TEST(test_rwlock_basic)
+{
+	struct rouse_rwlock *l = rwlock_make();
+	struct rouse_rwlock_read r;
+	struct rouse_rwlock_write w;
+	struct cw x;
+
+	cw_init(&x);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), -EPERM);
+	ck_assert_int_eq(rouse_rwlock_write_unlock(l), -EPERM);
+	/* Many readers at once, and no writer meanwhile. */
+	ck_assert_int_eq(rouse_rwlock_try_read(l), 0);
+	ck_assert_int_eq(rouse_rwlock_try_read(l), 0);
+	ck_assert_int_eq(rouse_rwlock_try_write(l), -EBUSY);
+	ck_assert_int_eq(rouse_rwlock_write_unlock(l), -EPERM);
+	ck_assert_int_eq(rouse_rwlock_read_init(&r, l), 0);
+	ck_assert_int_eq(cw_poll(&r.base, &x), ROUSE_READY);
+	ck_assert_int_eq(atomic_load(&x.c.clones), 0);
+	ck_assert_int_eq(rouse_future_drop(&r.base), 0);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), -EPERM);
+	/* One writer, and nobody else meanwhile. */
+	ck_assert_int_eq(rouse_rwlock_write_init(&w, l), 0);
+	ck_assert_int_eq(cw_poll(&w.base, &x), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&w.base), 0);
+	ck_assert_int_eq(rouse_rwlock_try_write(l), -EBUSY);
+	ck_assert_int_eq(rouse_rwlock_try_read(l), -EBUSY);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), -EPERM);
+	/* A completed future's drop did not unlock. */
+	ck_assert_int_eq(rouse_rwlock_write_unlock(l), 0);
+	ck_assert_int_eq(rouse_rwlock_write_unlock(l), -EPERM);
+	ck_assert_int_eq(rouse_rwlock_try_write(l), 0);
+	/* Held or not, it may be freed; a future never polled is dropped. */
+	ck_assert_int_eq(rouse_rwlock_read_init(&r, l), 0);
+	ck_assert_int_eq(rouse_future_drop(&r.base), 0);
+	ck_assert_int_eq(rouse_rwlock_free(l), 0);
+	cw_done(&x);
+}
+END_TEST
+
+START_TEST(test_rwlock_fifo)
+{
+	struct rouse_rwlock *l = rwlock_make();
+	struct rouse_rwlock_write w;
+	struct rouse_rwlock_read r;
+	struct cw ww, wr;
+
+	cw_init(&ww);
+	cw_init(&wr);
+	ck_assert_int_eq(rouse_rwlock_try_read(l), 0);
+	ck_assert_int_eq(rouse_rwlock_try_read(l), 0);
+	ck_assert_int_eq(rouse_rwlock_write_init(&w, l), 0);
+	ck_assert_int_eq(cw_poll(&w.base, &ww), ROUSE_PENDING);
+	/* A writer waits: a later reader queues behind it, readers or no. */
+	ck_assert_int_eq(rouse_rwlock_try_read(l), -EBUSY);
+	ck_assert_int_eq(rouse_rwlock_read_init(&r, l), 0);
+	ck_assert_int_eq(cw_poll(&r.base, &wr), ROUSE_PENDING);
+	ck_assert_int_eq(cw_poll(&r.base, &wr), ROUSE_PENDING);
+	ck_assert_int_eq(atomic_load(&wr.c.clones), 1);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(cw_wakes(&ww), 0);
+	/* The last reader out hands it to the writer, and only to it. */
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(cw_wakes(&ww), 1);
+	ck_assert_int_eq(cw_wakes(&wr), 0);
+	ck_assert_int_eq(rouse_rwlock_try_write(l), -EBUSY);
+	ck_assert_int_eq(rouse_rwlock_free(l), -EBUSY);
+	ck_assert_int_eq(cw_poll(&r.base, &wr), ROUSE_PENDING);
+	ck_assert_int_eq(cw_poll(&w.base, &ww), ROUSE_READY);
+	ck_assert_int_eq(cw_poll(&w.base, &ww), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&w.base), 0);
+	ck_assert_int_eq(rouse_rwlock_write_unlock(l), 0);
+	ck_assert_int_eq(cw_wakes(&wr), 1);
+	ck_assert_int_eq(atomic_load(&wr.c.live), 1);
+	ck_assert_int_eq(cw_poll(&r.base, &wr), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&r.base), 0);
+	/* The reader holds it; another reader joins, a writer may not. */
+	ck_assert_int_eq(rouse_rwlock_try_read(l), 0);
+	ck_assert_int_eq(rouse_rwlock_try_write(l), -EBUSY);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(rouse_rwlock_try_write(l), 0);
+	ck_assert_int_eq(rouse_rwlock_write_unlock(l), 0);
+	ck_assert_int_eq(rouse_rwlock_free(l), 0);
+	cw_done(&ww);
+	cw_done(&wr);
+}
+END_TEST
+
+START_TEST(test_rwlock_many_readers)
+{
+	/* More readers than one wake batch, between two writers. */
+	enum { N = 40, M = 3 };
+	struct rouse_rwlock *l = rwlock_make();
+	struct rouse_rwlock_read r[N], late[M];
+	struct rouse_rwlock_write w;
+	struct cw cr[N], cl[M], cww;
+	int i;
+
+	ck_assert_int_eq(rouse_rwlock_try_write(l), 0);
+	for (i = 0; i < N; i++) {
+		cw_init(&cr[i]);
+		ck_assert_int_eq(rouse_rwlock_read_init(&r[i], l), 0);
+		ck_assert_int_eq(cw_poll(&r[i].base, &cr[i]), ROUSE_PENDING);
+	}
+	cw_init(&cww);
+	ck_assert_int_eq(rouse_rwlock_write_init(&w, l), 0);
+	ck_assert_int_eq(cw_poll(&w.base, &cww), ROUSE_PENDING);
+	for (i = 0; i < M; i++) {
+		cw_init(&cl[i]);
+		ck_assert_int_eq(rouse_rwlock_read_init(&late[i], l), 0);
+		ck_assert_int_eq(cw_poll(&late[i].base, &cl[i]), ROUSE_PENDING);
+	}
+	/* The run of readers at the head, up to the writer, all at once. */
+	ck_assert_int_eq(rouse_rwlock_write_unlock(l), 0);
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(cw_wakes(&cr[i]), 1);
+	ck_assert_int_eq(cw_wakes(&cww), 0);
+	for (i = 0; i < M; i++)
+		ck_assert_int_eq(cw_wakes(&cl[i]), 0);
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(cw_poll(&r[i].base, &cr[i]), ROUSE_READY);
+		ck_assert_int_eq(rouse_future_drop(&r[i].base), 0);
+		cw_done(&cr[i]);
+	}
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(cw_wakes(&cww), 0);
+		ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	}
+	ck_assert_int_eq(cw_wakes(&cww), 1);
+	ck_assert_int_eq(cw_poll(&w.base, &cww), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&w.base), 0);
+	ck_assert_int_eq(rouse_rwlock_write_unlock(l), 0);
+	for (i = 0; i < M; i++) {
+		ck_assert_int_eq(cw_wakes(&cl[i]), 1);
+		ck_assert_int_eq(cw_poll(&late[i].base, &cl[i]), ROUSE_READY);
+		ck_assert_int_eq(rouse_future_drop(&late[i].base), 0);
+		ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+		cw_done(&cl[i]);
+	}
+	ck_assert_int_eq(rouse_rwlock_try_write(l), 0);
+	ck_assert_int_eq(rouse_rwlock_free(l), 0);
+	cw_done(&cww);
+}
+END_TEST
+
+START_TEST(test_rwlock_cancel)
+{
+	struct rouse_rwlock *l = rwlock_make();
+	struct rouse_rwlock_write w, w2;
+	struct rouse_rwlock_read r, r2;
+	struct cw ww, ww2, wr, wr2;
+
+	cw_init(&ww);
+	cw_init(&ww2);
+	cw_init(&wr);
+	cw_init(&wr2);
+	/* A queued writer dropped lets the readers behind it through. */
+	ck_assert_int_eq(rouse_rwlock_try_read(l), 0);
+	ck_assert_int_eq(rouse_rwlock_write_init(&w, l), 0);
+	ck_assert_int_eq(cw_poll(&w.base, &ww), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_rwlock_read_init(&r, l), 0);
+	ck_assert_int_eq(cw_poll(&r.base, &wr), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_future_drop(&w.base), 0);
+	ck_assert_int_eq(atomic_load(&ww.c.live), 1);
+	ck_assert_int_eq(cw_wakes(&ww), 0);
+	ck_assert_int_eq(cw_wakes(&wr), 1);
+	ck_assert_int_eq(cw_poll(&r.base, &wr), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&r.base), 0);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), -EPERM);
+
+	/* A writer granted and dropped unseen hands it on, to readers. */
+	ck_assert_int_eq(rouse_rwlock_try_read(l), 0);
+	ck_assert_int_eq(rouse_rwlock_write_init(&w, l), 0);
+	ck_assert_int_eq(cw_poll(&w.base, &ww), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_rwlock_read_init(&r, l), 0);
+	ck_assert_int_eq(cw_poll(&r.base, &wr), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_rwlock_read_init(&r2, l), 0);
+	ck_assert_int_eq(cw_poll(&r2.base, &wr2), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(cw_wakes(&ww), 1);
+	ck_assert_int_eq(rouse_future_drop(&w.base), 0);
+	ck_assert_int_eq(cw_wakes(&wr), 2);
+	ck_assert_int_eq(cw_wakes(&wr2), 1);
+
+	/* A reader granted and dropped unseen gives its read back. */
+	ck_assert_int_eq(rouse_rwlock_write_init(&w2, l), 0);
+	ck_assert_int_eq(cw_poll(&w2.base, &ww2), ROUSE_PENDING);
+	ck_assert_int_eq(cw_poll(&r.base, &wr), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&r.base), 0);
+	ck_assert_int_eq(rouse_future_drop(&r2.base), 0);
+	ck_assert_int_eq(cw_wakes(&ww2), 0);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	ck_assert_int_eq(cw_wakes(&ww2), 1);
+	/* And a writer granted, dropped unseen with nobody behind: free. */
+	ck_assert_int_eq(rouse_rwlock_free(l), -EBUSY);
+	ck_assert_int_eq(rouse_future_drop(&w2.base), 0);
+	ck_assert_int_eq(rouse_rwlock_try_write(l), 0);
+	ck_assert_int_eq(rouse_rwlock_write_unlock(l), 0);
+	ck_assert_int_eq(rouse_rwlock_free(l), 0);
+	cw_done(&ww);
+	cw_done(&ww2);
+	cw_done(&wr);
+	cw_done(&wr2);
+}
+END_TEST
+
+/* A waker that polls its write inline, and unlocks from inside too. */
+struct inline_write {
+	struct rouse_rwlock_write w;
+	struct rouse_rwlock *l;
+	struct rouse_waker waker;
+	int ready;
+};
+
+static void inline_write_wake(struct call_waker *c, int nth)
+{
+	struct inline_write *iw = c->arg;
+
+	if (test_poll_with(&iw->w.base, &iw->waker) == ROUSE_READY) {
+		iw->ready++;
+		ck_assert_int_eq(rouse_rwlock_write_unlock(iw->l), 0);
+	}
+}
+
+START_TEST(test_rwlock_wake_reenters)
+{
+	struct rouse_rwlock *l = rwlock_make();
+	struct inline_write iw[2];
+	struct call_waker c[2];
+	int i;
+
+	ck_assert_int_eq(rouse_rwlock_try_read(l), 0);
+	for (i = 0; i < 2; i++) {
+		iw[i].l = l;
+		iw[i].ready = 0;
+		iw[i].waker = call_waker(&c[i], inline_write_wake, &iw[i]);
+		ck_assert_int_eq(rouse_rwlock_write_init(&iw[i].w, l), 0);
+		ck_assert_int_eq(test_poll_with(&iw[i].w.base, &iw[i].waker),
+				 ROUSE_PENDING);
+	}
+	/* One unlock runs both writers, each inside the wake before. */
+	ck_assert_int_eq(rouse_rwlock_read_unlock(l), 0);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(iw[i].ready, 1);
+		ck_assert_int_eq(rouse_future_drop(&iw[i].w.base), 0);
+		ck_assert_int_eq(rouse_waker_drop(&iw[i].waker), 0);
+		ck_assert_int_eq(atomic_load(&c[i].live), 0);
+	}
+	ck_assert_int_eq(rouse_rwlock_try_write(l), 0);
+	ck_assert_int_eq(rouse_rwlock_free(l), 0);
+}
+END_TEST
+
+START_TEST(test_rwlock_einval)
+{
+	struct rouse_rwlock *l = (struct rouse_rwlock *)(void *)0x11;
+	struct rouse_rwlock_read r;
+	struct rouse_rwlock_write w;
+
+	ck_assert_int_eq(rouse_rwlock_new(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_rwlock_free(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_rwlock_try_read(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_rwlock_try_write(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_rwlock_read_unlock(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_rwlock_write_unlock(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_rwlock_read_init(NULL, l), -EINVAL);
+	ck_assert_int_eq(rouse_rwlock_read_init(&r, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_rwlock_write_init(NULL, l), -EINVAL);
+	ck_assert_int_eq(rouse_rwlock_write_init(&w, NULL), -EINVAL);
+}
+END_TEST
+
+/*
+ * Workers take the lock N times each, one time in 4 for writing, some
+ * held across a yield, some pending ones cancelled and redone.  Writers
+ * find nobody inside; readers find no writer; the count of writes comes
+ * out exact.  A grant lost to a cancel hangs the test.
+ */
+#define RW_WORKERS 6
+#define RW_ITERS 4000
+
+struct rw_shared {
+	struct rouse_rwlock *l;
+	atomic_int readers;	/* inside for reading now */
+	atomic_int writers;	/* inside for writing now: 0 or 1 */
+	atomic_int peak_readers;
+	long writes;		/* guarded by the lock */
+};
+
+struct rw_worker {
+	struct rouse_future base;
+	struct rw_shared *sh;
+	int id;
+	int i;
+	int state;		/* 0 idle, 1 locking, 2 held over a yield */
+	bool cancelled;		/* this iteration dropped a pending lock */
+	struct rouse_rwlock_read rd;
+	struct rouse_rwlock_write wr;
+	long my_writes;
+};
+
+static bool rw_writes(const struct rw_worker *w)
+{
+	return (w->i + w->id) % 4 == 0;
+}
+
+static void rw_enter(struct rw_worker *w)
+{
+	struct rw_shared *sh = w->sh;
+	int now, peak;
+
+	if (rw_writes(w)) {
+		test_require_int(atomic_fetch_add(&sh->writers, 1), ==, 0);
+		test_require_int(atomic_load(&sh->readers), ==, 0);
+		sh->writes++;
+		w->my_writes++;
+		return;
+	}
+	now = atomic_fetch_add(&sh->readers, 1) + 1;
+	test_require_int(atomic_load(&sh->writers), ==, 0);
+	peak = atomic_load(&sh->peak_readers);
+	while (now > peak &&
+	       !atomic_compare_exchange_weak(&sh->peak_readers, &peak, now))
+		;
+}
+
+static void rw_leave(struct rw_worker *w)
+{
+	struct rw_shared *sh = w->sh;
+
+	if (rw_writes(w)) {
+		test_require_int(atomic_fetch_sub(&sh->writers, 1), ==, 1);
+		test_require_int(rouse_rwlock_write_unlock(sh->l), ==, 0);
+	} else {
+		atomic_fetch_sub(&sh->readers, 1);
+		test_require_int(rouse_rwlock_read_unlock(sh->l), ==, 0);
+	}
+	w->i++;
+	w->state = 0;
+}
+
+static struct rouse_future *rw_lock_future(struct rw_worker *w)
+{
+	return rw_writes(w) ? &w->wr.base : &w->rd.base;
+}
+
+static enum rouse_poll rw_worker_poll(struct rouse_future *f,
+				      struct rouse_context *cx)
+{
+	struct rw_worker *w = (struct rw_worker *)f;
+
+	while (w->i < RW_ITERS) {
+		if (w->state == 2) {
+			rw_leave(w);
+			continue;
+		}
+		if (w->state == 0) {
+			if (rw_writes(w))
+				test_require_int(rouse_rwlock_write_init(
+					&w->wr, w->sh->l), ==, 0);
+			else
+				test_require_int(rouse_rwlock_read_init(
+					&w->rd, w->sh->l), ==, 0);
+			w->state = 1;
+		}
+		if (rouse_future_poll(rw_lock_future(w), cx) ==
+		    ROUSE_PENDING) {
+			if (w->i % 5 != 1 || w->cancelled)
+				return ROUSE_PENDING;
+			/* Granted meanwhile or not, it must pass it on. */
+			test_require_int(rouse_future_drop(rw_lock_future(w)),
+					 ==, 0);
+			w->cancelled = true;
+			w->state = 0;
+			return yield_now(cx);
+		}
+		test_require_int(rouse_future_drop(rw_lock_future(w)), ==, 0);
+		w->cancelled = false;
+		rw_enter(w);
+		if (w->i % 3 == 0) {
+			/* Held across a yield, so that others queue. */
+			w->state = 2;
+			return yield_now(cx);
+		}
+		rw_leave(w);
+	}
+	return ROUSE_READY;
+}
+
+static void rw_worker_drop(struct rouse_future *f)
+{
+	struct rw_worker *w = (struct rw_worker *)f;
+
+	if (w->state == 1)
+		rouse_future_drop(rw_lock_future(w));
+}
+
+static const struct rouse_future_vtable rw_worker_vtable = {
+	rw_worker_poll, rw_worker_drop,
+};
+
+START_TEST(test_rwlock_contention)
+{
+	struct rw_worker w[RW_WORKERS];
+	struct rouse_future *out[RW_WORKERS];
+	struct rw_shared sh;
+	struct run ru;
+	long writes = 0;
+	int i;
+
+	sh.l = rwlock_make();
+	atomic_init(&sh.readers, 0);
+	atomic_init(&sh.writers, 0);
+	atomic_init(&sh.peak_readers, 0);
+	sh.writes = 0;
+	for (i = 0; i < RW_WORKERS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].base.vtable = &rw_worker_vtable;
+		w[i].sh = &sh;
+		w[i].id = i;
+	}
+	run_workers(&ru, (enum run_mode)_i, w, sizeof(w[0]), RW_WORKERS, out);
+	for (i = 0; i < RW_WORKERS; i++)
+		writes += ((struct rw_worker *)out[i])->my_writes;
+	run_workers_done(&ru, out);
+	ck_assert_int_eq(sh.writes, writes);
+	ck_assert_int_eq(writes, RW_WORKERS * RW_ITERS / 4);
+	ck_assert_int_eq(atomic_load(&sh.readers), 0);
+	ck_assert_int_eq(atomic_load(&sh.writers), 0);
+	ck_assert_int_eq(rouse_rwlock_try_write(sh.l), 0);
+	ck_assert_int_eq(rouse_rwlock_free(sh.l), 0);
+}
+END_TEST
+
+/* ==== the suite ======================================================== */
+
+static Suite *sync2_suite(void)
+{
+	Suite *s = suite_create("sync2");
+	TCase *tc;
+
+	tc = tcase_create("rwlock");
+	tcase_add_test(tc, test_rwlock_basic);
+	tcase_add_test(tc, test_rwlock_fifo);
+	tcase_add_test(tc, test_rwlock_many_readers);
+	tcase_add_test(tc, test_rwlock_cancel);
+	tcase_add_test(tc, test_rwlock_wake_reenters);
+	tcase_add_test(tc, test_rwlock_einval);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("contention");
+	tcase_add_loop_test(tc, test_rwlock_contention, 0, RUN_MODES);
+	tcase_set_timeout(tc, TEST_STRESS_TIMEOUT);
+	suite_add_tcase(s, tc);
+
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(sync2_suite());
+}
