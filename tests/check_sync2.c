@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * tests/check_sync2.c - the primitives of issue 13 in sync.h: the read-write
- * lock, by hand with counting wakers (order, every waiter woken once, drops
- * in every state, re-entry from a wake), then under contention from plain
- * threads in rouse_block_on() together with tasks on a current-thread or a
- * multi-thread executor.
+ * lock and the barrier, by hand with counting wakers (order, every waiter
+ * woken once, drops in every state, re-entry from a wake), then under
+ * contention from plain threads in rouse_block_on() together with tasks on a
+ * current-thread or a multi-thread executor.
  */
 #include <check.h>
 #include <errno.h>
@@ -625,6 +625,384 @@ START_TEST(test_rwlock_contention)
 }
 END_TEST
 
+/* ==== barrier ========================================================== */
+
+static struct rouse_barrier *barrier_make(size_t parties)
+{
+	struct rouse_barrier *b = NULL;
+
+	ck_assert_int_eq(rouse_barrier_new(parties, &b), 0);
+	ck_assert_ptr_nonnull(b);
+	return b;
+}
+
+START_TEST(test_barrier_basic)
+{
+	struct rouse_barrier *b = barrier_make(3);
+	struct rouse_barrier_wait w[3];
+	struct cw c[3];
+	int round, i;
+
+	for (i = 0; i < 3; i++)
+		cw_init(&c[i]);
+	/* Twice: the barrier is used again once it released. */
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 3; i++)
+			ck_assert_int_eq(rouse_barrier_wait_init(&w[i], b), 0);
+		/* Initialised is not arrived: only a poll arrives. */
+		ck_assert_int_eq(cw_poll(&w[0].base, &c[0]), ROUSE_PENDING);
+		ck_assert_int_eq(cw_poll(&w[1].base, &c[1]), ROUSE_PENDING);
+		ck_assert_int_eq(cw_poll(&w[0].base, &c[0]), ROUSE_PENDING);
+		ck_assert_int_eq(atomic_load(&c[0].c.clones), round + 1);
+		ck_assert_int_eq(rouse_barrier_free(b), -EBUSY);
+		ck_assert_int_eq(cw_wakes(&c[0]), round);
+		/* The last to arrive goes on at once, as the leader. */
+		ck_assert_int_eq(cw_poll(&w[2].base, &c[2]), ROUSE_READY);
+		ck_assert_int_eq(w[2].leader, 1);
+		ck_assert_int_eq(atomic_load(&c[2].c.clones), 0);
+		ck_assert_int_eq(cw_wakes(&c[0]), round + 1);
+		ck_assert_int_eq(cw_wakes(&c[1]), round + 1);
+		ck_assert_int_eq(cw_wakes(&c[2]), 0);
+		for (i = 0; i < 2; i++) {
+			ck_assert_int_eq(cw_poll(&w[i].base, &c[i]),
+					 ROUSE_READY);
+			ck_assert_int_eq(cw_poll(&w[i].base, &c[i]),
+					 ROUSE_READY);
+			ck_assert_int_eq(w[i].leader, 0);
+		}
+		for (i = 0; i < 3; i++)
+			ck_assert_int_eq(rouse_future_drop(&w[i].base), 0);
+	}
+	ck_assert_int_eq(rouse_barrier_free(b), 0);
+
+	/* One party: every wait is ready at once, and leads. */
+	b = barrier_make(1);
+	for (round = 0; round < 3; round++) {
+		ck_assert_int_eq(rouse_barrier_wait_init(&w[0], b), 0);
+		ck_assert_int_eq(cw_poll(&w[0].base, &c[0]), ROUSE_READY);
+		ck_assert_int_eq(w[0].leader, 1);
+		ck_assert_int_eq(rouse_future_drop(&w[0].base), 0);
+	}
+	ck_assert_int_eq(rouse_barrier_free(b), 0);
+	for (i = 0; i < 3; i++)
+		cw_done(&c[i]);
+}
+END_TEST
+
+START_TEST(test_barrier_cancel)
+{
+	struct rouse_barrier *b = barrier_make(3);
+	struct rouse_barrier_wait a, x, y, z;
+	struct cw ca, cx, cy, cz;
+
+	cw_init(&ca);
+	cw_init(&cx);
+	cw_init(&cy);
+	cw_init(&cz);
+	/* Dropped before the release: its arrival is taken back. */
+	ck_assert_int_eq(rouse_barrier_wait_init(&a, b), 0);
+	ck_assert_int_eq(rouse_barrier_wait_init(&x, b), 0);
+	ck_assert_int_eq(rouse_barrier_wait_init(&y, b), 0);
+	ck_assert_int_eq(cw_poll(&a.base, &ca), ROUSE_PENDING);
+	ck_assert_int_eq(cw_poll(&x.base, &cx), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_future_drop(&a.base), 0);
+	ck_assert_int_eq(atomic_load(&ca.c.live), 1);
+	ck_assert_int_eq(cw_wakes(&ca), 0);
+	/* So this third poll is the second arrival, and waits. */
+	ck_assert_int_eq(cw_poll(&y.base, &cy), ROUSE_PENDING);
+	ck_assert_int_eq(cw_wakes(&cx), 0);
+	ck_assert_int_eq(rouse_barrier_wait_init(&z, b), 0);
+	ck_assert_int_eq(cw_poll(&z.base, &cz), ROUSE_READY);
+	ck_assert_int_eq(z.leader, 1);
+	ck_assert_int_eq(rouse_future_drop(&z.base), 0);
+	ck_assert_int_eq(cw_wakes(&cx), 1);
+	ck_assert_int_eq(cw_wakes(&cy), 1);
+	/* Dropped after the release, unseen: nothing to undo. */
+	ck_assert_int_eq(rouse_future_drop(&x.base), 0);
+	ck_assert_int_eq(cw_poll(&y.base, &cy), ROUSE_READY);
+	ck_assert_int_eq(y.leader, 0);
+	ck_assert_int_eq(rouse_future_drop(&y.base), 0);
+	/* The next generation starts from 0: x's drop did not count. */
+	ck_assert_int_eq(rouse_barrier_wait_init(&x, b), 0);
+	ck_assert_int_eq(rouse_barrier_wait_init(&y, b), 0);
+	ck_assert_int_eq(cw_poll(&x.base, &cx), ROUSE_PENDING);
+	ck_assert_int_eq(cw_poll(&y.base, &cy), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_future_drop(&x.base), 0);
+	ck_assert_int_eq(rouse_future_drop(&y.base), 0);
+	/* Nothing left queued: it is free, and a lone wait waits. */
+	ck_assert_int_eq(rouse_barrier_wait_init(&a, b), 0);
+	ck_assert_int_eq(cw_poll(&a.base, &ca), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_future_drop(&a.base), 0);
+	ck_assert_int_eq(rouse_barrier_free(b), 0);
+	ck_assert_int_eq(cw_wakes(&cx), 1);
+	ck_assert_int_eq(cw_wakes(&cy), 1);
+	cw_done(&ca);
+	cw_done(&cx);
+	cw_done(&cy);
+	cw_done(&cz);
+}
+END_TEST
+
+/*
+ * More parties than one wake batch.  Each released wait, from inside its
+ * wake, is polled ready and arrives again for the next generation, so
+ * that arrivals of generation 2 queue while generation 1 is still being
+ * released in batches; the last arrival of generation 2 releases them.
+ */
+#define BARRIER_N 41
+
+struct bar_party {
+	struct rouse_barrier *b;
+	struct rouse_barrier_wait w;
+	struct rouse_waker waker;
+	int gen;		/* generations it got through */
+	int leads;
+};
+
+static void bar_party_wake(struct call_waker *c, int nth)
+{
+	struct bar_party *p = c->arg;
+
+	ck_assert_int_eq(test_poll_with(&p->w.base, &p->waker), ROUSE_READY);
+	p->leads += p->w.leader;
+	p->gen++;
+	ck_assert_int_eq(rouse_future_drop(&p->w.base), 0);
+	if (p->gen == 2)
+		return;
+	ck_assert_int_eq(rouse_barrier_wait_init(&p->w, p->b), 0);
+	ck_assert_int_eq(test_poll_with(&p->w.base, &p->waker),
+			 ROUSE_PENDING);
+}
+
+START_TEST(test_barrier_many)
+{
+	struct rouse_barrier *b = barrier_make(BARRIER_N);
+	struct bar_party p[BARRIER_N - 1];
+	struct call_waker c[BARRIER_N - 1];
+	struct rouse_barrier_wait last;
+	int i;
+
+	for (i = 0; i < BARRIER_N - 1; i++) {
+		p[i].b = b;
+		p[i].gen = 0;
+		p[i].leads = 0;
+		p[i].waker = call_waker(&c[i], bar_party_wake, &p[i]);
+		ck_assert_int_eq(rouse_barrier_wait_init(&p[i].w, b), 0);
+		ck_assert_int_eq(test_poll_with(&p[i].w.base, &p[i].waker),
+				 ROUSE_PENDING);
+	}
+	/* Generation 1: released, and 40 arrive again meanwhile. */
+	ck_assert_int_eq(rouse_barrier_wait_init(&last, b), 0);
+	ck_assert_int_eq(test_poll_noop(&last.base), ROUSE_READY);
+	ck_assert_int_eq(last.leader, 1);
+	ck_assert_int_eq(rouse_future_drop(&last.base), 0);
+	for (i = 0; i < BARRIER_N - 1; i++) {
+		ck_assert_int_eq(p[i].gen, 1);
+		ck_assert_int_eq(atomic_load(&c[i].wakes), 1);
+	}
+	/* Generation 2, with the same last party. */
+	ck_assert_int_eq(rouse_barrier_wait_init(&last, b), 0);
+	ck_assert_int_eq(test_poll_noop(&last.base), ROUSE_READY);
+	ck_assert_int_eq(last.leader, 1);
+	ck_assert_int_eq(rouse_future_drop(&last.base), 0);
+	for (i = 0; i < BARRIER_N - 1; i++) {
+		ck_assert_int_eq(p[i].gen, 2);
+		ck_assert_int_eq(p[i].leads, 0);
+		ck_assert_int_eq(atomic_load(&c[i].wakes), 2);
+		ck_assert_int_eq(rouse_waker_drop(&p[i].waker), 0);
+		ck_assert_int_eq(atomic_load(&c[i].live), 0);
+	}
+	ck_assert_int_eq(rouse_barrier_free(b), 0);
+}
+END_TEST
+
+START_TEST(test_barrier_einval)
+{
+	struct rouse_barrier *b = (struct rouse_barrier *)(void *)0x11;
+	struct rouse_barrier_wait w;
+
+	ck_assert_int_eq(rouse_barrier_new(2, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_barrier_new(0, &b), -EINVAL);
+	ck_assert_int_eq(rouse_barrier_free(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_barrier_wait_init(NULL, b), -EINVAL);
+	ck_assert_int_eq(rouse_barrier_wait_init(&w, NULL), -EINVAL);
+}
+END_TEST
+
+/*
+ * A drop that races the release, on two threads, many rounds: a waits,
+ * then is dropped on its thread while b arrives on the other.  Either
+ * the drop came first (a's arrival is taken back, b waits, and a fresh
+ * wait of a's releases it) or the release did (b leads at once); the
+ * barrier is consistent either way, so the next round works.
+ */
+#define BARRIER_RACES 3000
+
+struct bar_race {
+	struct rouse_barrier *b;
+	struct test_barrier round;
+	struct rouse_barrier_wait a;
+	atomic_int b_pending;	/* b's poll said pending this round */
+};
+
+static void *bar_race_b(void *arg)
+{
+	struct bar_race *r = arg;
+	struct rouse_barrier_wait w;
+	int i;
+
+	for (i = 0; i < BARRIER_RACES; i++) {
+		test_barrier_wait(&r->round);
+		test_require_int(rouse_barrier_wait_init(&w, r->b), ==, 0);
+		if (test_poll_noop(&w.base) == ROUSE_READY) {
+			test_require_int(w.leader, ==, 1);
+			test_require_int(rouse_future_drop(&w.base), ==, 0);
+			test_barrier_wait(&r->round);
+			test_barrier_wait(&r->round);
+			continue;
+		}
+		atomic_store(&r->b_pending, 1);
+		test_barrier_wait(&r->round);
+		/* a arrives again on the other thread and releases us. */
+		test_require_int(rouse_block_on(&w.base), ==, 0);
+		test_require_int(w.leader, ==, 0);
+		test_require_int(rouse_future_drop(&w.base), ==, 0);
+		test_barrier_wait(&r->round);
+	}
+	return NULL;
+}
+
+START_TEST(test_barrier_drop_race)
+{
+	struct bar_race r;
+	struct cw x;
+	pthread_t t;
+	int i;
+
+	cw_init(&x);
+	r.b = barrier_make(2);
+	test_barrier_init(&r.round, 2);
+	t = test_thread_start(bar_race_b, &r);
+	for (i = 0; i < BARRIER_RACES; i++) {
+		atomic_store(&r.b_pending, 0);
+		ck_assert_int_eq(rouse_barrier_wait_init(&r.a, r.b), 0);
+		test_require_int(cw_poll(&r.a.base, &x), ==, ROUSE_PENDING);
+		test_barrier_wait(&r.round);
+		test_require_int(rouse_future_drop(&r.a.base), ==, 0);
+		test_barrier_wait(&r.round);
+		if (atomic_load(&r.b_pending)) {
+			struct rouse_barrier_wait again;
+
+			test_require_int(rouse_barrier_wait_init(&again, r.b),
+					 ==, 0);
+			test_require_int(test_poll_noop(&again.base), ==,
+					 ROUSE_READY);
+			test_require_int(again.leader, ==, 1);
+			test_require_int(rouse_future_drop(&again.base), ==, 0);
+		}
+		test_barrier_wait(&r.round);
+		/* Its clone was dropped or woken: never both, never kept. */
+		test_require_int(atomic_load(&x.c.live), ==, 1);
+	}
+	test_thread_join(t);
+	ck_assert_int_eq(cw_wakes(&x) + atomic_load(&x.c.drops),
+			 atomic_load(&x.c.clones));
+	ck_assert_int_eq(rouse_barrier_free(r.b), 0);
+	test_barrier_destroy(&r.round);
+	cw_done(&x);
+}
+END_TEST
+
+/*
+ * Workers go through the barrier N times each; the count of arrivals per
+ * round shows that nobody got through before every party had arrived,
+ * and each generation has exactly one leader.
+ */
+#define BAR_WORKERS 6
+#define BAR_ROUNDS 2000
+
+struct bar_shared {
+	struct rouse_barrier *b;
+	atomic_int arrived[BAR_ROUNDS];
+	atomic_int leaders[BAR_ROUNDS];
+};
+
+struct bar_worker {
+	struct rouse_future base;
+	struct bar_shared *sh;
+	struct rouse_barrier_wait w;
+	int round;
+	bool waiting;
+};
+
+static enum rouse_poll bar_worker_poll(struct rouse_future *f,
+				       struct rouse_context *cx)
+{
+	struct bar_worker *w = (struct bar_worker *)f;
+	struct bar_shared *sh = w->sh;
+
+	while (w->round < BAR_ROUNDS) {
+		if (!w->waiting) {
+			atomic_fetch_add(&sh->arrived[w->round], 1);
+			test_require_int(rouse_barrier_wait_init(&w->w, sh->b),
+					 ==, 0);
+			w->waiting = true;
+		}
+		if (rouse_future_poll(&w->w.base, cx) == ROUSE_PENDING)
+			return ROUSE_PENDING;
+		test_require_int(atomic_load(&sh->arrived[w->round]), ==,
+				 BAR_WORKERS);
+		atomic_fetch_add(&sh->leaders[w->round], w->w.leader);
+		test_require_int(rouse_future_drop(&w->w.base), ==, 0);
+		w->waiting = false;
+		w->round++;
+		if (w->round % 16 == 0)
+			return yield_now(cx);
+	}
+	return ROUSE_READY;
+}
+
+static void bar_worker_drop(struct rouse_future *f)
+{
+	struct bar_worker *w = (struct bar_worker *)f;
+
+	if (w->waiting)
+		rouse_future_drop(&w->w.base);
+}
+
+static const struct rouse_future_vtable bar_worker_vtable = {
+	bar_worker_poll, bar_worker_drop,
+};
+
+START_TEST(test_barrier_contention)
+{
+	struct bar_worker w[BAR_WORKERS];
+	struct rouse_future *out[BAR_WORKERS];
+	struct bar_shared *sh;
+	struct run ru;
+	int i;
+
+	sh = calloc(1, sizeof(*sh));
+	ck_assert_ptr_nonnull(sh);
+	sh->b = barrier_make(BAR_WORKERS);
+	for (i = 0; i < BAR_WORKERS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].base.vtable = &bar_worker_vtable;
+		w[i].sh = sh;
+	}
+	run_workers(&ru, (enum run_mode)_i, w, sizeof(w[0]), BAR_WORKERS,
+		    out);
+	for (i = 0; i < BAR_WORKERS; i++)
+		ck_assert_int_eq(((struct bar_worker *)out[i])->round,
+				 BAR_ROUNDS);
+	run_workers_done(&ru, out);
+	for (i = 0; i < BAR_ROUNDS; i++)
+		ck_assert_int_eq(atomic_load(&sh->leaders[i]), 1);
+	ck_assert_int_eq(rouse_barrier_free(sh->b), 0);
+	free(sh);
+}
+END_TEST
+
 /* ==== the suite ======================================================== */
 
 static Suite *sync2_suite(void)
@@ -641,8 +1019,17 @@ static Suite *sync2_suite(void)
 	tcase_add_test(tc, test_rwlock_einval);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("barrier");
+	tcase_add_test(tc, test_barrier_basic);
+	tcase_add_test(tc, test_barrier_cancel);
+	tcase_add_test(tc, test_barrier_many);
+	tcase_add_test(tc, test_barrier_einval);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("contention");
 	tcase_add_loop_test(tc, test_rwlock_contention, 0, RUN_MODES);
+	tcase_add_test(tc, test_barrier_drop_race);
+	tcase_add_loop_test(tc, test_barrier_contention, 0, RUN_MODES);
 	tcase_set_timeout(tc, TEST_STRESS_TIMEOUT);
 	suite_add_tcase(s, tc);
 

@@ -178,6 +178,24 @@ int rouse_atomic_waker_take(struct rouse_atomic_waker *aw,
 			    struct rouse_waker *out);
 int rouse_atomic_waker_destroy(struct rouse_atomic_waker *aw);
 
+/* ---- barrier: N parties meet, then go on together -------------------- */
+
+struct rouse_barrier;
+
+int rouse_barrier_new(size_t parties, struct rouse_barrier **out);
+int rouse_barrier_free(struct rouse_barrier *b);
+
+/* Ready once parties waits have arrived; leader is 1 for one of them. */
+struct rouse_barrier_wait {
+	struct rouse_future base;
+	struct rouse_barrier *barrier;	/* private */
+	struct rouse_sync_waiter node;	/* private */
+	int leader;			/* output */
+};
+
+int rouse_barrier_wait_init(struct rouse_barrier_wait *f,
+			    struct rouse_barrier *b);
+
 /* ---- rwlock: many readers or one writer, FIFO fair ------------------- */
 
 struct rouse_rwlock;
