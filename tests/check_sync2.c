@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * tests/check_sync2.c - the primitives of issue 13 in sync.h: the read-write
- * lock and the barrier, by hand with counting wakers (order, every waiter
- * woken once, drops in every state, re-entry from a wake), then under
- * contention from plain threads in rouse_block_on() together with tasks on a
- * current-thread or a multi-thread executor.
+ * lock, the barrier and the watch channel, by hand with counting wakers
+ * (order, every waiter woken once, drops in every state, re-entry from a
+ * wake), then under contention from plain threads in rouse_block_on()
+ * together with tasks on a current-thread or a multi-thread executor.
  */
 #include <check.h>
 #include <errno.h>
@@ -1003,6 +1003,392 @@ START_TEST(test_barrier_contention)
 }
 END_TEST
 
+/* ==== watch ============================================================ */
+
+static struct rouse_watch *watch_make(int initial)
+{
+	struct rouse_watch *w = NULL;
+
+	ck_assert_int_eq(rouse_watch_new(sizeof(int), &initial, &w), 0);
+	ck_assert_ptr_nonnull(w);
+	return w;
+}
+
+START_TEST(test_watch_basic)
+{
+	struct rouse_watch *w = watch_make(10);
+	struct rouse_watch_receiver rx;
+	struct rouse_watch_changed c;
+	int v = 0, out = -1;
+	struct cw x;
+
+	cw_init(&x);
+	ck_assert_int_eq(rouse_watch_subscribe(w, &rx), 0);
+	/* A new receiver has seen the current value. */
+	ck_assert_int_eq(rouse_watch_has_changed(&rx), 0);
+	ck_assert_int_eq(rouse_watch_read(&rx, &out), 0);
+	ck_assert_int_eq(out, 10);
+	ck_assert_int_eq(rouse_watch_changed_init(&c, &rx, &out), 0);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_PENDING);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_PENDING);
+	ck_assert_int_eq(atomic_load(&x.c.clones), 1);
+	ck_assert_int_eq(rouse_watch_unsubscribe(&rx), -EBUSY);
+	v = 11;
+	ck_assert_int_eq(rouse_watch_send(w, &v), 0);
+	v = 0;	/* the value was copied */
+	ck_assert_int_eq(cw_wakes(&x), 1);
+	ck_assert_int_eq(rouse_watch_has_changed(&rx), 1);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_READY);
+	ck_assert_int_eq(c.result, 0);
+	ck_assert_int_eq(c.version, 1);
+	ck_assert_int_eq(out, 11);
+	ck_assert_int_eq(rouse_future_drop(&c.base), 0);
+	ck_assert_int_eq(rouse_watch_has_changed(&rx), 0);
+	/* Sends faster than the receiver looks merge into the latest. */
+	v = 12;
+	ck_assert_int_eq(rouse_watch_send(w, &v), 0);
+	v = 13;
+	ck_assert_int_eq(rouse_watch_send(w, &v), 0);
+	ck_assert_int_eq(rouse_watch_changed_init(&c, &rx, &out), 0);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_READY);
+	ck_assert_int_eq(atomic_load(&x.c.clones), 1);
+	ck_assert_int_eq(out, 13);
+	ck_assert_int_eq(c.version, 3);
+	ck_assert_int_eq(rouse_future_drop(&c.base), 0);
+	/* read marks it seen, and says whether it was news. */
+	v = 14;
+	ck_assert_int_eq(rouse_watch_send(w, &v), 0);
+	ck_assert_int_eq(rouse_watch_read(&rx, &out), 1);
+	ck_assert_int_eq(out, 14);
+	ck_assert_int_eq(rouse_watch_read(&rx, &out), 0);
+	ck_assert_int_eq(rouse_watch_has_changed(&rx), 0);
+	/* Without out, a change is only marked seen. */
+	ck_assert_int_eq(rouse_watch_send(w, &v), 0);
+	ck_assert_int_eq(rouse_watch_changed_init(&c, &rx, NULL), 0);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_READY);
+	ck_assert_int_eq(c.result, 0);
+	ck_assert_int_eq(rouse_future_drop(&c.base), 0);
+	ck_assert_int_eq(rouse_watch_read(&rx, NULL), 0);
+	/* A dropped changed future took nothing. */
+	ck_assert_int_eq(rouse_watch_changed_init(&c, &rx, &out), 0);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_future_drop(&c.base), 0);
+	ck_assert_int_eq(atomic_load(&x.c.live), 1);
+	ck_assert_int_eq(rouse_watch_close(w), 0);
+	ck_assert_int_eq(rouse_watch_unsubscribe(&rx), 0);
+	ck_assert_int_eq(rouse_watch_unsubscribe(&rx), -EINVAL);
+	cw_done(&x);
+}
+END_TEST
+
+START_TEST(test_watch_close)
+{
+	struct rouse_watch *w = watch_make(0);
+	struct rouse_watch_receiver rx, late;
+	struct rouse_watch_changed c;
+	int v = 1, out = -1;
+	struct cw x;
+
+	cw_init(&x);
+	ck_assert_int_eq(rouse_watch_subscribe(w, &rx), 0);
+	ck_assert_int_eq(rouse_watch_changed_init(&c, &rx, &out), 0);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_watch_close(w), 0);
+	ck_assert_int_eq(cw_wakes(&x), 1);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_READY);
+	ck_assert_int_eq(c.result, -EPIPE);
+	ck_assert_int_eq(out, -1);
+	ck_assert_int_eq(rouse_future_drop(&c.base), 0);
+	ck_assert_int_eq(rouse_watch_has_changed(&rx), -EPIPE);
+	/* The receiver keeps the object: reading, subscribing still work. */
+	ck_assert_int_eq(rouse_watch_read(&rx, &out), 0);
+	ck_assert_int_eq(out, 0);
+	ck_assert_int_eq(rouse_watch_subscribe(w, &late), 0);
+	ck_assert_int_eq(rouse_watch_has_changed(&late), -EPIPE);
+	ck_assert_int_eq(rouse_watch_send(w, &v), -EPIPE);
+	ck_assert_int_eq(rouse_watch_close(w), -EINVAL);
+	ck_assert_int_eq(rouse_watch_unsubscribe(&late), 0);
+	ck_assert_int_eq(rouse_watch_unsubscribe(&rx), 0);
+
+	/* A value sent before the close is still news; then the end. */
+	w = watch_make(0);
+	ck_assert_int_eq(rouse_watch_subscribe(w, &rx), 0);
+	ck_assert_int_eq(rouse_watch_send(w, &v), 0);
+	ck_assert_int_eq(rouse_watch_close(w), 0);
+	ck_assert_int_eq(rouse_watch_has_changed(&rx), 1);
+	ck_assert_int_eq(rouse_watch_changed_init(&c, &rx, &out), 0);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_READY);
+	ck_assert_int_eq(c.result, 0);
+	ck_assert_int_eq(out, 1);
+	ck_assert_int_eq(rouse_future_drop(&c.base), 0);
+	ck_assert_int_eq(rouse_watch_changed_init(&c, &rx, &out), 0);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_READY);
+	ck_assert_int_eq(c.result, -EPIPE);
+	ck_assert_int_eq(rouse_future_drop(&c.base), 0);
+	ck_assert_int_eq(rouse_watch_unsubscribe(&rx), 0);
+
+	/* Receivers may go first; the sender's close frees it then. */
+	w = watch_make(0);
+	ck_assert_int_eq(rouse_watch_subscribe(w, &rx), 0);
+	ck_assert_int_eq(rouse_watch_unsubscribe(&rx), 0);
+	ck_assert_int_eq(rouse_watch_send(w, &v), 0);
+	ck_assert_int_eq(rouse_watch_close(w), 0);
+
+	/* Zero-size values: bare change notices. */
+	ck_assert_int_eq(rouse_watch_new(0, NULL, &w), 0);
+	ck_assert_int_eq(rouse_watch_subscribe(w, &rx), 0);
+	ck_assert_int_eq(rouse_watch_changed_init(&c, &rx, NULL), 0);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_watch_send(w, NULL), 0);
+	ck_assert_int_eq(cw_poll(&c.base, &x), ROUSE_READY);
+	ck_assert_int_eq(c.result, 0);
+	ck_assert_int_eq(c.version, 1);
+	ck_assert_int_eq(rouse_future_drop(&c.base), 0);
+	ck_assert_int_eq(rouse_watch_close(w), 0);
+	ck_assert_int_eq(rouse_watch_unsubscribe(&rx), 0);
+	cw_done(&x);
+}
+END_TEST
+
+START_TEST(test_watch_many)
+{
+	enum { N = 40 };	/* more than one wake batch */
+	struct rouse_watch *w = watch_make(0);
+	struct rouse_watch_receiver rx[N];
+	struct rouse_watch_changed c[N];
+	int out[N], v = 5, i;
+	struct cw x[N];
+
+	for (i = 0; i < N; i++) {
+		cw_init(&x[i]);
+		out[i] = -1;
+		ck_assert_int_eq(rouse_watch_subscribe(w, &rx[i]), 0);
+		ck_assert_int_eq(rouse_watch_changed_init(&c[i], &rx[i],
+							  &out[i]), 0);
+		ck_assert_int_eq(cw_poll(&c[i].base, &x[i]), ROUSE_PENDING);
+	}
+	/* Dropped while queued: never woken. */
+	ck_assert_int_eq(rouse_future_drop(&c[0].base), 0);
+	ck_assert_int_eq(rouse_watch_send(w, &v), 0);
+	ck_assert_int_eq(cw_wakes(&x[0]), 0);
+	ck_assert_int_eq(atomic_load(&x[0].c.live), 1);
+	/* Dropped after its wake, unseen: the news stays for rx[1]. */
+	ck_assert_int_eq(rouse_future_drop(&c[1].base), 0);
+	ck_assert_int_eq(rouse_watch_has_changed(&rx[1]), 1);
+	ck_assert_int_eq(rouse_watch_has_changed(&rx[0]), 1);
+	v = 6;
+	ck_assert_int_eq(rouse_watch_send(w, &v), 0);
+	for (i = 1; i < N; i++) {
+		/* One wake for the first send; the second found no waiter. */
+		ck_assert_int_eq(cw_wakes(&x[i]), 1);
+		if (i > 1) {
+			ck_assert_int_eq(cw_poll(&c[i].base, &x[i]),
+					 ROUSE_READY);
+			ck_assert_int_eq(out[i], 6);
+			ck_assert_int_eq(rouse_future_drop(&c[i].base), 0);
+		}
+	}
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(rouse_watch_unsubscribe(&rx[i]), 0);
+		cw_done(&x[i]);
+	}
+	ck_assert_int_eq(rouse_watch_close(w), 0);
+}
+END_TEST
+
+/* A waker that polls inline and waits again at once: the send ends. */
+struct inline_watch {
+	struct rouse_watch_receiver rx;
+	struct rouse_watch_changed c;
+	struct rouse_waker waker;
+	int out, ready;
+};
+
+static void inline_watch_wake(struct call_waker *c, int nth)
+{
+	struct inline_watch *iw = c->arg;
+
+	if (test_poll_with(&iw->c.base, &iw->waker) != ROUSE_READY)
+		return;
+	iw->ready++;
+	if (iw->c.result == -EPIPE)
+		return;		/* the end: left for the test to see */
+	ck_assert_int_eq(rouse_future_drop(&iw->c.base), 0);
+	ck_assert_int_eq(rouse_watch_changed_init(&iw->c, &iw->rx, &iw->out),
+			 0);
+	ck_assert_int_eq(test_poll_with(&iw->c.base, &iw->waker),
+			 ROUSE_PENDING);
+}
+
+START_TEST(test_watch_wake_reenters)
+{
+	struct rouse_watch *w = watch_make(0);
+	struct inline_watch iw;
+	struct call_waker c;
+	int v;
+
+	iw.ready = 0;
+	iw.waker = call_waker(&c, inline_watch_wake, &iw);
+	ck_assert_int_eq(rouse_watch_subscribe(w, &iw.rx), 0);
+	ck_assert_int_eq(rouse_watch_changed_init(&iw.c, &iw.rx, &iw.out), 0);
+	ck_assert_int_eq(test_poll_with(&iw.c.base, &iw.waker), ROUSE_PENDING);
+	for (v = 1; v <= 3; v++) {
+		ck_assert_int_eq(rouse_watch_send(w, &v), 0);
+		ck_assert_int_eq(iw.ready, v);
+		ck_assert_int_eq(iw.out, v);
+	}
+	ck_assert_int_eq(rouse_watch_close(w), 0);
+	/* The close woke it: -EPIPE, and no new wait. */
+	ck_assert_int_eq(iw.ready, 4);
+	ck_assert_int_eq(iw.c.result, -EPIPE);
+	ck_assert_int_eq(rouse_future_drop(&iw.c.base), 0);
+	ck_assert_int_eq(rouse_watch_unsubscribe(&iw.rx), 0);
+	ck_assert_int_eq(rouse_waker_drop(&iw.waker), 0);
+	ck_assert_int_eq(atomic_load(&c.live), 0);
+}
+END_TEST
+
+START_TEST(test_watch_einval)
+{
+	struct rouse_watch *w = watch_make(0);
+	struct rouse_watch_receiver rx = { NULL, 0, 0 };
+	struct rouse_watch_changed c;
+	int v = 0;
+
+	ck_assert_int_eq(rouse_watch_new(4, &v, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_watch_new(4, NULL, &w), -EINVAL);
+	ck_assert_int_eq(rouse_watch_new(SIZE_MAX, &v, &w), -EINVAL);
+	ck_assert_int_eq(rouse_watch_send(NULL, &v), -EINVAL);
+	ck_assert_int_eq(rouse_watch_send(w, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_watch_close(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_watch_subscribe(NULL, &rx), -EINVAL);
+	ck_assert_int_eq(rouse_watch_subscribe(w, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_watch_unsubscribe(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_watch_unsubscribe(&rx), -EINVAL);
+	ck_assert_int_eq(rouse_watch_read(NULL, &v), -EINVAL);
+	ck_assert_int_eq(rouse_watch_read(&rx, &v), -EINVAL);
+	ck_assert_int_eq(rouse_watch_has_changed(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_watch_has_changed(&rx), -EINVAL);
+	ck_assert_int_eq(rouse_watch_changed_init(NULL, &rx, &v), -EINVAL);
+	ck_assert_int_eq(rouse_watch_changed_init(&c, NULL, &v), -EINVAL);
+	ck_assert_int_eq(rouse_watch_changed_init(&c, &rx, &v), -EINVAL);
+	ck_assert_int_eq(rouse_watch_close(w), 0);
+}
+END_TEST
+
+/*
+ * One thread sends 1..N, yielding now and then; the workers follow with
+ * changed futures (some pending ones cancelled and redone) until -EPIPE.
+ * Each sees a strictly rising sequence of versions and values that ends
+ * with N: none goes back, the last is never missed.
+ */
+#define WATCH_WORKERS 5
+#define WATCH_SENDS 20000
+
+struct watch_worker {
+	struct rouse_future base;
+	struct rouse_watch_receiver *rx;
+	struct rouse_watch_changed c;
+	int v;			/* the value the change copied */
+	bool waiting;
+	unsigned int pends;	/* every 3rd pending change is cancelled */
+	int last;		/* the last value seen */
+	uint64_t last_version;
+	int changes;
+};
+
+static enum rouse_poll watch_worker_poll(struct rouse_future *f,
+					 struct rouse_context *cx)
+{
+	struct watch_worker *w = (struct watch_worker *)f;
+
+	for (;;) {
+		if (!w->waiting) {
+			test_require_int(rouse_watch_changed_init(&w->c, w->rx,
+								  &w->v),
+					 ==, 0);
+			w->waiting = true;
+		}
+		if (rouse_future_poll(&w->c.base, cx) == ROUSE_PENDING) {
+			if (++w->pends % 3 != 0)
+				return ROUSE_PENDING;
+			test_require_int(rouse_future_drop(&w->c.base), ==, 0);
+			w->waiting = false;
+			return yield_now(cx);
+		}
+		test_require_int(rouse_future_drop(&w->c.base), ==, 0);
+		w->waiting = false;
+		if (w->c.result == -EPIPE)
+			return ROUSE_READY;
+		test_require_int(w->c.result, ==, 0);
+		test_require(w->c.version > w->last_version);
+		test_require(w->v > w->last);
+		/* Value and version were taken together. */
+		test_require_int(w->v, ==, (int)w->c.version);
+		w->last = w->v;
+		w->last_version = w->c.version;
+		w->changes++;
+	}
+}
+
+static void watch_worker_drop(struct rouse_future *f)
+{
+	struct watch_worker *w = (struct watch_worker *)f;
+
+	if (w->waiting)
+		rouse_future_drop(&w->c.base);
+}
+
+static const struct rouse_future_vtable watch_worker_vtable = {
+	watch_worker_poll, watch_worker_drop,
+};
+
+static void *watch_sender(void *arg)
+{
+	struct rouse_watch *w = arg;
+	int v;
+
+	for (v = 1; v <= WATCH_SENDS; v++) {
+		test_require_int(rouse_watch_send(w, &v), ==, 0);
+		if (v % 128 == 0)
+			sched_yield();
+	}
+	test_require_int(rouse_watch_close(w), ==, 0);
+	return NULL;
+}
+
+START_TEST(test_watch_contention)
+{
+	struct rouse_watch_receiver rx[WATCH_WORKERS];
+	struct watch_worker w[WATCH_WORKERS];
+	struct rouse_future *out[WATCH_WORKERS];
+	struct rouse_watch *wa = watch_make(0);
+	struct run ru;
+	pthread_t t;
+	int i;
+
+	for (i = 0; i < WATCH_WORKERS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].base.vtable = &watch_worker_vtable;
+		ck_assert_int_eq(rouse_watch_subscribe(wa, &rx[i]), 0);
+		w[i].rx = &rx[i];
+	}
+	t = test_thread_start(watch_sender, wa);
+	run_workers(&ru, (enum run_mode)_i, w, sizeof(w[0]), WATCH_WORKERS,
+		    out);
+	test_thread_join(t);
+	for (i = 0; i < WATCH_WORKERS; i++) {
+		struct watch_worker *o = (struct watch_worker *)out[i];
+
+		ck_assert_int_eq(o->last, WATCH_SENDS);
+		ck_assert_int_ge(o->changes, 1);
+	}
+	run_workers_done(&ru, out);
+	for (i = 0; i < WATCH_WORKERS; i++)
+		ck_assert_int_eq(rouse_watch_unsubscribe(&rx[i]), 0);
+}
+END_TEST
+
 /* ==== the suite ======================================================== */
 
 static Suite *sync2_suite(void)
@@ -1026,10 +1412,19 @@ static Suite *sync2_suite(void)
 	tcase_add_test(tc, test_barrier_einval);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("watch");
+	tcase_add_test(tc, test_watch_basic);
+	tcase_add_test(tc, test_watch_close);
+	tcase_add_test(tc, test_watch_many);
+	tcase_add_test(tc, test_watch_wake_reenters);
+	tcase_add_test(tc, test_watch_einval);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("contention");
 	tcase_add_loop_test(tc, test_rwlock_contention, 0, RUN_MODES);
 	tcase_add_test(tc, test_barrier_drop_race);
 	tcase_add_loop_test(tc, test_barrier_contention, 0, RUN_MODES);
+	tcase_add_loop_test(tc, test_watch_contention, 0, RUN_MODES);
 	tcase_set_timeout(tc, TEST_STRESS_TIMEOUT);
 	suite_add_tcase(s, tc);
 

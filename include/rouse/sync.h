@@ -178,6 +178,50 @@ int rouse_atomic_waker_take(struct rouse_atomic_waker *aw,
 			    struct rouse_waker *out);
 int rouse_atomic_waker_destroy(struct rouse_atomic_waker *aw);
 
+/* ---- watch: the latest value, and news of a newer one ---------------- */
+
+struct rouse_watch;
+
+/* A receiver: caller-owned, set up by rouse_watch_subscribe(). */
+struct rouse_watch_receiver {
+	struct rouse_watch *chan;	/* private */
+	uint64_t seen;			/* private: version it last saw */
+	unsigned long pending;		/* private */
+};
+
+/* *initial (elem_size bytes) is version 0.  The caller is the sender. */
+int rouse_watch_new(size_t elem_size, const void *initial,
+		    struct rouse_watch **out);
+/* Sender: replace the value with *value, a new version. */
+int rouse_watch_send(struct rouse_watch *w, const void *value);
+/* Sender: release the sender end; changed futures end with -EPIPE. */
+int rouse_watch_close(struct rouse_watch *w);
+/* rx has seen the current version. */
+int rouse_watch_subscribe(struct rouse_watch *w,
+			  struct rouse_watch_receiver *rx);
+int rouse_watch_unsubscribe(struct rouse_watch_receiver *rx);
+/* Copy the latest value (out may be NULL) and see it: 1 if it was new. */
+int rouse_watch_read(struct rouse_watch_receiver *rx, void *out);
+/* 1: a version newer than rx's is there; 0: not yet; -EPIPE: none will be. */
+int rouse_watch_has_changed(struct rouse_watch_receiver *rx);
+
+/*
+ * Ready once a version newer than the one rx last saw is there: it is
+ * then seen, copied to out unless out is NULL, and result is 0.  Result
+ * -EPIPE: the sender is gone and rx has seen the last version.
+ */
+struct rouse_watch_changed {
+	struct rouse_future base;
+	struct rouse_watch_receiver *rx;	/* private */
+	void *out;				/* private */
+	struct rouse_sync_waiter node;		/* private */
+	int result;				/* output */
+	uint64_t version;			/* output: with result 0 */
+};
+
+int rouse_watch_changed_init(struct rouse_watch_changed *f,
+			     struct rouse_watch_receiver *rx, void *out);
+
 /* ---- barrier: N parties meet, then go on together -------------------- */
 
 struct rouse_barrier;
