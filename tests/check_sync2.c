@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * tests/check_sync2.c - the primitives of issue 13 in sync.h: the read-write
- * lock, the barrier and the watch channel, by hand with counting wakers
- * (order, every waiter woken once, drops in every state, re-entry from a
- * wake), then under contention from plain threads in rouse_block_on()
- * together with tasks on a current-thread or a multi-thread executor.
+ * lock, the barrier, the watch channel and the broadcast channel, by hand
+ * with counting wakers (order, every waiter woken once, drops in every
+ * state, re-entry from a wake), then under contention from plain threads in
+ * rouse_block_on() together with tasks on a current-thread or a multi-thread
+ * executor.
  */
 #include <check.h>
 #include <errno.h>
@@ -1389,6 +1390,482 @@ START_TEST(test_watch_contention)
 }
 END_TEST
 
+/* ==== broadcast ======================================================== */
+
+static struct rouse_broadcast *bc_make(size_t size, size_t capacity)
+{
+	struct rouse_broadcast *b = NULL;
+
+	ck_assert_int_eq(rouse_broadcast_new(size, capacity, &b), 0);
+	ck_assert_ptr_nonnull(b);
+	return b;
+}
+
+START_TEST(test_broadcast_order)
+{
+	struct rouse_broadcast *b = bc_make(sizeof(int), 4);
+	struct rouse_broadcast_receiver r1, r2;
+	struct rouse_broadcast_recv f;
+	uint64_t missed = 7;
+	int v, out = -1;
+	struct cw x;
+
+	cw_init(&x);
+	/* Nobody listens: the value is for nobody. */
+	v = 0;
+	ck_assert_int_eq(rouse_broadcast_send(b, &v), 0);
+	ck_assert_int_eq(rouse_broadcast_subscribe(b, &r1), 0);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&r1, &out, &missed),
+			 -EAGAIN);
+	ck_assert_int_eq(missed, 0);
+	for (v = 1; v <= 2; v++)
+		ck_assert_int_eq(rouse_broadcast_send(b, &v), 1);
+	ck_assert_int_eq(rouse_broadcast_subscribe(b, &r2), 0);
+	v = 3;
+	ck_assert_int_eq(rouse_broadcast_send(b, &v), 2);
+	/* Each sees every value sent after it subscribed, in order. */
+	for (v = 1; v <= 3; v++) {
+		ck_assert_int_eq(rouse_broadcast_try_recv(&r1, &out, NULL), 0);
+		ck_assert_int_eq(out, v);
+	}
+	ck_assert_int_eq(rouse_broadcast_try_recv(&r1, &out, NULL), -EAGAIN);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, &r2, &out), 0);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_READY);
+	ck_assert_int_eq(f.result, 0);
+	ck_assert_int_eq(out, 3);
+	ck_assert_int_eq(atomic_load(&x.c.clones), 0);
+	ck_assert_int_eq(rouse_future_drop(&f.base), 0);
+	/* Waiting, then woken by the next send. */
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, &r2, &out), 0);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_PENDING);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_PENDING);
+	ck_assert_int_eq(atomic_load(&x.c.clones), 1);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&r2), -EBUSY);
+	v = 4;
+	ck_assert_int_eq(rouse_broadcast_send(b, &v), 2);
+	v = 0;	/* copied */
+	ck_assert_int_eq(cw_wakes(&x), 1);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_READY);
+	ck_assert_int_eq(f.result, 0);
+	ck_assert_int_eq(out, 4);
+	ck_assert_int_eq(rouse_future_drop(&f.base), 0);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&r1, &out, NULL), 0);
+	ck_assert_int_eq(out, 4);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&r1), 0);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&r1), -EINVAL);
+	v = 5;
+	ck_assert_int_eq(rouse_broadcast_send(b, &v), 1);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&r2), 0);
+	ck_assert_int_eq(rouse_broadcast_sender_release(b), 0);
+	cw_done(&x);
+}
+END_TEST
+
+START_TEST(test_broadcast_lag)
+{
+	struct rouse_broadcast *b = bc_make(sizeof(int), 4);
+	struct rouse_broadcast_receiver rx, slow;
+	struct rouse_broadcast_recv f;
+	uint64_t missed = 0;
+	int v, out = -1;
+	struct cw x;
+
+	cw_init(&x);
+	ck_assert_int_eq(rouse_broadcast_subscribe(b, &rx), 0);
+	ck_assert_int_eq(rouse_broadcast_subscribe(b, &slow), 0);
+	/* Senders never wait: 10 values through 4 slots. */
+	for (v = 0; v < 10; v++)
+		ck_assert_int_eq(rouse_broadcast_send(b, &v), 2);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, &missed),
+			 -EOVERFLOW);
+	ck_assert_int_eq(missed, 6);
+	/* Then on from the oldest value kept. */
+	for (v = 6; v < 10; v++) {
+		ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, &missed),
+				 0);
+		ck_assert_int_eq(out, v);
+		ck_assert_int_eq(missed, 0);
+	}
+	ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, NULL), -EAGAIN);
+	/* The future reports it the same way, and loses nothing more. */
+	ck_assert_int_eq(rouse_broadcast_try_recv(&slow, &out, NULL), -EOVERFLOW);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&slow, &out, NULL), 0);
+	ck_assert_int_eq(out, 6);
+	for (v = 10; v < 15; v++)
+		ck_assert_int_eq(rouse_broadcast_send(b, &v), 2);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, &slow, &out), 0);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_READY);
+	ck_assert_int_eq(f.result, -EOVERFLOW);
+	ck_assert_int_eq(f.missed, 4);	/* 7, 8, 9 and 10 */
+	ck_assert_int_eq(rouse_future_drop(&f.base), 0);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, &slow, &out), 0);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_READY);
+	ck_assert_int_eq(f.result, 0);
+	ck_assert_int_eq(out, 11);
+	ck_assert_int_eq(rouse_future_drop(&f.base), 0);
+	/* 5 behind with 4 slots: 1 missed. */
+	ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, &missed),
+			 -EOVERFLOW);
+	ck_assert_int_eq(missed, 1);
+	for (v = 11; v < 15; v++) {
+		ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, NULL), 0);
+		ck_assert_int_eq(out, v);
+	}
+	/* Exactly capacity behind is not lagging. */
+	for (v = 15; v < 19; v++)
+		ck_assert_int_eq(rouse_broadcast_send(b, &v), 2);
+	for (v = 15; v < 19; v++) {
+		ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, &missed),
+				 0);
+		ck_assert_int_eq(out, v);
+	}
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&rx), 0);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&slow), 0);
+	ck_assert_int_eq(rouse_broadcast_sender_release(b), 0);
+	cw_done(&x);
+}
+END_TEST
+
+START_TEST(test_broadcast_close)
+{
+	struct rouse_broadcast *b = bc_make(sizeof(int), 2);
+	struct rouse_broadcast_receiver rx, idle;
+	struct rouse_broadcast_recv f;
+	int v = 1, out = -1;
+	struct cw x;
+
+	cw_init(&x);
+	ck_assert_int_eq(rouse_broadcast_subscribe(b, &rx), 0);
+	ck_assert_int_eq(rouse_broadcast_subscribe(b, &idle), 0);
+	ck_assert_int_eq(rouse_broadcast_sender_clone(b), 0);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, &idle, &out), 0);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_PENDING);
+	ck_assert_int_eq(rouse_broadcast_send(b, &v), 2);
+	ck_assert_int_eq(cw_wakes(&x), 1);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&f.base), 0);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, &idle, &out), 0);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_PENDING);
+	/* One of two senders goes: nothing ends. */
+	ck_assert_int_eq(rouse_broadcast_sender_release(b), 0);
+	ck_assert_int_eq(cw_wakes(&x), 1);
+	v = 2;
+	ck_assert_int_eq(rouse_broadcast_send(b, &v), 2);
+	ck_assert_int_eq(cw_wakes(&x), 2);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_READY);
+	ck_assert_int_eq(out, 2);
+	ck_assert_int_eq(rouse_future_drop(&f.base), 0);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, &idle, &out), 0);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_PENDING);
+	/* The last one: a waiting receive learns the end... */
+	ck_assert_int_eq(rouse_broadcast_sender_release(b), 0);
+	ck_assert_int_eq(cw_wakes(&x), 3);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_READY);
+	ck_assert_int_eq(f.result, -EPIPE);
+	ck_assert_int_eq(rouse_future_drop(&f.base), 0);
+	/* ...and one with values left drains them first. */
+	ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, NULL), 0);
+	ck_assert_int_eq(out, 1);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, NULL), 0);
+	ck_assert_int_eq(out, 2);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, NULL), -EPIPE);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, NULL), -EPIPE);
+	/* Ended for good. */
+	ck_assert_int_eq(rouse_broadcast_send(b, &v), -EPIPE);
+	ck_assert_int_eq(rouse_broadcast_sender_clone(b), -EPIPE);
+	ck_assert_int_eq(rouse_broadcast_sender_release(b), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&rx), 0);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&idle), 0);
+
+	/* Zero-size values: ticks; and the receivers go first. */
+	b = bc_make(0, 3);
+	ck_assert_int_eq(rouse_broadcast_subscribe(b, &rx), 0);
+	ck_assert_int_eq(rouse_broadcast_send(b, NULL), 1);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, &rx, NULL), 0);
+	ck_assert_int_eq(cw_poll(&f.base, &x), ROUSE_READY);
+	ck_assert_int_eq(f.result, 0);
+	ck_assert_int_eq(rouse_future_drop(&f.base), 0);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&rx, NULL, NULL), -EAGAIN);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&rx), 0);
+	ck_assert_int_eq(rouse_broadcast_send(b, NULL), 0);
+	ck_assert_int_eq(rouse_broadcast_sender_release(b), 0);
+	cw_done(&x);
+}
+END_TEST
+
+START_TEST(test_broadcast_many)
+{
+	enum { N = 40 };	/* more than one wake batch */
+	struct rouse_broadcast *b = bc_make(sizeof(int), 8);
+	struct rouse_broadcast_receiver rx[N];
+	struct rouse_broadcast_recv f[N];
+	int out[N], v = 9, i;
+	struct cw x[N];
+
+	for (i = 0; i < N; i++) {
+		cw_init(&x[i]);
+		out[i] = -1;
+		ck_assert_int_eq(rouse_broadcast_subscribe(b, &rx[i]), 0);
+		ck_assert_int_eq(rouse_broadcast_recv_init(&f[i], &rx[i],
+							   &out[i]), 0);
+		ck_assert_int_eq(cw_poll(&f[i].base, &x[i]), ROUSE_PENDING);
+	}
+	/* Dropped while queued: never woken. */
+	ck_assert_int_eq(rouse_future_drop(&f[0].base), 0);
+	ck_assert_int_eq(rouse_broadcast_send(b, &v), N);
+	v = 10;
+	ck_assert_int_eq(rouse_broadcast_send(b, &v), N);
+	ck_assert_int_eq(cw_wakes(&x[0]), 0);
+	ck_assert_int_eq(atomic_load(&x[0].c.live), 1);
+	/* Dropped after its wake, unseen: the value stays for rx[1]. */
+	ck_assert_int_eq(rouse_future_drop(&f[1].base), 0);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(rouse_broadcast_try_recv(&rx[i], &out[i],
+							  NULL), 0);
+		ck_assert_int_eq(out[i], 9);
+	}
+	for (i = 1; i < N; i++) {
+		/* Woken once: the second send found no waiter. */
+		ck_assert_int_eq(cw_wakes(&x[i]), 1);
+		if (i > 1) {
+			ck_assert_int_eq(cw_poll(&f[i].base, &x[i]),
+					 ROUSE_READY);
+			ck_assert_int_eq(out[i], 9);
+			ck_assert_int_eq(rouse_future_drop(&f[i].base), 0);
+		}
+		ck_assert_int_eq(rouse_broadcast_try_recv(&rx[i], &out[i],
+							  NULL), 0);
+		ck_assert_int_eq(out[i], 10);
+	}
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(rouse_broadcast_unsubscribe(&rx[i]), 0);
+		cw_done(&x[i]);
+	}
+	ck_assert_int_eq(rouse_broadcast_sender_release(b), 0);
+}
+END_TEST
+
+/* A waker that receives inline and waits again: each send ends. */
+struct inline_bc {
+	struct rouse_broadcast *b;
+	struct rouse_broadcast_receiver rx;
+	struct rouse_broadcast_recv f;
+	struct rouse_waker waker;
+	int out, got;
+};
+
+static void inline_bc_wake(struct call_waker *c, int nth)
+{
+	struct inline_bc *ib = c->arg;
+
+	while (test_poll_with(&ib->f.base, &ib->waker) == ROUSE_READY) {
+		if (ib->f.result == -EPIPE)
+			return;		/* left for the test to see */
+		ck_assert_int_eq(ib->f.result, 0);
+		ib->got++;
+		ck_assert_int_eq(rouse_future_drop(&ib->f.base), 0);
+		ck_assert_int_eq(rouse_broadcast_recv_init(&ib->f, &ib->rx,
+							   &ib->out), 0);
+	}
+}
+
+START_TEST(test_broadcast_wake_reenters)
+{
+	struct inline_bc ib;
+	struct call_waker c;
+	int v;
+
+	ib.b = bc_make(sizeof(int), 2);
+	ib.got = 0;
+	ib.waker = call_waker(&c, inline_bc_wake, &ib);
+	ck_assert_int_eq(rouse_broadcast_subscribe(ib.b, &ib.rx), 0);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&ib.f, &ib.rx, &ib.out), 0);
+	ck_assert_int_eq(test_poll_with(&ib.f.base, &ib.waker), ROUSE_PENDING);
+	for (v = 1; v <= 3; v++) {
+		ck_assert_int_eq(rouse_broadcast_send(ib.b, &v), 1);
+		ck_assert_int_eq(ib.got, v);
+		ck_assert_int_eq(ib.out, v);
+	}
+	ck_assert_int_eq(rouse_broadcast_sender_release(ib.b), 0);
+	ck_assert_int_eq(ib.f.result, -EPIPE);
+	ck_assert_int_eq(atomic_load(&c.wakes), 4);
+	ck_assert_int_eq(rouse_future_drop(&ib.f.base), 0);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&ib.rx), 0);
+	ck_assert_int_eq(rouse_waker_drop(&ib.waker), 0);
+	ck_assert_int_eq(atomic_load(&c.live), 0);
+}
+END_TEST
+
+START_TEST(test_broadcast_einval)
+{
+	struct rouse_broadcast *b = bc_make(sizeof(int), 2);
+	struct rouse_broadcast_receiver rx = { NULL, 0, 0 }, ok;
+	struct rouse_broadcast_recv f;
+	int v = 0;
+
+	ck_assert_int_eq(rouse_broadcast_new(4, 4, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_new(4, 0, &b), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_new(SIZE_MAX, 2, &b), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_sender_clone(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_sender_release(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_send(NULL, &v), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_send(b, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_subscribe(NULL, &rx), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_subscribe(b, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&rx), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_try_recv(NULL, &v, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &v, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_recv_init(NULL, &rx, &v), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, NULL, &v), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, &rx, &v), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_subscribe(b, &ok), 0);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&ok, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_recv_init(&f, &ok, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_broadcast_unsubscribe(&ok), 0);
+	ck_assert_int_eq(rouse_broadcast_sender_release(b), 0);
+}
+END_TEST
+
+/*
+ * 2 sender threads each send (id, seq) N times, never waiting; the
+ * workers receive until -EPIPE, some pending receives cancelled and
+ * redone.  The ring is small, so receivers fall behind: each sees each
+ * sender's values in rising order, and what it received plus what it was
+ * told it missed is exactly what was sent.
+ */
+#define BC_WORKERS 5
+#define BC_SENDERS 2
+#define BC_SENDS 20000
+#define BC_CAPACITY 16
+
+struct bc_elem {
+	int id;
+	int seq;
+};
+
+struct bc_worker {
+	struct rouse_future base;
+	struct rouse_broadcast_receiver *rx;
+	struct rouse_broadcast_recv f;
+	struct bc_elem e;
+	bool receiving;
+	unsigned int pends;	/* every 3rd pending receive is cancelled */
+	int next[BC_SENDERS];	/* the lowest seq it may see next */
+	long got;
+	uint64_t missed;
+};
+
+static enum rouse_poll bc_worker_poll(struct rouse_future *f,
+				      struct rouse_context *cx)
+{
+	struct bc_worker *w = (struct bc_worker *)f;
+
+	for (;;) {
+		if (!w->receiving) {
+			test_require_int(rouse_broadcast_recv_init(&w->f, w->rx,
+								   &w->e),
+					 ==, 0);
+			w->receiving = true;
+		}
+		if (rouse_future_poll(&w->f.base, cx) == ROUSE_PENDING) {
+			if (++w->pends % 3 != 0)
+				return ROUSE_PENDING;
+			test_require_int(rouse_future_drop(&w->f.base), ==, 0);
+			w->receiving = false;
+			return yield_now(cx);
+		}
+		test_require_int(rouse_future_drop(&w->f.base), ==, 0);
+		w->receiving = false;
+		if (w->f.result == -EPIPE)
+			return ROUSE_READY;
+		if (w->f.result == -EOVERFLOW) {
+			test_require(w->f.missed > 0);
+			w->missed += w->f.missed;
+			continue;
+		}
+		test_require_int(w->f.result, ==, 0);
+		test_require(w->e.id >= 0 && w->e.id < BC_SENDERS);
+		test_require_int(w->e.seq, >=, w->next[w->e.id]);
+		w->next[w->e.id] = w->e.seq + 1;
+		w->got++;
+		if (w->got % 256 == 0)
+			return yield_now(cx);
+	}
+}
+
+static void bc_worker_drop(struct rouse_future *f)
+{
+	struct bc_worker *w = (struct bc_worker *)f;
+
+	if (w->receiving)
+		rouse_future_drop(&w->f.base);
+}
+
+static const struct rouse_future_vtable bc_worker_vtable = {
+	bc_worker_poll, bc_worker_drop,
+};
+
+struct bc_sender {
+	struct rouse_broadcast *b;
+	int id;
+};
+
+static void *bc_sender_thread(void *arg)
+{
+	struct bc_sender *s = arg;
+	struct bc_elem e = { s->id, 0 };
+
+	for (e.seq = 0; e.seq < BC_SENDS; e.seq++) {
+		test_require_int(rouse_broadcast_send(s->b, &e), ==,
+				 BC_WORKERS);
+		if (e.seq % 64 == 0)
+			sched_yield();
+	}
+	test_require_int(rouse_broadcast_sender_release(s->b), ==, 0);
+	return NULL;
+}
+
+START_TEST(test_broadcast_contention)
+{
+	struct rouse_broadcast_receiver rx[BC_WORKERS];
+	struct bc_worker w[BC_WORKERS];
+	struct rouse_future *out[BC_WORKERS];
+	struct bc_sender s[BC_SENDERS];
+	pthread_t t[BC_SENDERS];
+	struct rouse_broadcast *b;
+	struct run ru;
+	int i;
+
+	b = bc_make(sizeof(struct bc_elem), BC_CAPACITY);
+	for (i = 0; i < BC_WORKERS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].base.vtable = &bc_worker_vtable;
+		ck_assert_int_eq(rouse_broadcast_subscribe(b, &rx[i]), 0);
+		w[i].rx = &rx[i];
+	}
+	/* One sender reference each; the first came with new. */
+	ck_assert_int_eq(rouse_broadcast_sender_clone(b), 0);
+	for (i = 0; i < BC_SENDERS; i++) {
+		s[i].b = b;
+		s[i].id = i;
+		t[i] = test_thread_start(bc_sender_thread, &s[i]);
+	}
+	run_workers(&ru, (enum run_mode)_i, w, sizeof(w[0]), BC_WORKERS, out);
+	for (i = 0; i < BC_SENDERS; i++)
+		test_thread_join(t[i]);
+	for (i = 0; i < BC_WORKERS; i++) {
+		struct bc_worker *o = (struct bc_worker *)out[i];
+
+		ck_assert_int_eq(o->got + (long)o->missed,
+				 (long)BC_SENDERS * BC_SENDS);
+	}
+	run_workers_done(&ru, out);
+	for (i = 0; i < BC_WORKERS; i++)
+		ck_assert_int_eq(rouse_broadcast_unsubscribe(&rx[i]), 0);
+}
+END_TEST
+
 /* ==== the suite ======================================================== */
 
 static Suite *sync2_suite(void)
@@ -1420,11 +1897,21 @@ static Suite *sync2_suite(void)
 	tcase_add_test(tc, test_watch_einval);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("broadcast");
+	tcase_add_test(tc, test_broadcast_order);
+	tcase_add_test(tc, test_broadcast_lag);
+	tcase_add_test(tc, test_broadcast_close);
+	tcase_add_test(tc, test_broadcast_many);
+	tcase_add_test(tc, test_broadcast_wake_reenters);
+	tcase_add_test(tc, test_broadcast_einval);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("contention");
 	tcase_add_loop_test(tc, test_rwlock_contention, 0, RUN_MODES);
 	tcase_add_test(tc, test_barrier_drop_race);
 	tcase_add_loop_test(tc, test_barrier_contention, 0, RUN_MODES);
 	tcase_add_loop_test(tc, test_watch_contention, 0, RUN_MODES);
+	tcase_add_loop_test(tc, test_broadcast_contention, 0, RUN_MODES);
 	tcase_set_timeout(tc, TEST_STRESS_TIMEOUT);
 	suite_add_tcase(s, tc);
 

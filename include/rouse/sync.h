@@ -178,6 +178,53 @@ int rouse_atomic_waker_take(struct rouse_atomic_waker *aw,
 			    struct rouse_waker *out);
 int rouse_atomic_waker_destroy(struct rouse_atomic_waker *aw);
 
+/* ---- broadcast: every receiver sees every value ---------------------- */
+
+struct rouse_broadcast;
+
+/*
+ * A receiver: caller-owned, set up by rouse_broadcast_subscribe(); every
+ * field is private.
+ */
+struct rouse_broadcast_receiver {
+	struct rouse_broadcast *chan;
+	uint64_t next;			/* position of its next value */
+	unsigned long pending;		/* its queued or woken futures */
+};
+
+/* capacity >= 1 values are kept.  The caller holds one sender. */
+int rouse_broadcast_new(size_t elem_size, size_t capacity,
+			struct rouse_broadcast **out);
+int rouse_broadcast_sender_clone(struct rouse_broadcast *b);
+/* The last one ends the stream: receivers drain, then get -EPIPE. */
+int rouse_broadcast_sender_release(struct rouse_broadcast *b);
+/* Never waits: overwrites the oldest.  Receivers subscribed, or -errno. */
+int rouse_broadcast_send(struct rouse_broadcast *b, const void *value);
+/* rx sees the values sent from now on. */
+int rouse_broadcast_subscribe(struct rouse_broadcast *b,
+			      struct rouse_broadcast_receiver *rx);
+int rouse_broadcast_unsubscribe(struct rouse_broadcast_receiver *rx);
+/* 0, -EAGAIN, -EPIPE, or -EOVERFLOW with *missed (may be NULL) set. */
+int rouse_broadcast_try_recv(struct rouse_broadcast_receiver *rx, void *out,
+			     uint64_t *missed);
+
+/*
+ * Ready with a value copied to out (result 0), result -EOVERFLOW with
+ * missed set (rx fell behind; the next receive gets the oldest value
+ * kept), or result -EPIPE (every sender is gone and rx has drained).
+ */
+struct rouse_broadcast_recv {
+	struct rouse_future base;
+	struct rouse_broadcast_receiver *rx;	/* private */
+	void *out;				/* private */
+	struct rouse_sync_waiter node;		/* private */
+	int result;				/* output */
+	uint64_t missed;			/* output */
+};
+
+int rouse_broadcast_recv_init(struct rouse_broadcast_recv *f,
+			      struct rouse_broadcast_receiver *rx, void *out);
+
 /* ---- watch: the latest value, and news of a newer one ---------------- */
 
 struct rouse_watch;
