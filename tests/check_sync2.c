@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * tests/check_sync2.c - the primitives of issue 13 in sync.h: the read-write
- * lock, the barrier, the watch channel and the broadcast channel, by hand
- * with counting wakers (order, every waiter woken once, drops in every
- * state, re-entry from a wake), then under contention from plain threads in
- * rouse_block_on() together with tasks on a current-thread or a multi-thread
- * executor.
+ * tests/check_sync2.c - the primitives of issue 13 in sync.h: the
+ * read-write lock, the barrier, the watch and broadcast channels and
+ * cancellation tokens, by hand with counting wakers (order, every waiter
+ * woken once, drops in every state, re-entry from a wake), then under
+ * contention from plain threads in rouse_block_on() together with tasks
+ * on a current-thread or a multi-thread executor; tokens also cancelled
+ * from real signal handlers.
  */
 #include <check.h>
 #include <errno.h>
@@ -1866,6 +1867,817 @@ START_TEST(test_broadcast_contention)
 }
 END_TEST
 
+/* ==== cancellation tokens ============================================== */
+
+static struct rouse_cancel_token *token_make(void)
+{
+	struct rouse_cancel_token *t = NULL;
+
+	ck_assert_int_eq(rouse_cancel_token_new(&t), 0);
+	ck_assert_ptr_nonnull(t);
+	return t;
+}
+
+static struct rouse_cancel_token *token_child(struct rouse_cancel_token *p)
+{
+	struct rouse_cancel_token *t = NULL;
+
+	ck_assert_int_eq(rouse_cancel_token_child(p, &t), 0);
+	ck_assert_ptr_nonnull(t);
+	return t;
+}
+
+/*
+ * Wait until x was woken n times: the library's wake-up thread does it.
+ * The counting waker counts a wake before it gives up its reference, so
+ * wait for the reference count to agree too.
+ */
+static void cw_wait_wakes(struct cw *x, int n)
+{
+	struct counting_waker *c = &x->c;
+
+	while (cw_wakes(x) < n ||
+	       atomic_load(&c->live) != 1 + atomic_load(&c->clones) -
+					 atomic_load(&c->wakes) -
+					 atomic_load(&c->drops))
+		sched_yield();
+}
+
+/*
+ * Wait until the wake-up thread has woken the waits of every token
+ * cancelled before this call.  It takes the cancelled tokens oldest
+ * first, on one thread, so once the wait of a token cancelled here has
+ * been woken, it is done with the earlier ones: a count of wakes checked
+ * after this is final.
+ */
+static void cancel_flush(void)
+{
+	struct rouse_cancel_token_wait w;
+	struct rouse_cancel_token *t;
+	struct cw x;
+
+	cw_init(&x);
+	test_require_int(rouse_cancel_token_new(&t), ==, 0);
+	test_require_int(rouse_cancel_token_wait_init(&w, t), ==, 0);
+	test_require_int(cw_poll(&w.base, &x), ==, ROUSE_PENDING);
+	test_require_int(rouse_cancel_token_cancel(t), ==, 0);
+	cw_wait_wakes(&x, 1);
+	test_require_int(cw_poll(&w.base, &x), ==, ROUSE_READY);
+	test_require_int(rouse_future_drop(&w.base), ==, 0);
+	test_require_int(rouse_cancel_token_free(t), ==, 0);
+	test_require_int(rouse_waker_drop(&x.w), ==, 0);
+	test_require_int(atomic_load(&x.c.live), ==, 0);
+}
+
+START_TEST(test_cancel_basic)
+{
+	struct rouse_cancel_token *t = token_make();
+	struct rouse_cancel_token_wait w, late, never;
+	struct cw x;
+
+	cw_init(&x);
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(t), 0);
+	ck_assert_int_eq(rouse_cancel_token_wait_init(&never, t), 0);
+	ck_assert_int_eq(rouse_cancel_token_wait_init(&w, t), 0);
+	ck_assert_int_eq(cw_poll(&w.base, &x), ROUSE_PENDING);
+	ck_assert_int_eq(cw_poll(&w.base, &x), ROUSE_PENDING);
+	ck_assert_int_eq(atomic_load(&x.c.clones), 1);
+	ck_assert_int_eq(rouse_cancel_token_cancel(t), 0);
+	/* Seen at once; the wake follows from the wake-up thread. */
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(t), 1);
+	cw_wait_wakes(&x, 1);
+	ck_assert_int_eq(atomic_load(&x.c.live), 1);
+	ck_assert_int_eq(cw_poll(&w.base, &x), ROUSE_READY);
+	ck_assert_int_eq(cw_poll(&w.base, &x), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&w.base), 0);
+	/* Again: nothing more happens. */
+	ck_assert_int_eq(rouse_cancel_token_cancel(t), 0);
+	cancel_flush();
+	ck_assert_int_eq(cw_wakes(&x), 1);
+	/* Waits that begin now are ready at their first poll, no clone. */
+	ck_assert_int_eq(rouse_cancel_token_wait_init(&late, t), 0);
+	ck_assert_int_eq(cw_poll(&late.base, &x), ROUSE_READY);
+	ck_assert_int_eq(atomic_load(&x.c.clones), 1);
+	ck_assert_int_eq(rouse_future_drop(&late.base), 0);
+	ck_assert_int_eq(rouse_future_drop(&never.base), 0);
+	/* References: two more, three frees. */
+	ck_assert_int_eq(rouse_cancel_token_clone(t), 0);
+	ck_assert_int_eq(rouse_cancel_token_clone(t), 0);
+	ck_assert_int_eq(rouse_cancel_token_free(t), 0);
+	ck_assert_int_eq(rouse_cancel_token_free(t), 0);
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(t), 1);
+	ck_assert_int_eq(rouse_cancel_token_free(t), 0);
+	cw_done(&x);
+}
+END_TEST
+
+START_TEST(test_cancel_tree)
+{
+	struct rouse_cancel_token *root = token_make();
+	struct rouse_cancel_token *a = token_child(root);
+	struct rouse_cancel_token *b = token_child(root);
+	struct rouse_cancel_token *a1 = token_child(a);
+	struct rouse_cancel_token *late;
+	struct rouse_cancel_token_wait w[4], wl;
+	struct rouse_cancel_token *tok[4] = { root, a, b, a1 };
+	struct cw x[4], xl;
+	int i;
+
+	cw_init(&xl);
+	for (i = 0; i < 4; i++) {
+		cw_init(&x[i]);
+		ck_assert_int_eq(rouse_cancel_token_wait_init(&w[i], tok[i]),
+				 0);
+		ck_assert_int_eq(cw_poll(&w[i].base, &x[i]), ROUSE_PENDING);
+	}
+	/* a: itself and its descendants, never its parent or sibling. */
+	ck_assert_int_eq(rouse_cancel_token_cancel(a), 0);
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(a), 1);
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(a1), 1);
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(root), 0);
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(b), 0);
+	cancel_flush();
+	ck_assert_int_eq(cw_wakes(&x[0]), 0);
+	ck_assert_int_eq(cw_wakes(&x[1]), 1);
+	ck_assert_int_eq(cw_wakes(&x[2]), 0);
+	ck_assert_int_eq(cw_wakes(&x[3]), 1);
+	ck_assert_int_eq(cw_poll(&w[0].base, &x[0]), ROUSE_PENDING);
+	ck_assert_int_eq(cw_poll(&w[3].base, &x[3]), ROUSE_READY);
+	/* A child of a cancelled token is born cancelled. */
+	late = token_child(a1);
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(late), 1);
+	ck_assert_int_eq(rouse_cancel_token_wait_init(&wl, late), 0);
+	ck_assert_int_eq(cw_poll(&wl.base, &xl), ROUSE_READY);
+	ck_assert_int_eq(rouse_future_drop(&wl.base), 0);
+	ck_assert_int_eq(rouse_cancel_token_free(late), 0);
+	/* A parent's reference may go first: the children keep it. */
+	ck_assert_int_eq(rouse_cancel_token_clone(root), 0);
+	ck_assert_int_eq(rouse_cancel_token_free(root), 0);
+	ck_assert_int_eq(rouse_cancel_token_free(a), 0);
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(a1), 1);
+	ck_assert_int_eq(rouse_cancel_token_cancel(root), 0);
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(b), 1);
+	cancel_flush();
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(cw_wakes(&x[i]), 1);
+		ck_assert_int_eq(cw_poll(&w[i].base, &x[i]), ROUSE_READY);
+		ck_assert_int_eq(rouse_future_drop(&w[i].base), 0);
+		cw_done(&x[i]);
+	}
+	ck_assert_int_eq(rouse_cancel_token_free(root), 0);
+	ck_assert_int_eq(rouse_cancel_token_free(b), 0);
+	ck_assert_int_eq(rouse_cancel_token_free(a1), 0);
+	cw_done(&xl);
+}
+END_TEST
+
+/*
+ * More waits than one wake batch, on a root and on a grandchild, some
+ * dropped while queued; two threads cancel the root and the grandchild
+ * at the same moment.  Every wait still queued is woken exactly once.
+ */
+#define TOK_N 40
+
+struct tok_canceller {
+	struct rouse_cancel_token *t;
+	struct test_barrier *start;
+};
+
+static void *tok_cancel_thread(void *arg)
+{
+	struct tok_canceller *c = arg;
+
+	test_barrier_wait(c->start);
+	test_require_int(rouse_cancel_token_cancel(c->t), ==, 0);
+	return NULL;
+}
+
+START_TEST(test_cancel_many)
+{
+	struct rouse_cancel_token *root = token_make();
+	struct rouse_cancel_token *mid = token_child(root);
+	struct rouse_cancel_token *leaf = token_child(mid);
+	struct rouse_cancel_token_wait w[2 * TOK_N];
+	struct tok_canceller c[2];
+	struct test_barrier start;
+	struct cw x[2 * TOK_N];
+	pthread_t t[2];
+	int i;
+
+	for (i = 0; i < 2 * TOK_N; i++) {
+		cw_init(&x[i]);
+		ck_assert_int_eq(rouse_cancel_token_wait_init(&w[i],
+				 i < TOK_N ? root : leaf), 0);
+		ck_assert_int_eq(cw_poll(&w[i].base, &x[i]), ROUSE_PENDING);
+	}
+	/* Only the waits hold the leaf now. */
+	ck_assert_int_eq(rouse_cancel_token_free(leaf), 0);
+	for (i = 0; i < 2 * TOK_N; i += 7)
+		ck_assert_int_eq(rouse_future_drop(&w[i].base), 0);
+	test_barrier_init(&start, 2);
+	c[0].t = root;
+	c[1].t = leaf;
+	for (i = 0; i < 2; i++) {
+		c[i].start = &start;
+		t[i] = test_thread_start(tok_cancel_thread, &c[i]);
+	}
+	for (i = 0; i < 2; i++)
+		test_thread_join(t[i]);
+	cancel_flush();
+	for (i = 0; i < 2 * TOK_N; i++) {
+		ck_assert_int_eq(cw_wakes(&x[i]), i % 7 == 0 ? 0 : 1);
+		ck_assert_int_eq(atomic_load(&x[i].c.live), 1);
+		if (i % 7 != 0) {
+			ck_assert_int_eq(cw_poll(&w[i].base, &x[i]),
+					 ROUSE_READY);
+			ck_assert_int_eq(rouse_future_drop(&w[i].base), 0);
+		}
+		cw_done(&x[i]);
+	}
+	ck_assert_int_eq(rouse_cancel_token_free(mid), 0);
+	ck_assert_int_eq(rouse_cancel_token_free(root), 0);
+	test_barrier_destroy(&start);
+}
+END_TEST
+
+/*
+ * Wakes that poll their wait inline, on the wake-up thread, and drop it;
+ * the waits hold the only references to their token, so the last drop
+ * frees it, from inside a wake, while the walk over the tree is between
+ * two batches.  (ASan sees a use after free if the walk loses its
+ * place.)  One wake also makes a child of the cancelled token.
+ */
+struct inline_tok {
+	struct rouse_cancel_token_wait w;
+	struct rouse_waker waker;
+	atomic_int ready;
+	bool make_child;
+};
+
+static void inline_tok_wake(struct call_waker *c, int nth)
+{
+	struct inline_tok *it = c->arg;
+	struct rouse_cancel_token *child;
+
+	test_require_int(test_poll_with(&it->w.base, &it->waker), ==,
+			 ROUSE_READY);
+	if (it->make_child) {
+		test_require_int(rouse_cancel_token_child(it->w.token, &child),
+				 ==, 0);
+		test_require_int(rouse_cancel_token_is_cancelled(child), ==, 1);
+		test_require_int(rouse_cancel_token_free(child), ==, 0);
+	}
+	test_require_int(rouse_future_drop(&it->w.base), ==, 0);
+	atomic_store(&it->ready, 1);
+}
+
+START_TEST(test_cancel_wake_reenters)
+{
+	struct rouse_cancel_token *root = token_make();
+	struct rouse_cancel_token *kids[2];
+	struct inline_tok it[2 * TOK_N];
+	struct call_waker c[2 * TOK_N];
+	int i;
+
+	for (i = 0; i < 2; i++)
+		kids[i] = token_child(root);
+	for (i = 0; i < 2 * TOK_N; i++) {
+		atomic_init(&it[i].ready, 0);
+		it[i].make_child = i == TOK_N + 3;
+		it[i].waker = call_waker(&c[i], inline_tok_wake, &it[i]);
+		ck_assert_int_eq(rouse_cancel_token_wait_init(&it[i].w,
+							      kids[i % 2]), 0);
+		ck_assert_int_eq(test_poll_with(&it[i].w.base, &it[i].waker),
+				 ROUSE_PENDING);
+	}
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(rouse_cancel_token_free(kids[i]), 0);
+	ck_assert_int_eq(rouse_cancel_token_cancel(root), 0);
+	ck_assert_int_eq(rouse_cancel_token_free(root), 0);
+	cancel_flush();
+	for (i = 0; i < 2 * TOK_N; i++) {
+		ck_assert_int_eq(atomic_load(&it[i].ready), 1);
+		ck_assert_int_eq(atomic_load(&c[i].wakes), 1);
+		ck_assert_int_eq(rouse_waker_drop(&it[i].waker), 0);
+		ck_assert_int_eq(atomic_load(&c[i].live), 0);
+	}
+}
+END_TEST
+
+START_TEST(test_cancel_einval)
+{
+	struct rouse_cancel_token *t = token_make();
+	struct rouse_cancel_token_wait w;
+
+	ck_assert_int_eq(rouse_cancel_token_new(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_cancel_token_child(NULL, &t), -EINVAL);
+	ck_assert_int_eq(rouse_cancel_token_child(t, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_cancel_token_clone(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_cancel_token_free(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_cancel_token_cancel(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_cancel_token_is_cancelled(NULL), -EINVAL);
+	ck_assert_int_eq(rouse_cancel_token_wait_init(NULL, t), -EINVAL);
+	ck_assert_int_eq(rouse_cancel_token_wait_init(&w, NULL), -EINVAL);
+	ck_assert_int_eq(rouse_cancel_token_free(t), 0);
+}
+END_TEST
+
+/*
+ * A wait is dropped on one thread while the token is cancelled on
+ * another, many rounds.  Its clone is either dropped by the drop (still
+ * queued) or woken by the wake-up thread (already handed out), never
+ * both and never neither.
+ */
+#define TOK_RACES 2000
+
+struct tok_race {
+	struct rouse_cancel_token *t;
+	struct test_barrier round;
+};
+
+static void *tok_race_thread(void *arg)
+{
+	struct tok_race *r = arg;
+	int i;
+
+	for (i = 0; i < TOK_RACES; i++) {
+		test_barrier_wait(&r->round);
+		test_require_int(rouse_cancel_token_cancel(r->t), ==, 0);
+		test_barrier_wait(&r->round);
+	}
+	return NULL;
+}
+
+START_TEST(test_cancel_drop_race)
+{
+	struct rouse_cancel_token_wait w;
+	struct tok_race r;
+	struct cw x;
+	pthread_t t;
+	int i;
+
+	cw_init(&x);
+	test_barrier_init(&r.round, 2);
+	t = test_thread_start(tok_race_thread, &r);
+	for (i = 0; i < TOK_RACES; i++) {
+		r.t = token_make();
+		ck_assert_int_eq(rouse_cancel_token_wait_init(&w, r.t), 0);
+		test_require_int(cw_poll(&w.base, &x), ==, ROUSE_PENDING);
+		test_barrier_wait(&r.round);
+		test_require_int(rouse_future_drop(&w.base), ==, 0);
+		test_barrier_wait(&r.round);
+		test_require_int(rouse_cancel_token_free(r.t), ==, 0);
+		if (i % 64 == 63 || i == TOK_RACES - 1) {
+			cancel_flush();
+			test_require_int(atomic_load(&x.c.live), ==, 1);
+		}
+	}
+	test_thread_join(t);
+	ck_assert_int_eq(cw_wakes(&x) + atomic_load(&x.c.drops),
+			 atomic_load(&x.c.clones));
+	ck_assert_int_eq(atomic_load(&x.c.clones), TOK_RACES);
+	test_barrier_destroy(&r.round);
+	cw_done(&x);
+}
+END_TEST
+
+/* ---- tokens under executors, and from signal handlers --------------- */
+
+/*
+ * A future that makes a child of root at its first poll and waits for
+ * it; it counts itself in *pending once its wait is pending, and on
+ * completion records whether the child was cancelled.
+ */
+struct tok_waiter {
+	struct rouse_future base;
+	struct rouse_cancel_token *root;
+	atomic_int *pending;
+	struct rouse_cancel_token *child;
+	struct rouse_cancel_token_wait w;
+	bool counted;
+	int seen;		/* is_cancelled() of the child when ready */
+};
+
+static enum rouse_poll tok_waiter_poll(struct rouse_future *f,
+				       struct rouse_context *cx)
+{
+	struct tok_waiter *t = (struct tok_waiter *)f;
+
+	if (t->child == NULL) {
+		test_require_int(rouse_cancel_token_child(t->root, &t->child),
+				 ==, 0);
+		test_require_int(rouse_cancel_token_wait_init(&t->w, t->child),
+				 ==, 0);
+	}
+	if (rouse_future_poll(&t->w.base, cx) == ROUSE_PENDING) {
+		if (!t->counted)
+			atomic_fetch_add(t->pending, 1);
+		t->counted = true;
+		return ROUSE_PENDING;
+	}
+	t->seen = rouse_cancel_token_is_cancelled(t->child);
+	return ROUSE_READY;
+}
+
+static void tok_waiter_drop(struct rouse_future *f)
+{
+	struct tok_waiter *t = (struct tok_waiter *)f;
+
+	if (t->child == NULL)
+		return;
+	rouse_future_drop(&t->w.base);
+	rouse_cancel_token_free(t->child);
+}
+
+static const struct rouse_future_vtable tok_waiter_vtable = {
+	tok_waiter_poll, tok_waiter_drop,
+};
+
+static void tok_waiter_init(struct tok_waiter *t,
+			    struct rouse_cancel_token *root,
+			    atomic_int *pending)
+{
+	memset(t, 0, sizeof(*t));
+	t->base.vtable = &tok_waiter_vtable;
+	t->root = root;
+	t->pending = pending;
+}
+
+/*
+ * Worker 0 waits, yielding, until every other worker's wait is pending,
+ * and then cancels the root from inside its poll (on a task or a
+ * thread); the others, tasks and threads, wait on children of the root.
+ */
+#define TOK_WORKERS 7
+
+struct tok_worker {
+	struct rouse_future base;
+	struct tok_waiter tw;
+	bool canceller;
+	bool cancelled;
+};
+
+static enum rouse_poll tok_worker_poll(struct rouse_future *f,
+				       struct rouse_context *cx)
+{
+	struct tok_worker *w = (struct tok_worker *)f;
+
+	if (w->canceller && !w->cancelled) {
+		if (atomic_load(w->tw.pending) < TOK_WORKERS - 1)
+			return yield_now(cx);
+		test_require_int(rouse_cancel_token_cancel(w->tw.root), ==, 0);
+		w->cancelled = true;
+	}
+	return tok_waiter_poll(&w->tw.base, cx);
+}
+
+static void tok_worker_drop(struct rouse_future *f)
+{
+	struct tok_worker *w = (struct tok_worker *)f;
+
+	tok_waiter_drop(&w->tw.base);
+}
+
+static const struct rouse_future_vtable tok_worker_vtable = {
+	tok_worker_poll, tok_worker_drop,
+};
+
+#define TOK_EXEC_ROUNDS 50
+
+START_TEST(test_cancel_workers)
+{
+	struct tok_worker w[TOK_WORKERS];
+	struct rouse_future *out[TOK_WORKERS];
+	struct rouse_cancel_token *root;
+	atomic_int pending;
+	struct run ru;
+	int round, i;
+
+	for (round = 0; round < TOK_EXEC_ROUNDS; round++) {
+		root = token_make();
+		atomic_init(&pending, 0);
+		for (i = 0; i < TOK_WORKERS; i++) {
+			memset(&w[i], 0, sizeof(w[i]));
+			w[i].base.vtable = &tok_worker_vtable;
+			tok_waiter_init(&w[i].tw, root, &pending);
+			/* A task in the executor modes, a thread in the other. */
+			w[i].canceller = i == 2 * (round % 3);
+		}
+		run_workers(&ru, (enum run_mode)_i, w, sizeof(w[0]),
+			    TOK_WORKERS, out);
+		for (i = 0; i < TOK_WORKERS; i++)
+			ck_assert_int_eq(((struct tok_worker *)out[i])->tw.seen,
+					 1);
+		run_workers_done(&ru, out);
+		ck_assert_int_eq(rouse_cancel_token_free(root), 0);
+	}
+}
+END_TEST
+
+/* The token a SIGUSR1 cancels; set while the handler is installed. */
+static struct rouse_cancel_token *sig_token;
+static atomic_int sig_handled;
+static volatile sig_atomic_t sig_bad;
+
+static void on_sigusr1(int signo)
+{
+	struct rouse_cancel_token *t;
+	int saved = errno;
+
+	(void)signo;
+	t = __atomic_load_n(&sig_token, __ATOMIC_ACQUIRE);
+	if (t != NULL && (rouse_cancel_token_cancel(t) != 0 ||
+			  rouse_cancel_token_is_cancelled(t) != 1))
+		sig_bad = 1;
+	atomic_fetch_add(&sig_handled, 1);
+	errno = saved;
+}
+
+static struct sigaction sig_install(bool restart)
+{
+	struct sigaction sa, old;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigusr1;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = restart ? SA_RESTART : 0;
+	ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	return old;
+}
+
+/*
+ * How test_cancel_from_signal delivers its SIGUSR1: raise() inside a
+ * task's poll, on the thread of a current-thread executor; or
+ * pthread_kill() from a helper thread to that thread while it is parked
+ * in the executor, the handler installed without or with SA_RESTART.
+ */
+enum {
+	SIG_RAISE,
+	SIG_KILL,
+	SIG_KILL_RESTART,
+	SIG_MODES,
+};
+
+#define SIG_ROUNDS 20
+#define SIG_THREADS 2
+#define SIG_CUR_TASKS 2
+#define SIG_MULTI_TASKS 2
+/* Every waiter of a round: those above and the lead's own. */
+#define SIG_WAITERS (SIG_THREADS + SIG_CUR_TASKS + SIG_MULTI_TASKS + 1)
+
+/* The root future of the current-thread executor, on the test thread. */
+struct sig_lead {
+	struct rouse_future base;
+	struct tok_waiter tw;
+	bool raise;
+	bool raised;
+};
+
+static enum rouse_poll sig_lead_poll(struct rouse_future *f,
+				     struct rouse_context *cx)
+{
+	struct sig_lead *l = (struct sig_lead *)f;
+
+	if (tok_waiter_poll(&l->tw.base, cx) == ROUSE_READY)
+		return ROUSE_READY;
+	if (!l->raise || l->raised)
+		return ROUSE_PENDING;
+	if (atomic_load(l->tw.pending) < SIG_WAITERS)
+		return yield_now(cx);
+	/* The handler runs in here, in the middle of a task's poll. */
+	l->raised = true;
+	test_require_int(raise(SIGUSR1), ==, 0);
+	return yield_now(cx);
+}
+
+static void sig_lead_drop(struct rouse_future *f)
+{
+	struct sig_lead *l = (struct sig_lead *)f;
+
+	tok_waiter_drop(&l->tw.base);
+}
+
+static const struct rouse_future_vtable sig_lead_vtable = {
+	sig_lead_poll, sig_lead_drop,
+};
+
+struct sig_killer {
+	pthread_t target;
+	atomic_int *pending;
+};
+
+static void *sig_killer_thread(void *arg)
+{
+	struct sig_killer *k = arg;
+
+	/* Every wait is pending, the target's own too: it parks soon. */
+	while (atomic_load(k->pending) < SIG_WAITERS)
+		sched_yield();
+	test_require_int(pthread_kill(k->target, SIGUSR1), ==, 0);
+	return NULL;
+}
+
+static void *sig_waiter_thread(void *arg)
+{
+	struct tok_waiter *t = arg;
+
+	test_require_int(rouse_block_on(&t->base), ==, 0);
+	return NULL;
+}
+
+static struct rouse_executor *exec_make(enum rouse_executor_kind kind)
+{
+	struct rouse_executor_config cfg;
+	struct rouse_executor *ex;
+
+	ck_assert_int_eq(rouse_executor_config_init(&cfg), 0);
+	cfg.kind = kind;
+	cfg.workers = 2;
+	ck_assert_int_eq(rouse_executor_new(&cfg, &ex), 0);
+	return ex;
+}
+
+START_TEST(test_cancel_from_signal)
+{
+	struct rouse_join_handle hc[SIG_CUR_TASKS], hm[SIG_MULTI_TASKS];
+	struct tok_waiter th[SIG_THREADS], task;
+	struct rouse_executor *cur, *multi;
+	struct rouse_cancel_token *root;
+	struct sigaction old;
+	struct sig_killer k;
+	pthread_t t[SIG_THREADS], killer;
+	atomic_int pending;
+	struct sig_lead lead;
+	int round, i;
+
+	old = sig_install(_i == SIG_KILL_RESTART);
+	cur = exec_make(ROUSE_EXECUTOR_CURRENT_THREAD);
+	multi = exec_make(ROUSE_EXECUTOR_MULTI_THREAD);
+	for (round = 0; round < SIG_ROUNDS; round++) {
+		root = token_make();
+		atomic_init(&pending, 0);
+		__atomic_store_n(&sig_token, root, __ATOMIC_RELEASE);
+		for (i = 0; i < SIG_THREADS; i++) {
+			tok_waiter_init(&th[i], root, &pending);
+			t[i] = test_thread_start(sig_waiter_thread, &th[i]);
+		}
+		for (i = 0; i < SIG_CUR_TASKS; i++) {
+			tok_waiter_init(&task, root, &pending);
+			ck_assert_int_eq(rouse_spawn(cur, &task.base,
+						     sizeof(task), &hc[i]), 0);
+		}
+		for (i = 0; i < SIG_MULTI_TASKS; i++) {
+			tok_waiter_init(&task, root, &pending);
+			ck_assert_int_eq(rouse_spawn(multi, &task.base,
+						     sizeof(task), &hm[i]), 0);
+		}
+		memset(&lead, 0, sizeof(lead));
+		lead.base.vtable = &sig_lead_vtable;
+		tok_waiter_init(&lead.tw, root, &pending);
+		lead.raise = _i == SIG_RAISE;
+		if (_i != SIG_RAISE) {
+			k.target = pthread_self();
+			k.pending = &pending;
+			killer = test_thread_start(sig_killer_thread, &k);
+		}
+		ck_assert_int_eq(rouse_executor_block_on(cur, &lead.base), 0);
+		ck_assert_int_eq(atomic_load(&sig_handled), round + 1);
+		ck_assert_int_eq(lead.tw.seen, 1);
+		if (_i != SIG_RAISE)
+			test_thread_join(killer);
+		for (i = 0; i < SIG_THREADS; i++) {
+			test_thread_join(t[i]);
+			ck_assert_int_eq(th[i].seen, 1);
+			ck_assert_int_eq(rouse_future_drop(&th[i].base), 0);
+		}
+		for (i = 0; i < SIG_CUR_TASKS; i++) {
+			ck_assert_int_eq(rouse_executor_block_on(cur,
+							&hc[i].base), 0);
+			ck_assert_int_eq(((struct tok_waiter *)
+					  hc[i].output)->seen, 1);
+			ck_assert_int_eq(rouse_future_drop(&hc[i].base), 0);
+		}
+		for (i = 0; i < SIG_MULTI_TASKS; i++) {
+			ck_assert_int_eq(rouse_executor_block_on(multi,
+							&hm[i].base), 0);
+			ck_assert_int_eq(((struct tok_waiter *)
+					  hm[i].output)->seen, 1);
+			ck_assert_int_eq(rouse_future_drop(&hm[i].base), 0);
+		}
+		ck_assert_int_eq(rouse_future_drop(&lead.base), 0);
+		__atomic_store_n(&sig_token, NULL, __ATOMIC_RELEASE);
+		ck_assert_int_eq(rouse_cancel_token_free(root), 0);
+	}
+	ck_assert_int_eq(sig_bad, 0);
+	ck_assert_int_eq(rouse_executor_free(cur), 0);
+	ck_assert_int_eq(rouse_executor_free(multi), 0);
+	ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
+}
+END_TEST
+
+/*
+ * A storm: one thread works on token trees without pause (children made
+ * and freed, waits polled and dropped, cancels of its own), while
+ * another sends it SIGUSR1 again and again, each time once the last one
+ * was handled.  The handler cancels whichever token the worker named,
+ * so a cancel lands while the worker holds that very tree's lock, in the
+ * middle of a poll, a drop or a free: a cancel that took the lock would
+ * deadlock here.  Every wait that went pending is woken exactly once or
+ * dropped while still queued.
+ */
+#define STORM_SIGNALS 3000
+#define STORM_WAITS 6
+
+struct storm {
+	atomic_int done;	/* the sender has sent them all */
+	int rounds;
+};
+
+static void *storm_worker(void *arg)
+{
+	struct storm *st = arg;
+	struct rouse_cancel_token *root, *kid[3];
+	struct rouse_cancel_token_wait w[STORM_WAITS];
+	bool queued[STORM_WAITS];
+	struct cw x[STORM_WAITS];
+	int r, i;
+
+	for (r = 0; !atomic_load(&st->done) || r < 100; r++) {
+		test_require_int(rouse_cancel_token_new(&root), ==, 0);
+		test_require_int(rouse_cancel_token_child(root, &kid[0]), ==,
+				 0);
+		test_require_int(rouse_cancel_token_child(root, &kid[1]), ==,
+				 0);
+		test_require_int(rouse_cancel_token_child(kid[0], &kid[2]), ==,
+				 0);
+		/* From here on the handler may cancel this one. */
+		__atomic_store_n(&sig_token, kid[r % 3], __ATOMIC_RELEASE);
+		for (i = 0; i < STORM_WAITS; i++) {
+			cw_init(&x[i]);
+			test_require_int(rouse_cancel_token_wait_init(&w[i],
+							kid[i % 3]), ==, 0);
+			queued[i] = cw_poll(&w[i].base, &x[i]) == ROUSE_PENDING;
+		}
+		/* Some go while queued, or while being handed out. */
+		for (i = 0; i < STORM_WAITS; i += 3) {
+			test_require_int(rouse_future_drop(&w[i].base), ==, 0);
+			queued[i] = false;
+		}
+		__atomic_store_n(&sig_token, NULL, __ATOMIC_RELEASE);
+		test_require_int(rouse_cancel_token_cancel(root), ==, 0);
+		for (i = 0; i < STORM_WAITS; i++) {
+			if (i % 3 == 0)
+				continue;
+			if (queued[i])
+				cw_wait_wakes(&x[i], 1);
+			test_require_int(cw_poll(&w[i].base, &x[i]), ==,
+					 ROUSE_READY);
+			test_require_int(rouse_future_drop(&w[i].base), ==, 0);
+		}
+		for (i = 0; i < 3; i++)
+			test_require_int(rouse_cancel_token_free(kid[i]), ==, 0);
+		test_require_int(rouse_cancel_token_free(root), ==, 0);
+		/* A wake handed out before a drop may still be on its way. */
+		cancel_flush();
+		for (i = 0; i < STORM_WAITS; i++) {
+			/* Woken once, or its clone dropped with it. */
+			test_require_int(cw_wakes(&x[i]) +
+					 atomic_load(&x[i].c.drops), ==,
+					 atomic_load(&x[i].c.clones));
+			test_require_int(cw_wakes(&x[i]), <=, 1);
+			cw_done(&x[i]);
+		}
+	}
+	st->rounds = r;
+	return NULL;
+}
+
+START_TEST(test_cancel_signal_storm)
+{
+	struct sigaction old;
+	struct storm st;
+	pthread_t t;
+	int i, n;
+
+	old = sig_install(true);
+	atomic_init(&st.done, 0);
+	atomic_store(&sig_handled, 0);
+	t = test_thread_start(storm_worker, &st);
+	for (i = 0; i < STORM_SIGNALS; i++) {
+		n = atomic_load(&sig_handled);
+		test_require_int(pthread_kill(t, SIGUSR1), ==, 0);
+		while (atomic_load(&sig_handled) == n)
+			sched_yield();
+	}
+	atomic_store(&st.done, 1);
+	test_thread_join(t);
+	ck_assert_int_eq(atomic_load(&sig_handled), STORM_SIGNALS);
+	ck_assert_int_eq(sig_bad, 0);
+	ck_assert_int_ge(st.rounds, 100);
+	ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
+}
+END_TEST
+
 /* ==== the suite ======================================================== */
 
 static Suite *sync2_suite(void)
@@ -1906,12 +2718,28 @@ static Suite *sync2_suite(void)
 	tcase_add_test(tc, test_broadcast_einval);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("cancel");
+	tcase_add_test(tc, test_cancel_basic);
+	tcase_add_test(tc, test_cancel_tree);
+	tcase_add_test(tc, test_cancel_many);
+	tcase_add_test(tc, test_cancel_wake_reenters);
+	tcase_add_test(tc, test_cancel_einval);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("signal");
+	tcase_add_loop_test(tc, test_cancel_from_signal, 0, SIG_MODES);
+	tcase_add_test(tc, test_cancel_signal_storm);
+	tcase_set_timeout(tc, TEST_STRESS_TIMEOUT);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("contention");
 	tcase_add_loop_test(tc, test_rwlock_contention, 0, RUN_MODES);
 	tcase_add_test(tc, test_barrier_drop_race);
 	tcase_add_loop_test(tc, test_barrier_contention, 0, RUN_MODES);
 	tcase_add_loop_test(tc, test_watch_contention, 0, RUN_MODES);
 	tcase_add_loop_test(tc, test_broadcast_contention, 0, RUN_MODES);
+	tcase_add_test(tc, test_cancel_drop_race);
+	tcase_add_loop_test(tc, test_cancel_workers, 0, RUN_MODES);
 	tcase_set_timeout(tc, TEST_STRESS_TIMEOUT);
 	suite_add_tcase(s, tc);
 

@@ -2,7 +2,9 @@
 /*
  * rouse/sync.h - synchronisation between tasks that never blocks a thread:
  * a oneshot channel, an mpsc channel (bounded or unbounded), a FIFO-fair
- * async mutex, a FIFO semaphore, notify, and an atomic waker slot.
+ * async mutex, a FIFO semaphore, notify, an atomic waker slot, a
+ * broadcast channel, a watch channel, a barrier, a FIFO-fair read-write
+ * lock, and cancellation tokens.
  *
  * The shared objects are opaque and heap-allocated.  Waiting is done by
  * futures in caller-provided structs (base first), initialised by the
@@ -315,6 +317,36 @@ struct rouse_rwlock_write {
 int rouse_rwlock_read_init(struct rouse_rwlock_read *f, struct rouse_rwlock *l);
 int rouse_rwlock_write_init(struct rouse_rwlock_write *f,
 			    struct rouse_rwlock *l);
+
+/* ---- cancellation tokens: a tree, cancelled from the top down -------- */
+
+/* Reference counted; a child holds a reference to its parent. */
+struct rouse_cancel_token;
+
+int rouse_cancel_token_new(struct rouse_cancel_token **out);
+/* A new token, cancelled with parent (at once if parent is). */
+int rouse_cancel_token_child(struct rouse_cancel_token *parent,
+			     struct rouse_cancel_token **out);
+/* One more reference; rouse_cancel_token_free() releases one. */
+int rouse_cancel_token_clone(struct rouse_cancel_token *t);
+int rouse_cancel_token_free(struct rouse_cancel_token *t);
+/*
+ * Cancel t and its descendants.  Async-signal-safe: the waits are woken
+ * by the library's wake-up thread (rouse_cancel_token_cancel(3)).
+ */
+int rouse_cancel_token_cancel(struct rouse_cancel_token *t);
+/* 1 if t or an ancestor was cancelled, else 0.  Async-signal-safe. */
+int rouse_cancel_token_is_cancelled(struct rouse_cancel_token *t);
+
+/* Ready once the token is cancelled; holds a reference to it. */
+struct rouse_cancel_token_wait {
+	struct rouse_future base;
+	struct rouse_cancel_token *token;	/* private */
+	struct rouse_sync_waiter node;		/* private */
+};
+
+int rouse_cancel_token_wait_init(struct rouse_cancel_token_wait *f,
+				 struct rouse_cancel_token *t);
 
 #ifdef __cplusplus
 }
