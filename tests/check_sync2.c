@@ -2678,6 +2678,122 @@ START_TEST(test_cancel_signal_storm)
 }
 END_TEST
 
+/* ==== allocation failure =============================================== */
+
+/*
+ * An allocator that fails the fail_at-th call (from 0) and counts the
+ * blocks it handed out and that are not freed yet.
+ */
+struct fail_alloc {
+	atomic_long live;
+	atomic_long calls;
+	atomic_long fail_at;
+};
+
+static struct fail_alloc fa;
+
+static void *fa_malloc(void *data, size_t size)
+{
+	struct fail_alloc *f = data;
+	void *p;
+
+	if (atomic_fetch_add(&f->calls, 1) == atomic_load(&f->fail_at))
+		return NULL;
+	p = malloc(size);
+	if (p != NULL)
+		atomic_fetch_add(&f->live, 1);
+	return p;
+}
+
+static void *fa_realloc(void *data, void *ptr, size_t size)
+{
+	struct fail_alloc *f = data;
+
+	if (atomic_fetch_add(&f->calls, 1) == atomic_load(&f->fail_at))
+		return NULL;
+	return realloc(ptr, size);
+}
+
+static void fa_free(void *data, void *ptr)
+{
+	struct fail_alloc *f = data;
+
+	atomic_fetch_sub(&f->live, 1);
+	free(ptr);
+}
+
+/* Make one object of kind k and free it again; 0 or its -errno. */
+static int sync2_make_free(int k)
+{
+	struct rouse_cancel_token *t, *c;
+	struct rouse_broadcast *b;
+	struct rouse_barrier *ba;
+	struct rouse_rwlock *l;
+	struct rouse_watch *w;
+	int v = 0, err;
+
+	switch (k) {
+	case 0:
+		err = rouse_rwlock_new(&l);
+		if (err == 0)
+			ck_assert_int_eq(rouse_rwlock_free(l), 0);
+		return err;
+	case 1:
+		err = rouse_barrier_new(2, &ba);
+		if (err == 0)
+			ck_assert_int_eq(rouse_barrier_free(ba), 0);
+		return err;
+	case 2:
+		err = rouse_watch_new(sizeof(v), &v, &w);
+		if (err == 0)
+			ck_assert_int_eq(rouse_watch_close(w), 0);
+		return err;
+	case 3:
+		err = rouse_broadcast_new(sizeof(v), 4, &b);
+		if (err == 0)
+			ck_assert_int_eq(rouse_broadcast_sender_release(b), 0);
+		return err;
+	default:
+		/* A child that cannot be made leaves its parent as it was. */
+		err = rouse_cancel_token_new(&t);
+		if (err != 0)
+			return err;
+		err = rouse_cancel_token_child(t, &c);
+		if (err == 0)
+			ck_assert_int_eq(rouse_cancel_token_free(c), 0);
+		ck_assert_int_eq(rouse_cancel_token_free(t), 0);
+		return err;
+	}
+}
+
+START_TEST(test_sync2_enomem)
+{
+	struct rouse_allocator a = { fa_malloc, fa_realloc, fa_free, &fa };
+	int k, at, err;
+
+	for (k = 0; k < 5; k++) {
+		for (at = 0;; at++) {
+			ck_assert_int_lt(at, 8);
+			atomic_store(&fa.live, 0);
+			atomic_store(&fa.calls, 0);
+			atomic_store(&fa.fail_at, -1);
+			ck_assert_int_eq(rouse_executor_set_allocator(&a), 0);
+			atomic_store(&fa.calls, 0);
+			atomic_store(&fa.fail_at, at);
+			err = sync2_make_free(k);
+			ck_assert_int_eq(rouse_executor_set_allocator(NULL), 0);
+			ck_assert(err == 0 || err == -ENOMEM);
+			/* Nothing kept, whichever allocation failed. */
+			ck_assert_int_eq(atomic_load(&fa.live), 0);
+			if (err == 0)
+				break;
+		}
+		/* Each makes at least one allocation. */
+		ck_assert_int_ge(at, 1);
+	}
+}
+END_TEST
+
 /* ==== the suite ======================================================== */
 
 static Suite *sync2_suite(void)
@@ -2724,6 +2840,10 @@ static Suite *sync2_suite(void)
 	tcase_add_test(tc, test_cancel_many);
 	tcase_add_test(tc, test_cancel_wake_reenters);
 	tcase_add_test(tc, test_cancel_einval);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("enomem");
+	tcase_add_test(tc, test_sync2_enomem);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("signal");
