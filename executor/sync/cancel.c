@@ -388,12 +388,21 @@ static enum rouse_poll cancel_wait_poll(struct rouse_future *f,
 	struct rouse_waker old = { NULL, NULL };
 	int state;
 
-	sync_lock(&t->root->lock);
+	/*
+	 * Not queued, so no other thread looks at the node: a wait that is
+	 * done, or that finds the token cancelled before it ever queued,
+	 * needs no lock.
+	 */
 	state = sync_state(&w->node);
-	if (state == SYNC_DONE) {
-		sync_unlock(&t->root->lock);
+	if (state == SYNC_DONE)
+		return ROUSE_READY;
+	if (state == SYNC_IDLE && token_cancelled(t)) {
+		sync_set_state(&w->node, SYNC_DONE);
 		return ROUSE_READY;
 	}
+	sync_lock(&t->root->lock);
+	/* Only this future makes it DONE: IDLE, WAITING or GRANTED. */
+	state = sync_state(&w->node);
 	if (state == SYNC_GRANTED || token_cancelled(t)) {
 		if (state == SYNC_WAITING) {
 			sync_queue_unlink(&w->node);
