@@ -131,8 +131,8 @@ static void run_workers(struct run *ru, enum run_mode mode, void *futs,
 
 		ru->task[i] = mode != RUN_THREADS && i % 2 == 0;
 		if (ru->task[i]) {
-			ck_assert_int_eq(rouse_spawn(ru->ex, f, size, &ru->h[i]),
-					 0);
+			ck_assert_int_eq(rouse_spawn(ru->ex, f, size,
+						     &ru->h[i]), 0);
 		} else {
 			out[i] = f;
 			threads++;
@@ -151,8 +151,8 @@ static void run_workers(struct run *ru, enum run_mode mode, void *futs,
 		if (!ru->task[i])
 			continue;
 		/* A current-thread executor runs all its tasks in here. */
-		ck_assert_int_eq(rouse_executor_block_on(ru->ex, &ru->h[i].base),
-				 0);
+		ck_assert_int_eq(rouse_executor_block_on(ru->ex,
+							 &ru->h[i].base), 0);
 		ck_assert_int_eq(ru->h[i].result, 0);
 		out[i] = ru->h[i].output;
 	}
@@ -1489,7 +1489,8 @@ START_TEST(test_broadcast_lag)
 	}
 	ck_assert_int_eq(rouse_broadcast_try_recv(&rx, &out, NULL), -EAGAIN);
 	/* The future reports it the same way, and loses nothing more. */
-	ck_assert_int_eq(rouse_broadcast_try_recv(&slow, &out, NULL), -EOVERFLOW);
+	ck_assert_int_eq(rouse_broadcast_try_recv(&slow, &out, NULL),
+			 -EOVERFLOW);
 	ck_assert_int_eq(rouse_broadcast_try_recv(&slow, &out, NULL), 0);
 	ck_assert_int_eq(out, 6);
 	for (v = 10; v < 15; v++)
@@ -2360,7 +2361,7 @@ START_TEST(test_cancel_workers)
 			memset(&w[i], 0, sizeof(w[i]));
 			w[i].base.vtable = &tok_worker_vtable;
 			tok_waiter_init(&w[i].tw, root, &pending);
-			/* A task in the executor modes, a thread in the other. */
+			/* A task in the executor modes, else a thread. */
 			w[i].canceller = i == 2 * (round % 3);
 		}
 		run_workers(&ru, (enum run_mode)_i, w, sizeof(w[0]),
@@ -2635,7 +2636,8 @@ static void *storm_worker(void *arg)
 			test_require_int(rouse_future_drop(&w[i].base), ==, 0);
 		}
 		for (i = 0; i < 3; i++)
-			test_require_int(rouse_cancel_token_free(kid[i]), ==, 0);
+			test_require_int(rouse_cancel_token_free(kid[i]), ==,
+					 0);
 		test_require_int(rouse_cancel_token_free(root), ==, 0);
 		/* A wake handed out before a drop may still be on its way. */
 		cancel_flush();
