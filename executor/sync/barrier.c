@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * executor/sync/barrier.c - parties tasks meet; the last to arrive lets
- * all of them go on, and is their leader.
+ * all of them go on, and is their leader.  It calls sync-internal.h (the
+ * waiter queue, the wake batch), lib/ and pthreads.
  *
  * A wait arrives at its first poll.  The first parties - 1 arrivals of a
  * generation queue up, with the generation in aux; the arrival that makes

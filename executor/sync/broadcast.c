@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * executor/sync/broadcast.c - a channel of fixed-size values from any
- * number of senders to every one of its receivers.
+ * number of senders to every one of its receivers.  It calls
+ * sync-internal.h (the waiter queue, the wake batch), lib/ and pthreads.
  *
  * The values sit in a ring of capacity slots.  Each value has a position,
  * the number of values sent before it; the channel keeps the position of

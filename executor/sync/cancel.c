@@ -2,7 +2,10 @@
 /*
  * executor/sync/cancel.c - cancellation tokens: a tree of flags, cancelled
  * from any node down through its descendants, from any thread or from a
- * signal handler, with futures that wait for the cancel.
+ * signal handler, with futures that wait for the cancel.  It calls
+ * sync-internal.h (the waiter queue, the wake batch), lib/, pthreads and
+ * a POSIX semaphore; the cancel itself calls only atomics and sem_post().
+ * Its one thread is the wake-up thread (below).
  *
  * Being cancelled is a property of the path to the root: a token is
  * cancelled when its own flag or that of an ancestor is set.  So a cancel

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * executor/sync/rwlock.c - a read-write lock for tasks: many readers or
- * one writer, granted in FIFO order.
+ * one writer, granted in FIFO order.  It calls sync-internal.h (the
+ * waiter queue, the wake batch), lib/ and pthreads.
  *
  * Readers and writers wait in one queue, a waiter's aux saying which it
  * is.  Nobody takes the lock past a queued waiter: a reader that finds a

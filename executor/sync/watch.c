@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * executor/sync/watch.c - one value, replaced by its sender, and news of
- * each replacement for its receivers.
+ * each replacement for its receivers.  It calls sync-internal.h (the
+ * waiter queue, the wake batch), lib/ and pthreads.
  *
  * The value lives in the object with a version number, which every send
  * moves on by one.  A receiver remembers the version it last saw; its
