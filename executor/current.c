@@ -107,6 +107,7 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f,
 	struct rouse_context cx;
 	struct root_waker *root;
 	unsigned int budget;
+	uint64_t polls = 0;		/* not yet in w->m.polls */
 	int err, cancel_state;
 
 	if (ex->has_parker) {
@@ -164,7 +165,7 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f,
 			if (t == NULL)
 				break;
 			rouse__task_run(t);
-			counter_add(&w->m.polls, 1);
+			polls++;
 			budget++;
 		}
 		if (__atomic_load_n(&ex->inject_len, __ATOMIC_ACQUIRE) != 0)
@@ -175,6 +176,9 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f,
 			if (budget < ex->cfg.event_interval)
 				continue;
 			budget = 0;
+			/* The poll count is published once a batch. */
+			counter_add(&w->m.polls, polls);
+			polls = 0;
 			counter_add(&w->m.budget_yields, 1);
 			if (ex->has_parker)
 				counter_add(&w->m.driver_turns, 1);
@@ -183,6 +187,8 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f,
 			int64_t left = -1;
 
 			budget = 0;
+			counter_add(&w->m.polls, polls);
+			polls = 0;
 			if (deadline >= 0 &&
 			    (left = deadline - rouse__now_ns()) <= 0) {
 				err = -ETIMEDOUT;
@@ -205,6 +211,7 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f,
 			break;
 		}
 	}
+	counter_add(&w->m.polls, polls);
 	rouse__in_block_on = false;
 	rouse__cur_worker = NULL;
 	pthread_setcancelstate(cancel_state, NULL);

@@ -209,12 +209,14 @@ static struct rouse__task *steal_work(struct rouse__worker *w)
 }
 
 static struct rouse__task *next_task(struct rouse__worker *w,
-				     unsigned long tick)
+				     uint64_t tick)
 {
 	struct rouse_executor *ex = w->ex;
 	struct rouse__task *t;
 
 	if (tick % ex->cfg.event_interval == 0) {
+		/* The poll count is published once a batch: tick is it. */
+		__atomic_store_n(&w->m.polls, tick, __ATOMIC_RELAXED);
 		rouse__idle_maintain(w);
 		t = take_injected(w, 1);
 		if (t != NULL)
@@ -242,7 +244,7 @@ static void *worker_main(void *arg)
 	struct rouse__worker *w = arg;
 	struct rouse_executor *ex = w->ex;
 	struct rouse__task *t;
-	unsigned long tick = 0;
+	uint64_t tick = 0;		/* polls; in w->m.polls at times */
 
 	rouse__cur_worker = w;
 	rouse__in_block_on = true;
@@ -252,15 +254,17 @@ static void *worker_main(void *arg)
 		if (t == NULL) {
 			t = steal_work(w);
 			if (t == NULL) {
+				__atomic_store_n(&w->m.polls, tick,
+						 __ATOMIC_RELAXED);
 				rouse__idle_sleep(w);
 				continue;
 			}
 		}
 		rouse__idle_found_work(w);
 		rouse__task_run(t);
-		counter_add(&w->m.polls, 1);
 		tick++;
 	}
+	__atomic_store_n(&w->m.polls, tick, __ATOMIC_RELAXED);
 	rouse__debug("worker %u: stop", w->index);
 	rouse__in_block_on = false;
 	rouse__cur_worker = NULL;

@@ -168,6 +168,7 @@ struct rouse_executor {
 	pthread_mutex_t inject_lock;
 	struct rouse__fifo inject;
 	size_t inject_len;		/* atomic reads without the lock */
+	uint64_t foreign_spawned;	/* atomic: spawns from other threads */
 	bool closed;			/* inject_lock; atomic reads */
 	bool freeing;			/* inject_lock: free has begun */
 	/*
@@ -197,15 +198,14 @@ struct rouse_executor {
 	bool driver_failed;		/* atomic: it failed; nobody takes it */
 	struct rouse_waker driver_unpark;	/* wakes the parker's holder */
 
-	/* Counted off the workers' threads (atomic; slow paths only). */
-	uint64_t foreign_spawned;	/* spawns from other threads */
-	uint64_t shutdown_aborted;	/* tasks dropped by free/shutdown */
+	uint64_t shutdown_aborted;	/* atomic: tasks dropped at free */
 
 	/*
 	 * The memory's references: the program's (until free) and one per
-	 * task whose memory exists.  A waker keeps its task's memory, and so
-	 * this, so that a wake on another thread may always look at the
-	 * executor, even one being freed: free never waits for it.
+	 * finished task whose memory a waker or a join handle still keeps
+	 * (an unfinished task is the executor's to cancel at free).  So a
+	 * wake on another thread may always look at the executor, even one
+	 * being freed: free never waits for it.
 	 */
 	uint64_t refs __attribute__((aligned(64)));
 };

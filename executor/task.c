@@ -30,6 +30,12 @@ static ROUSE__TLS bool self_woken;
 /* The largest future rouse_spawn() copies: anything bigger is a mistake. */
 #define TASK_BODY_MAX ((size_t)1 << 30)
 
+/*
+ * A reference other than the executor's goes (a waker's, the handle's).
+ * The executor's own goes first, when the task finishes, so the last one
+ * here is always of a finished task whose memory holds a reference to the
+ * executor's memory (task_drop_executor_ref()).
+ */
 static void task_unref(struct rouse__task *t)
 {
 	struct rouse_executor *ex = t->ex;
@@ -39,6 +45,27 @@ static void task_unref(struct rouse__task *t)
 	rouse__trace("task %llu: freed", (unsigned long long)t->id);
 	rouse__free(t);
 	executor_unref(ex);
+}
+
+/*
+ * The executor lets go of a task that has finished.  With no other
+ * reference left (a detached task whose wakers are all dropped) the
+ * memory goes now, and nobody can take a new reference: that needs one.
+ * Otherwise a waker or the join handle keeps the memory, and may still
+ * look at t->ex after the executor is freed: the memory first takes a
+ * reference on the executor's memory (sched.h), which the last
+ * task_unref() drops.  So only tasks that outlive their finish touch the
+ * executor's count.
+ */
+static void task_drop_executor_ref(struct rouse__task *t)
+{
+	if ((task_state_load(&t->state) >> TASK_REF_SHIFT) == 1) {
+		rouse__trace("task %llu: freed", (unsigned long long)t->id);
+		rouse__free(t);
+		return;
+	}
+	executor_ref(t->ex);
+	task_unref(t);
 }
 
 /* ---- ids: handed out in blocks so that spawning threads do not share a
@@ -241,7 +268,7 @@ static void task_cancel(struct rouse__task *t)
 	rouse_future_drop(task_body(t));
 	list_remove(t);
 	notify_join(t, task_state_finish_cancelled(&t->state));
-	task_unref(t);
+	task_drop_executor_ref(t);
 }
 
 /*
@@ -260,7 +287,7 @@ static void task_complete(struct rouse__task *t)
 	rouse__trace("task %llu: complete", (unsigned long long)t->id);
 	list_remove(t);
 	notify_join(t, s);
-	task_unref(t);
+	task_drop_executor_ref(t);
 }
 
 /* ---- one poll ------------------------------------------------------------ */
@@ -492,14 +519,12 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 		return -ENOMEM;
 	t->state = task_state_initial(out != NULL);
 	t->ex = ex;
-	executor_ref(ex);
 	t->id = task_new_id();
 	t->join_waker.data = NULL;
 	t->join_waker.vtable = NULL;
 	memcpy(task_body(t), f, size);
 	if (!list_insert(t)) {
 		rouse__free(t);
-		executor_unref(ex);
 		return -ESHUTDOWN;
 	}
 	if (rouse__cur_worker != NULL && rouse__cur_worker->ex == ex)

@@ -10,8 +10,9 @@
  * the future (the body) is dropped exactly once, when the task finishes
  * (its output fields stay in the body for the join handle); the memory
  * goes when the last reference does, and a waker may hold one long after
- * the executor is freed.  The memory holds a reference to its executor's
- * memory in turn (sched.h).
+ * the executor is freed.  Memory that outlives its task's finish holds a
+ * reference to its executor's memory in turn (sched.h), so t->ex is valid
+ * as long as the memory is.
  *
  * Its inline functions call nothing; task.c defines the rest, which
  * executor.c, current.c and multi.c call.
