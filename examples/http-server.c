@@ -13,14 +13,15 @@
  * with one write (pipelining), 400 and closes on a malformed request, 431
  * when the headers pass 8 KiB, 408 when a request stays incomplete for
  * --timeout milliseconds (default 10000).  SIGINT or SIGTERM stops it
- * gracefully: no new connections, requests in flight are answered, idle
- * connections close, and it exits 0, printing each worker's counters
+ * gracefully: the root cancels the server's token and stops accepting;
+ * each connection sees the token, finishes the request it is in and
+ * closes once idle; rouse_executor_shutdown() gives them --timeout to do
+ * so; and it exits 0, printing each worker's counters
  * (rouse_executor_worker_metrics(3)) on stderr.  --work US makes every
  * GET / compute for US microseconds first, for benchmarks of scaling.
  */
 #include <ctype.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,10 +42,7 @@ static const char OK[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
 
 struct server {
 	struct rouse_reactor *reactor;
-	struct rouse_notify *stop;	/* all: the server is stopping */
-	struct rouse_notify *gone;	/* one: a connection ended */
-	atomic_int stopping;
-	atomic_long live;		/* connections open */
+	struct rouse_cancel_token *stop;	/* cancelled: the server stops */
 	int64_t timeout_ns;
 	int64_t work_ns;		/* --work: compute per GET / */
 };
@@ -55,8 +53,8 @@ struct conn {
 	struct rouse_stream *s;
 	struct rouse_stream_rw rd, wr;	/* vtable NULL when not in flight */
 	struct rouse_sleep timer;	/* a request that stalls: 408 */
-	struct rouse_notify_wait stop;
-	bool writing, closing, timing, watching;
+	struct rouse_cancel_token_wait stop;
+	bool writing, closing, timing, watching, stopped;
 	size_t have, out_len;
 	char in[HEAD_MAX];
 	char out[OUT_MAX];
@@ -211,14 +209,15 @@ static enum rouse_poll conn_poll(struct rouse_future *f,
 			continue;
 		}
 		/* Woken when the server stops, to close if idle (below). */
-		if (!c->watching) {
-			rouse_notify_wait_init(&c->stop, srv->stop);
+		if (!c->watching && !c->stopped) {
+			rouse_cancel_token_wait_init(&c->stop, srv->stop);
 			c->watching = true;
 		}
-		if (rouse_future_poll(&c->stop.base, cx) == ROUSE_READY) {
+		if (c->watching &&
+		    rouse_future_poll(&c->stop.base, cx) == ROUSE_READY) {
 			rouse_future_drop(&c->stop.base);
 			c->watching = false;
-			continue;
+			c->stopped = true;
 		}
 		/* Half a request: it has until the timer to come whole. */
 		if (c->have > 0 && !c->timing) {
@@ -241,10 +240,9 @@ static enum rouse_poll conn_poll(struct rouse_future *f,
 			/*
 			 * Nothing more has come.  A stopping server closes a
 			 * connection that is idle between requests; one with
-			 * half a request waits for the rest.  (The flag is
-			 * read after the stop wait is in, so no stop is missed.)
+			 * half a request waits for the rest.
 			 */
-			if (c->have == 0 && atomic_load(&srv->stopping))
+			if (c->have == 0 && c->stopped)
 				return ROUSE_READY;
 			return ROUSE_PENDING;
 		}
@@ -266,21 +264,17 @@ static void conn_drop(struct rouse_future *f)
 	if (c->watching)
 		rouse_future_drop(&c->stop.base);
 	rouse_stream_close(c->s);
-	if (atomic_fetch_sub(&c->srv->live, 1) == 1)
-		rouse_notify_one(c->srv->gone);
 }
 
 static const struct rouse_future_vtable conn_vt = { conn_poll, conn_drop };
 
-/* The root: accept until a signal, then wait for the connections. */
+/* The root: accept until a signal, then cancel the server's token. */
 struct root {
 	struct rouse_future base;
 	struct server *srv;
 	struct rouse_tcp_listener *listener;
 	struct rouse_tcp_accept accept;
 	struct rouse_signal_wait sig[2];
-	struct rouse_notify_wait gone;
-	bool draining;
 };
 
 static enum rouse_poll root_poll(struct rouse_future *f,
@@ -289,19 +283,14 @@ static enum rouse_poll root_poll(struct rouse_future *f,
 	struct root *rt = (struct root *)f;
 	struct server *srv = rt->srv;
 
-	if (!rt->draining) {
-		if (rouse_future_poll(&rt->sig[0].base, cx) == ROUSE_READY ||
-		    rouse_future_poll(&rt->sig[1].base, cx) == ROUSE_READY) {
-			rouse_future_drop(&rt->accept.base);
-			rouse_tcp_listener_close(rt->listener);
-			atomic_store(&srv->stopping, 1);
-			rouse_notify_all(srv->stop);
-			rt->draining = true;
-			rouse_notify_wait_init(&rt->gone, srv->gone);
-		}
+	if (rouse_future_poll(&rt->sig[0].base, cx) == ROUSE_READY ||
+	    rouse_future_poll(&rt->sig[1].base, cx) == ROUSE_READY) {
+		rouse_future_drop(&rt->accept.base);
+		rouse_tcp_listener_close(rt->listener);
+		rouse_cancel_token_cancel(srv->stop);
+		return ROUSE_READY;
 	}
-	while (!rt->draining &&
-	       rouse_future_poll(&rt->accept.base, cx) == ROUSE_READY) {
+	while (rouse_future_poll(&rt->accept.base, cx) == ROUSE_READY) {
 		struct conn *c = calloc(1, sizeof(*c));
 
 		if (rt->accept.result == 0 && c != NULL) {
@@ -309,7 +298,6 @@ static enum rouse_poll root_poll(struct rouse_future *f,
 			c->srv = srv;
 			c->s = rt->accept.stream;
 			rouse_stream_set_nodelay(c->s, 1);
-			atomic_fetch_add(&srv->live, 1);
 			if (rouse_spawn(NULL, &c->base, sizeof(*c), NULL) < 0)
 				conn_drop(&c->base);
 		} else if (rt->accept.result == 0) {
@@ -319,17 +307,7 @@ static enum rouse_poll root_poll(struct rouse_future *f,
 		rouse_future_drop(&rt->accept.base);
 		rouse_tcp_accept_init(&rt->accept, rt->listener);
 	}
-	if (!rt->draining)
-		return ROUSE_PENDING;
-	/* Look at the count again once the wait is in: no lost notify. */
-	while (atomic_load(&srv->live) > 0) {
-		if (rouse_future_poll(&rt->gone.base, cx) == ROUSE_PENDING)
-			return atomic_load(&srv->live) > 0 ? ROUSE_PENDING
-							   : ROUSE_READY;
-		rouse_future_drop(&rt->gone.base);
-		rouse_notify_wait_init(&rt->gone, srv->gone);
-	}
-	return ROUSE_READY;
+	return ROUSE_PENDING;
 }
 
 static const struct rouse_future_vtable root_vt = { root_poll, NULL };
@@ -339,6 +317,7 @@ int main(int argc, char **argv)
 	struct server srv = { .timeout_ns = 10000000000 };
 	struct root rt = { .base = { &root_vt }, .srv = &srv };
 	struct rouse_executor_config cfg;
+	struct rouse_shutdown_report rep;
 	struct rouse_executor *ex;
 	struct rouse_signal *sig[2];
 	struct rouse_parker parker;
@@ -365,7 +344,7 @@ int main(int argc, char **argv)
 			"[--work US] PORT [ADDRESS]\n", argv[0]);
 		return 2;
 	}
-	/* The reactor is driven by the executor's (first) thread. */
+	/* The reactor is driven by the executor's thread(s). */
 	rouse_executor_config_init(&cfg);
 	cfg.parker = &parker;
 	if (workers > 0) {
@@ -375,8 +354,7 @@ int main(int argc, char **argv)
 	if ((err = rouse_reactor_new(&srv.reactor, 0)) < 0 ||
 	    (err = rouse_reactor_parker(srv.reactor, &parker)) < 0 ||
 	    (err = rouse_executor_new(&cfg, &ex)) < 0 ||
-	    (err = rouse_notify_new(&srv.stop)) < 0 ||
-	    (err = rouse_notify_new(&srv.gone)) < 0 ||
+	    (err = rouse_cancel_token_new(&srv.stop)) < 0 ||
 	    (err = rouse_tcp_listen(srv.reactor, &addr, 0, 0,
 				    &rt.listener)) < 0 ||
 	    (err = rouse_signal_new(srv.reactor, SIGINT, &sig[0])) < 0 ||
@@ -391,8 +369,14 @@ int main(int argc, char **argv)
 	rouse_tcp_accept_init(&rt.accept, rt.listener);
 	for (i = 0; i < 2; i++)
 		rouse_signal_wait_init(&rt.sig[i], sig[i]);
+	/* Accept until a signal; then the connections have --timeout. */
 	err = rouse_executor_block_on(ex, &rt.base);
-	printf("http-server: stopped\n");
+	if (err == 0)
+		err = rouse_executor_shutdown(ex, srv.timeout_ns, &rep);
+	if (err == 0)
+		printf("http-server: stopped; %llu connection(s) finished, "
+		       "%llu cut\n", (unsigned long long)rep.completed,
+		       (unsigned long long)rep.aborted);
 	for (i = 0;; i++) {
 		struct rouse_worker_metrics m;
 
@@ -405,14 +389,12 @@ int main(int argc, char **argv)
 			(unsigned long long)m.parks,
 			(unsigned long long)m.driver_turns);
 	}
-	rouse_future_drop(&rt.gone.base);
 	rouse_executor_free(ex);
 	for (i = 0; i < 2; i++) {
 		rouse_future_drop(&rt.sig[i].base);
 		rouse_signal_free(sig[i]);
 	}
-	rouse_notify_free(srv.stop);
-	rouse_notify_free(srv.gone);
+	rouse_cancel_token_free(srv.stop);
 	rouse_reactor_free(srv.reactor);
 	return err < 0 ? 1 : 0;
 }
