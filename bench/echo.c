@@ -16,6 +16,17 @@
  * equal to what it sent), and sends the next one.  A server side echoes
  * what it read; output the socket does not take at once is copied to the
  * side's own buffer, and the side reads no more until it is flushed.
+ *
+ * Extra key via=io|stream (default io): what the sides read and write
+ * with.  io: the fd futures of <rouse/reactor.h> (rouse_io_read_init,
+ * rouse_io_write_init) on a registration the benchmark made.  stream: the
+ * stream futures of <rouse/net.h> (rouse_stream_read_init,
+ * rouse_stream_write_init) on a struct rouse_stream that owns the socket:
+ * a server side's accepted socket is adopted with rouse_stream_open at
+ * once, a client's once its connect future (which needs a registration
+ * of its own) has completed.  The logic is the same in both; only the
+ * calls differ, so the difference between the two is the cost of the
+ * stream layer.  The result line says via= either way.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +40,7 @@
 #include <unistd.h>
 
 #include <rouse/executor.h>
+#include <rouse/net.h>
 #include <rouse/reactor.h>
 
 #include "bench.h"
@@ -45,13 +57,23 @@
 
 #define ECHO_BUF 65536
 
+/* The values of via=, in the order of its choices. */
+enum { VIA_IO, VIA_STREAM };
+
+/* A read or write future of either kind; ex->via says which. */
+union echo_rw {
+	struct rouse_io_rw io;		/* via=io */
+	struct rouse_stream_rw st;	/* via=stream */
+};
+
 struct echo_side {
 	struct qwaker qw;
-	struct rouse_io *io;
+	struct rouse_io *io;		/* via=io (a client's during setup) */
+	struct rouse_stream *stream;	/* via=stream: owns fd */
 	int fd;
 	bool client;
 	uint32_t conn;
-	struct rouse_io_rw rd, wr;
+	union echo_rw rd, wr;
 	bool rd_live, wr_live;
 	uint8_t *msg;		/* client: the message in flight */
 	size_t sent;		/* client: bytes of msg written */
@@ -74,6 +96,7 @@ static struct echo_bench {
 	uint64_t conns;
 	size_t size;
 	uint64_t secs;
+	uint64_t via;
 	uint64_t rt;		/* round trips completed */
 	uint64_t slow_writes;	/* writes the socket did not take at once */
 	bool started;
@@ -110,17 +133,38 @@ static const struct rouse_waker_vtable stop_waker_vtable = {
 	.drop = waker_drop_nothing,
 };
 
+static struct rouse_future *rw_future(union echo_rw *f)
+{
+	return ex->via == VIA_STREAM ? &f->st.base : &f->io.op.base;
+}
+
+static ssize_t rw_result(const union echo_rw *f)
+{
+	return ex->via == VIA_STREAM ? f->st.result : f->io.result;
+}
+
 static void echo_read_init(struct echo_side *s)
 {
-	check_rouse("rouse_io_read_init",
-		    rouse_io_read_init(&s->rd, s->io, ex->rbuf, ECHO_BUF));
+	if (ex->via == VIA_STREAM)
+		check_rouse("rouse_stream_read_init",
+			    rouse_stream_read_init(&s->rd.st, s->stream,
+						   ex->rbuf, ECHO_BUF));
+	else
+		check_rouse("rouse_io_read_init",
+			    rouse_io_read_init(&s->rd.io, s->io, ex->rbuf,
+					       ECHO_BUF));
 	s->rd_live = true;
 }
 
 static void echo_write_init(struct echo_side *s, const void *buf, size_t len)
 {
-	check_rouse("rouse_io_write_init",
-		    rouse_io_write_init(&s->wr, s->io, buf, len));
+	if (ex->via == VIA_STREAM)
+		check_rouse("rouse_stream_write_init",
+			    rouse_stream_write_init(&s->wr.st, s->stream, buf,
+						    len));
+	else
+		check_rouse("rouse_io_write_init",
+			    rouse_io_write_init(&s->wr.io, s->io, buf, len));
 	s->wr_live = true;
 }
 
@@ -129,10 +173,10 @@ static ssize_t echo_read(struct echo_side *s, const struct rouse_waker *w)
 {
 	ssize_t n;
 
-	if (poll_with(&s->rd.op.base, w) == ROUSE_PENDING)
+	if (poll_with(rw_future(&s->rd), w) == ROUSE_PENDING)
 		return -EAGAIN;
-	n = s->rd.result;
-	rouse_future_drop(&s->rd.op.base);
+	n = rw_result(&s->rd);
+	rouse_future_drop(rw_future(&s->rd));
 	echo_read_init(s);
 	if (n == 0)
 		fail("%s %" PRIu32 ": unexpected end of file",
@@ -148,10 +192,10 @@ static ssize_t echo_write(struct echo_side *s, const struct rouse_waker *w)
 {
 	ssize_t n;
 
-	if (poll_with(&s->wr.op.base, w) == ROUSE_PENDING)
+	if (poll_with(rw_future(&s->wr), w) == ROUSE_PENDING)
 		return -EAGAIN;
-	n = s->wr.result;
-	rouse_future_drop(&s->wr.op.base);
+	n = rw_result(&s->wr);
+	rouse_future_drop(rw_future(&s->wr));
 	s->wr_live = false;
 	if (n < 0)
 		fail("%s %" PRIu32 ": write: %s", s->client ? "client" :
@@ -249,7 +293,7 @@ static void server_drive(struct echo_side *s)
 			continue;
 		if (put < 0) {
 			/* Pending on the shared buffer: retry on a copy. */
-			rouse_future_drop(&s->wr.op.base);
+			rouse_future_drop(rw_future(&s->wr));
 			s->wr_live = false;
 			put = 0;
 		}
@@ -323,6 +367,20 @@ static void echo_side_start(struct echo_side *s, int fd, bool client,
 	s->qw.idx = idx;
 }
 
+/*
+ * via=stream: side s's connected socket becomes a stream, which owns it
+ * from then on (a client's setup registration is given back first).
+ */
+static void echo_side_adopt(struct echo_side *s)
+{
+	if (s->io != NULL) {
+		check_rouse("rouse_io_deregister", rouse_io_deregister(s->io));
+		s->io = NULL;
+	}
+	check_rouse("rouse_stream_open",
+		    rouse_stream_open(ex->reactor, s->fd, &s->stream));
+}
+
 static enum rouse_poll echo_setup_poll(struct rouse_future *self,
 				       struct rouse_context *cx)
 {
@@ -338,6 +396,8 @@ static enum rouse_poll echo_setup_poll(struct rouse_future *self,
 		if (c->result < 0)
 			fail("connect: %s", strerror(-c->result));
 		rouse_future_drop(&c->op.base);
+		if (ex->via == VIA_STREAM)
+			echo_side_adopt(&ex->side[k]);
 		st->connected[k] = true;
 		st->nconnected++;
 	}
@@ -351,10 +411,13 @@ static enum rouse_poll echo_setup_poll(struct rouse_future *self,
 		rouse_future_drop(&st->accept.op.base);
 		check_rouse("rouse_io_accept_init",
 			    rouse_io_accept_init(&st->accept, st->listen_io));
-		check_rouse("rouse_io_register",
-			    rouse_io_register(ex->reactor, fd, &s->io));
 		echo_side_start(s, fd, false, (uint32_t)st->accepted,
 				(uint32_t)(ex->conns + st->accepted));
+		if (ex->via == VIA_STREAM)
+			echo_side_adopt(s);
+		else
+			check_rouse("rouse_io_register",
+				    rouse_io_register(ex->reactor, fd, &s->io));
 		st->accepted++;
 	}
 	if (st->nconnected == ex->conns && st->accepted == ex->conns)
@@ -374,12 +437,14 @@ static void run_echo(const struct args *a)
 	socklen_t len = sizeof(addr);
 	struct rouse_parker parker;
 	uint64_t k, rt, wall;
+	char via[8];
 	int lfd;
 
 	ex = xcalloc(1, sizeof(*ex));
 	ex->conns = arg(a, "conns");
 	ex->secs = arg(a, "secs");
 	ex->size = (size_t)arg(a, "size");
+	ex->via = arg(a, "via");
 	need_fds(2 * ex->conns + 64);
 	ex->side = xcalloc(2 * ex->conns, sizeof(*ex->side));
 	readyq_init(&ex->q, (uint32_t)(2 * ex->conns));
@@ -430,7 +495,7 @@ static void run_echo(const struct args *a)
 		struct rouse_waker w = qwaker_of(&s->qw);
 
 		echo_read_init(s);
-		if (poll_with(&s->rd.op.base, &w) == ROUSE_READY)
+		if (poll_with(rw_future(&s->rd), &w) == ROUSE_READY)
 			fail("data on connection %" PRIu32 " before the run",
 			     s->conn);
 	}
@@ -442,8 +507,9 @@ static void run_echo(const struct args *a)
 	if (rt == 0)
 		fail("no round trip completed");
 	print_phase(rt, ex->m0, ex->stop.at);
-	printf(" rtt_per_s=%.2f slow_writes=%" PRIu64,
-	       (double)rt * 1e9 / (double)wall, ex->slow_writes);
+	printf(" rtt_per_s=%.2f slow_writes=%" PRIu64 " via=%s",
+	       (double)rt * 1e9 / (double)wall, ex->slow_writes,
+	       arg_word(a, "via", via, sizeof(via)));
 	print_end();
 
 	rouse_future_drop(&ex->timer.base);
@@ -451,11 +517,17 @@ static void run_echo(const struct args *a)
 		struct echo_side *s = &ex->side[k];
 
 		if (s->rd_live)
-			rouse_future_drop(&s->rd.op.base);
+			rouse_future_drop(rw_future(&s->rd));
 		if (s->wr_live)
-			rouse_future_drop(&s->wr.op.base);
-		check_rouse("rouse_io_deregister", rouse_io_deregister(s->io));
-		close(s->fd);
+			rouse_future_drop(rw_future(&s->wr));
+		if (s->stream != NULL) {
+			check_rouse("rouse_stream_close",
+				    rouse_stream_close(s->stream));
+		} else {
+			check_rouse("rouse_io_deregister",
+				    rouse_io_deregister(s->io));
+			close(s->fd);
+		}
 		free(s->msg);
 		free(s->out);
 	}
@@ -471,6 +543,7 @@ const struct bench bench_echo = {
 	"echo",
 	{ { "conns", "1", 1, CONNS_MAX, NULL },
 	  { "secs", "3", 1, SECS_MAX, NULL },
-	  { "size", "64", 1, SIZE_MAX_ECHO, NULL }, REACTOR },
+	  { "size", "64", 1, SIZE_MAX_ECHO, NULL },
+	  { "via", "io", 0, 1, "io|stream" }, REACTOR },
 	NULL, run_echo,
 };
