@@ -198,6 +198,27 @@ static bool ai_has(const struct addrinfo *list, const char *text)
 	return false;
 }
 
+/*
+ * The answer of a lookup that must have succeeded, every entry with this
+ * address: glibc answers an AF_INET "localhost" once per /etc/hosts line
+ * that names it, and Debian's has "::1 localhost" too.
+ */
+static void check_all(const struct rouse_dns_lookup *l, int family,
+		      const char *text, int port)
+{
+	const struct addrinfo *a;
+	char buf[INET6_ADDRSTRLEN];
+
+	ck_assert_int_eq(l->result, 0);
+	ck_assert_int_eq(l->gai_error, 0);
+	ck_assert_ptr_nonnull(l->addrs);
+	for (a = l->addrs; a != NULL; a = a->ai_next) {
+		ck_assert_int_eq(a->ai_family, family);
+		ck_assert_str_eq(ai_text(a, buf, sizeof(buf)), text);
+		ck_assert_int_eq(ai_port(a), port);
+	}
+}
+
 /* The answer of a lookup that must have succeeded with one address. */
 static void check_one(const struct rouse_dns_lookup *l, int family,
 		      const char *text, int port)
@@ -238,12 +259,43 @@ START_TEST(test_numeric)
 }
 END_TEST
 
+/*
+ * Whether /etc/hosts names localhost 127.0.0.1.  A minimal root (a fresh
+ * debootstrap) has no /etc/hosts; its "localhost" then comes from DNS, if
+ * at all, with as many answers as the server gives.
+ */
+static bool hosts_has_localhost(void)
+{
+	FILE *f = fopen("/etc/hosts", "re");
+	char line[512];
+	bool found = false;
+
+	if (f == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		char *save = NULL, *tok = strtok_r(line, " \t\n", &save);
+
+		if (tok == NULL || strcmp(tok, "127.0.0.1") != 0)
+			continue;
+		while ((tok = strtok_r(NULL, " \t\n", &save)) != NULL)
+			if (strcmp(tok, "localhost") == 0)
+				found = true;
+	}
+	fclose(f);
+	return found;
+}
+
 START_TEST(test_localhost)
 {
 	struct test_runner ru;
 	struct rouse_dns_lookup l;
 	struct addrinfo h = hints_of(AF_INET, SOCK_STREAM, 0);
 
+	if (!hosts_has_localhost()) {
+		fprintf(stderr, "check_dns: /etc/hosts has no localhost line; "
+			"the lookup from it is not tested here\n");
+		return;
+	}
 	test_runner_init(&ru, (enum test_mode)_i);
 	/* From /etc/hosts, through the NSS "files" source. */
 	lookup_run(&ru, &l, "localhost", NULL, NULL);
@@ -251,7 +303,7 @@ START_TEST(test_localhost)
 	ck_assert(ai_has(l.addrs, "127.0.0.1"));
 	lookup_done(&l);
 	lookup_run(&ru, &l, "localhost", "7", &h);
-	check_one(&l, AF_INET, "127.0.0.1", 7);
+	check_all(&l, AF_INET, "127.0.0.1", 7);
 	lookup_done(&l);
 	test_runner_free(&ru);
 }
