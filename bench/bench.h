@@ -203,5 +203,6 @@ extern const struct bench bench_echo;		/* echo.c */
 extern const struct bench bench_inject;		/* inject.c */
 extern const struct bench bench_spawn_mt;	/* spawn-mt.c */
 extern const struct bench bench_join;		/* join.c: not in the contract */
+extern const struct bench bench_echo_mt;	/* echo-mt.c: not in the contract */
 
 #endif

@@ -275,6 +275,7 @@ static const struct bench *const suite[] = {
 	&bench_inject,
 	&bench_spawn_mt,
 	&bench_join,
+	&bench_echo_mt,
 };
 
 #define SUITE_SIZE (sizeof(suite) / sizeof(suite[0]))
