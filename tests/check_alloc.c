@@ -49,78 +49,23 @@
 /* ---- a counting allocator that fails on demand --------------------- */
 
 /*
- * It wraps the C library's, so blocks may move between it and the
- * default allocator freely; each test still installs it before making
- * anything and restores the default after freeing everything.
+ * test_fail_alloc (testutil.h) wraps the C library's, so blocks may move
+ * between it and the default allocator freely; each test still installs
+ * it before making anything and restores the default after freeing
+ * everything.
  */
-struct fail_alloc {
-	atomic_long live;	/* blocks allocated here and not yet freed */
-	atomic_long calls;	/* malloc and realloc calls since armed */
-	atomic_long fail_at;	/* the call (from 0) that fails; -1: none */
-	atomic_long failed;	/* calls failed on purpose since armed */
-	atomic_long misuse;	/* calls that break struct rouse_allocator's
-				   promises: size 0, NULL pointers */
-};
-
-static struct fail_alloc fa;
-
-/* Count a call; true when it is the one to fail. */
-static bool fa_should_fail(struct fail_alloc *f)
-{
-	long n = atomic_fetch_add(&f->calls, 1);
-
-	if (n != atomic_load(&f->fail_at))
-		return false;
-	atomic_fetch_add(&f->failed, 1);
-	return true;
-}
-
-static void *fa_malloc(void *data, size_t size)
-{
-	struct fail_alloc *f = data;
-	void *p;
-
-	if (size == 0)
-		atomic_fetch_add(&f->misuse, 1);
-	if (fa_should_fail(f))
-		return NULL;
-	p = malloc(size);
-	if (p != NULL)
-		atomic_fetch_add(&f->live, 1);
-	return p;
-}
-
-static void *fa_realloc(void *data, void *ptr, size_t size)
-{
-	struct fail_alloc *f = data;
-
-	if (ptr == NULL || size == 0)
-		atomic_fetch_add(&f->misuse, 1);
-	if (fa_should_fail(f))
-		return NULL;
-	return realloc(ptr, size);
-}
-
-static void fa_free(void *data, void *ptr)
-{
-	struct fail_alloc *f = data;
-
-	if (ptr == NULL)
-		atomic_fetch_add(&f->misuse, 1);
-	atomic_fetch_sub(&f->live, 1);
-	free(ptr);
-}
+static struct test_fail_alloc fa;
 
 /* The same, under another name: a second allocator on the same heap. */
 static void *fa_malloc_b(void *data, size_t size)
 {
-	return fa_malloc(data, size);
+	return test_fa_malloc(data, size);
 }
 
 static const struct rouse_allocator fa_allocator = {
-	.malloc = fa_malloc,
-	.realloc = fa_realloc,
-	.free = fa_free,
+	.malloc = test_fa_malloc,
+	.realloc = test_fa_realloc,
+	.free = test_fa_free,
 	.data = &fa,
 };
 

@@ -2682,47 +2682,8 @@ END_TEST
 
 /* ==== allocation failure =============================================== */
 
-/*
- * An allocator that fails the fail_at-th call (from 0) and counts the
- * blocks it handed out and that are not freed yet.
- */
-struct fail_alloc {
-	atomic_long live;
-	atomic_long calls;
-	atomic_long fail_at;
-};
-
-static struct fail_alloc fa;
-
-static void *fa_malloc(void *data, size_t size)
-{
-	struct fail_alloc *f = data;
-	void *p;
-
-	if (atomic_fetch_add(&f->calls, 1) == atomic_load(&f->fail_at))
-		return NULL;
-	p = malloc(size);
-	if (p != NULL)
-		atomic_fetch_add(&f->live, 1);
-	return p;
-}
-
-static void *fa_realloc(void *data, void *ptr, size_t size)
-{
-	struct fail_alloc *f = data;
-
-	if (atomic_fetch_add(&f->calls, 1) == atomic_load(&f->fail_at))
-		return NULL;
-	return realloc(ptr, size);
-}
-
-static void fa_free(void *data, void *ptr)
-{
-	struct fail_alloc *f = data;
-
-	atomic_fetch_sub(&f->live, 1);
-	free(ptr);
-}
+/* The failing allocator of testutil.h. */
+static struct test_fail_alloc fa;
 
 /* Make one object of kind k and free it again; 0 or its -errno. */
 static int sync2_make_free(int k)
@@ -2770,7 +2731,8 @@ static int sync2_make_free(int k)
 
 START_TEST(test_sync2_enomem)
 {
-	struct rouse_allocator a = { fa_malloc, fa_realloc, fa_free, &fa };
+	struct rouse_allocator a = { test_fa_malloc, test_fa_realloc,
+				     test_fa_free, &fa };
 	int k, at, err;
 
 	for (k = 0; k < 5; k++) {

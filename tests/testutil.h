@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/testutil.h - helpers shared by the Check suites: running a suite,
- * an executor per loop index, cheap assertions for hot loops, counting open fds and threads, a
+ * an executor per loop index, a failing allocator, cheap assertions for hot loops, counting open fds and threads, a
  * counting and a calling waker, polling by hand, a reactor with a waker to
  * test with, the ways to run a reactor, two futures run together, a start
  * barrier, spinning on atomics, sockets.
@@ -66,6 +66,71 @@ static inline struct rouse_executor *test_executor_make(int i)
 	cfg.workers = 2;
 	ck_assert_int_eq(rouse_executor_new(&cfg, &ex), 0);
 	return ex;
+}
+
+/* ---- an allocator that fails on demand ----------------------------- */
+
+/*
+ * For rouse_executor_set_allocator() and rouse_reactor_set_allocator():
+ * it wraps the C library's, fails the fail_at-th call of malloc or
+ * realloc (counting from 0; -1: none), and counts the blocks it handed
+ * out that are not freed yet, and the calls that break struct
+ * rouse_allocator's promises.  data is the struct test_fail_alloc.
+ */
+struct test_fail_alloc {
+	atomic_long live;	/* blocks allocated here and not yet freed */
+	atomic_long calls;	/* malloc and realloc calls since armed */
+	atomic_long fail_at;	/* the call (from 0) that fails; -1: none */
+	atomic_long failed;	/* calls failed on purpose since armed */
+	atomic_long misuse;	/* calls that break struct rouse_allocator's
+				   promises: size 0, NULL pointers */
+};
+
+/* Count a call; true when it is the one to fail. */
+static inline bool test_fa_should_fail(struct test_fail_alloc *f)
+{
+	long n = atomic_fetch_add(&f->calls, 1);
+
+	if (n != atomic_load(&f->fail_at))
+		return false;
+	atomic_fetch_add(&f->failed, 1);
+	return true;
+}
+
+static inline void *test_fa_malloc(void *data, size_t size)
+{
+	struct test_fail_alloc *f = data;
+	void *p;
+
+	if (size == 0)
+		atomic_fetch_add(&f->misuse, 1);
+	if (test_fa_should_fail(f))
+		return NULL;
+	p = malloc(size);
+	if (p != NULL)
+		atomic_fetch_add(&f->live, 1);
+	return p;
+}
+
+static inline void *test_fa_realloc(void *data, void *ptr, size_t size)
+{
+	struct test_fail_alloc *f = data;
+
+	if (ptr == NULL || size == 0)
+		atomic_fetch_add(&f->misuse, 1);
+	if (test_fa_should_fail(f))
+		return NULL;
+	return realloc(ptr, size);
+}
+
+static inline void test_fa_free(void *data, void *ptr)
+{
+	struct test_fail_alloc *f = data;
+
+	if (ptr == NULL)
+		atomic_fetch_add(&f->misuse, 1);
+	atomic_fetch_sub(&f->live, 1);
+	free(ptr);
 }
 
 /* ---- assertions for hot loops -------------------------------------- */
