@@ -64,7 +64,6 @@ int rouse__idle_init(struct rouse__idle *id, unsigned int nworkers)
 	if (id->stack == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&id->lock, NULL);
-	id->lock_made = true;
 	return 0;
 }
 
@@ -128,7 +127,7 @@ void rouse__idle_found_work(struct rouse__worker *w)
 
 /* ---- the driver ---------------------------------------------------------- */
 
-bool rouse__idle_driver_take(struct rouse_executor *ex)
+static bool driver_take(struct rouse_executor *ex)
 {
 	if (!ex->has_parker ||
 	    __atomic_load_n(&ex->driver_failed, __ATOMIC_RELAXED) ||
@@ -137,7 +136,7 @@ bool rouse__idle_driver_take(struct rouse_executor *ex)
 	return !__atomic_exchange_n(&ex->driver_held, true, __ATOMIC_ACQUIRE);
 }
 
-void rouse__idle_driver_release(struct rouse_executor *ex)
+static void driver_release(struct rouse_executor *ex)
 {
 	__atomic_store_n(&ex->driver_held, false, __ATOMIC_RELEASE);
 }
@@ -175,7 +174,7 @@ void rouse__idle_sleep(struct rouse__worker *w)
 {
 	struct rouse_executor *ex = w->ex;
 	struct rouse__idle *id = &ex->idle;
-	bool driving = rouse__idle_driver_take(ex), still;
+	bool driving = driver_take(ex), still;
 	struct rouse_parker *p = driving ? &ex->parker : &w->parker;
 	uint32_t delta = SLEEPER;
 	int err;
@@ -224,7 +223,7 @@ void rouse__idle_sleep(struct rouse__worker *w)
 				pthread_mutex_lock(&id->lock);
 				w->via = &w->unpark;
 				pthread_mutex_unlock(&id->lock);
-				rouse__idle_driver_release(ex);
+				driver_release(ex);
 				driving = false;
 				p = &w->parker;
 			}
@@ -236,7 +235,7 @@ void rouse__idle_sleep(struct rouse__worker *w)
 			break;	/* a notifier chose us */
 	}
 	if (driving)
-		rouse__idle_driver_release(ex);
+		driver_release(ex);
 	w->searching = true;
 }
 
@@ -250,13 +249,13 @@ void rouse__idle_maintain(struct rouse__worker *w)
 	struct rouse_executor *ex = w->ex;
 
 	counter_add(&w->m.budget_yields, 1);
-	if (rouse__idle_driver_take(ex)) {
+	if (driver_take(ex)) {
 		int err = ex->parker.vtable->park(ex->parker.data, 0);
 
 		counter_add(&w->m.driver_turns, 1);
 		if (err < 0 && err != -ETIMEDOUT && err != -EINTR)
 			driver_failed(w, err);
-		rouse__idle_driver_release(ex);
+		driver_release(ex);
 	}
 	w->parker.vtable->park(w->parker.data, 0);
 }

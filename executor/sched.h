@@ -139,8 +139,8 @@ static inline bool ring_empty(struct rouse__ring *r)
 struct rouse__idle {
 	uint32_t word;			/* atomic: searching, sleeping */
 	pthread_mutex_t lock;
-	bool lock_made;
-	unsigned int *stack;		/* lock: the sleepers' indices */
+	unsigned int *stack;		/* lock: the sleepers' indices; NULL:
+					   a current-thread executor's, no lock */
 	unsigned int n;			/* lock: how many */
 };
 
@@ -227,8 +227,6 @@ extern ROUSE__TLS struct rouse_executor *rouse__blockon_ex;
 #define rouse__idle_found_work ROUSE__NS(idle_found_work)
 #define rouse__idle_sleep ROUSE__NS(idle_sleep)
 #define rouse__idle_maintain ROUSE__NS(idle_maintain)
-#define rouse__idle_driver_take ROUSE__NS(idle_driver_take)
-#define rouse__idle_driver_release ROUSE__NS(idle_driver_release)
 
 /* idle.c: the sleepers of a multi-thread executor, and its driver. */
 int rouse__idle_init(struct rouse__idle *id, unsigned int nworkers);
@@ -246,8 +244,6 @@ void rouse__idle_found_work(struct rouse__worker *w);
 void rouse__idle_sleep(struct rouse__worker *w);
 /* w is busy: look at the driver and its parker without waiting. */
 void rouse__idle_maintain(struct rouse__worker *w);
-bool rouse__idle_driver_take(struct rouse_executor *ex);
-void rouse__idle_driver_release(struct rouse_executor *ex);
 
 /* ---- the injection queue (inject_lock held) ----------------------------- */
 
@@ -279,7 +275,7 @@ static inline void executor_ref(struct rouse_executor *ex)
 
 static inline void idle_destroy(struct rouse__idle *id)
 {
-	if (id->lock_made)
+	if (id->stack != NULL)
 		pthread_mutex_destroy(&id->lock);
 	rouse__free(id->stack);
 }
