@@ -182,6 +182,15 @@ void *xcalloc(uint64_t n, size_t size);
  */
 void need_fds(uint64_t need);
 
+struct sockaddr_in;
+
+/*
+ * A TCP listener on 127.0.0.1, on a port the kernel chooses, which *addr
+ * receives; flags are added to socket()'s type (SOCK_CLOEXEC always is).
+ * Fails the run on error.
+ */
+int listen_loopback(int flags, struct sockaddr_in *addr);
+
 /*
  * A reactor driven by the calling thread, and the parker that drives it;
  * ROUSE_REACTOR_LOCAL unless the run says reactor=shared (which the

@@ -222,7 +222,6 @@ static void run_echo_mt(const struct args *a)
 	struct join_all servers = { .base = { &join_all_vt } };
 	struct echo_root root = { .base = { &root_vt } };
 	struct sockaddr_in addr;
-	socklen_t len = sizeof(addr);
 	struct mark m0;
 	uint64_t k, rt = 0, wall;
 	int lfd;
@@ -242,16 +241,7 @@ static void run_echo_mt(const struct args *a)
 	check_rouse("rouse_executor_new", rouse_executor_new(&cfg, &ex));
 
 	/* The connections, with plain blocking calls. */
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0)
-		fail_err("socket", errno);
-	memset(&addr, 0, sizeof(addr));
-	addr.sin_family = AF_INET;
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-	    listen(lfd, SOMAXCONN) != 0 ||
-	    getsockname(lfd, (struct sockaddr *)&addr, &len) != 0)
-		fail_err("listening on 127.0.0.1:0", errno);
+	lfd = listen_loopback(0, &addr);
 	cs = xcalloc(conns, sizeof(*cs));
 	ss = xcalloc(conns, sizeof(*ss));
 	ch = xcalloc(conns, sizeof(*ch));

@@ -434,7 +434,6 @@ static void run_echo(const struct args *a)
 	struct rouse_future root = { &echo_vtable };
 	struct echo_setup st = { .base = { &echo_setup_vtable } };
 	struct sockaddr_in addr;
-	socklen_t len = sizeof(addr);
 	struct rouse_parker parker;
 	uint64_t k, rt, wall;
 	char via[8];
@@ -450,16 +449,7 @@ static void run_echo(const struct args *a)
 	readyq_init(&ex->q, (uint32_t)(2 * ex->conns));
 	ex->reactor = driven_reactor(a, &parker);
 
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (lfd < 0)
-		fail_err("socket", errno);
-	memset(&addr, 0, sizeof(addr));
-	addr.sin_family = AF_INET;
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-	    listen(lfd, SOMAXCONN) != 0 ||
-	    getsockname(lfd, (struct sockaddr *)&addr, &len) != 0)
-		fail_err("listening on 127.0.0.1:0", errno);
+	lfd = listen_loopback(SOCK_NONBLOCK, &addr);
 	check_rouse("rouse_io_register",
 		    rouse_io_register(ex->reactor, lfd, &st.listen_io));
 	check_rouse("rouse_io_accept_init",

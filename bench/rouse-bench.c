@@ -35,6 +35,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -45,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "bench.h"
 
@@ -219,6 +221,23 @@ void *xcalloc(uint64_t n, size_t size)
 	if (p == NULL)
 		fail("out of memory (%" PRIu64 " x %zu bytes)", n, size);
 	return p;
+}
+
+int listen_loopback(int flags, struct sockaddr_in *addr)
+{
+	socklen_t len = sizeof(*addr);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+
+	if (fd < 0)
+		fail_err("socket", errno);
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)) != 0 ||
+	    listen(fd, SOMAXCONN) != 0 ||
+	    getsockname(fd, (struct sockaddr *)addr, &len) != 0)
+		fail_err("listening on 127.0.0.1:0", errno);
+	return fd;
 }
 
 void need_fds(uint64_t need)
