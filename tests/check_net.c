@@ -151,6 +151,19 @@ static void tcp_pair(struct test_runner *ru, const char *listen_at,
 	/* The accepted peer is the client's local address. */
 	ck_assert_int_eq(rouse_stream_local_addr(c.stream, &peer), 0);
 	ck_assert_int_eq(rouse_addr_port(&peer), rouse_addr_port(&a.peer));
+	/* And the client's peer is the listener's port. */
+	ck_assert_int_eq(rouse_stream_peer_addr(c.stream, &peer), 0);
+	ck_assert_int_eq(rouse_addr_port(&peer), rouse_addr_port(&addr));
+	/* The listener's descriptor is the socket it listens on. */
+	{
+		int fd = rouse_tcp_listener_fd(l), on = 0;
+		socklen_t len = sizeof(on);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on,
+					    &len), 0);
+		ck_assert_int_eq(on, 1);
+	}
 	rouse_future_drop(&c.base);
 	rouse_future_drop(&a.base);
 	ck_assert_int_eq(rouse_tcp_listener_close(l), 0);
@@ -228,6 +241,20 @@ static void tcp_exchange(struct test_runner *ru, const char *listen_at)
 	ck_assert_int_eq(rouse_stream_read_exact_init(&r2, cs, tail, 2), 0);
 	ck_assert_int_eq(test_runner_block_on(ru, &r2.base), 0);
 	ck_assert_int_eq(r2.result, 2);
+	rouse_future_drop(&r2.base);
+	/* A plain write: two bytes fit, and all arrive. */
+	{
+		struct rouse_stream_rw pw;
+
+		ck_assert_int_eq(rouse_stream_write_init(&pw, ss, "hi", 2), 0);
+		ck_assert_int_eq(test_runner_block_on(ru, &pw.base), 0);
+		ck_assert_int_eq(pw.result, 2);
+		rouse_future_drop(&pw.base);
+	}
+	ck_assert_int_eq(rouse_stream_read_exact_init(&r2, cs, tail, 2), 0);
+	ck_assert_int_eq(test_runner_block_on(ru, &r2.base), 0);
+	ck_assert_int_eq(r2.result, 2);
+	ck_assert(memcmp(tail, "hi", 2) == 0);
 	rouse_future_drop(&r2.base);
 	ck_assert_int_eq(rouse_stream_close(cs), 0);
 	ck_assert_int_eq(rouse_stream_close(ss), 0);
@@ -477,6 +504,8 @@ START_TEST(net_bad_input)
 	ck_assert_int_eq(rouse_stream_shutdown(NULL, SHUT_WR), -EINVAL);
 	ck_assert_int_eq(rouse_stream_set_nodelay(NULL, 1), -EINVAL);
 	ck_assert_int_eq(rouse_stream_local_addr(NULL, &in_addr), -EINVAL);
+	ck_assert_int_eq(rouse_stream_peer_addr(NULL, &in_addr), -EINVAL);
+	ck_assert_int_eq(rouse_tcp_listener_fd(NULL), -EINVAL);
 	ck_assert_int_eq(rouse_tcp_listen(r, &unix_addr, 0, 0, &l), -EINVAL);
 	ck_assert_int_eq(rouse_tcp_listen(r, &in_addr, 0x80, 0, &l), -EINVAL);
 	ck_assert_int_eq(rouse_tcp_listen(NULL, &in_addr, 0, 0, &l), -EINVAL);
@@ -491,6 +520,8 @@ START_TEST(net_bad_input)
 	ck_assert_int_eq(rouse_stream_shutdown(s, 42), -EINVAL);
 	ck_assert_int_eq(rouse_stream_read_init(&rw, s, NULL, 1), -EINVAL);
 	ck_assert_int_eq(rouse_stream_read_init(NULL, s, p, 1), -EINVAL);
+	ck_assert_int_eq(rouse_stream_write_init(&rw, s, NULL, 1), -EINVAL);
+	ck_assert_int_eq(rouse_stream_write_init(NULL, s, p, 1), -EINVAL);
 	ck_assert_int_eq(rouse_stream_readv_init(&rv, s, &iov, -1), -EINVAL);
 	ck_assert_int_eq(rouse_stream_readv_init(&rv, s, NULL, 1), -EINVAL);
 	ck_assert_int_eq(rouse_stream_close(s), 0);
