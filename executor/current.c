@@ -42,10 +42,10 @@ static void ct_take_injected(struct rouse_executor *ex, struct rouse__worker *w)
 {
 	struct rouse__task *t;
 
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	while ((t = inject_pop_locked(ex)) != NULL)
 		ct_schedule_local(w, t, false);
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 }
 
 /*
@@ -131,15 +131,15 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f,
 	rw.vtable = &root_vt;
 	cx.waker = &rw;
 
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	if (ex->ct_unpark != NULL || ex->freeing) {
 		err = ex->freeing ? -ECANCELED : -EBUSY;
-		pthread_mutex_unlock(&ex->inject_lock);
+		rouse__mutex_unlock(&ex->inject_lock);
 		rouse_waker_drop(&rw);
 		return err;
 	}
 	ex->ct_unpark = &root->unpark;	/* rw keeps root alive till cleared */
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	rouse__cur_worker = w;
@@ -164,7 +164,19 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f,
 
 			if (t == NULL)
 				break;
-			rouse__task_run(t);
+			switch (rouse__task_run(t)) {
+			case RUN_REQUEUE:
+				ct_schedule_local(w, t, false);
+				break;
+			case RUN_COMPLETED:
+				counter_add(&w->m.completed, 1);
+				break;
+			case RUN_CANCELLED:
+				counter_add(&w->m.aborted, 1);
+				break;
+			case RUN_IDLE:
+				break;
+			}
 			polls++;
 			budget++;
 		}
@@ -218,9 +230,9 @@ static int ct_block_on(struct rouse_executor *ex, struct rouse_future *f,
 
 	/* In a child, the parent's threads may have left the lock held. */
 	if (err != -ECHILD) {
-		pthread_mutex_lock(&ex->inject_lock);
+		rouse__mutex_lock(&ex->inject_lock);
 		ex->ct_unpark = NULL;
-		pthread_mutex_unlock(&ex->inject_lock);
+		rouse__mutex_unlock(&ex->inject_lock);
 	}
 	rouse_waker_drop(&rw);
 	return err;

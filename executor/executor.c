@@ -77,9 +77,9 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 		ex->parker = *cfg->parker;
 		ex->has_parker = true;
 	}
-	pthread_mutex_init(&ex->inject_lock, NULL);
+	rouse__mutex_init(&ex->inject_lock);
 	for (i = 0; i < TASK_SHARDS; i++) {
-		pthread_mutex_init(&ex->lists[i].lock, NULL);
+		rouse__mutex_init(&ex->lists[i].lock);
 		rouse__list_init(&ex->lists[i].head);
 	}
 	ex->nworkers = workers_wanted(cfg);
@@ -117,9 +117,9 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 static uint64_t stop_and_cancel(struct rouse_executor *ex)
 {
 	ex->sched->stop(ex);
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	__atomic_store_n(&ex->closed, true, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	return rouse__task_cancel_all(ex);
 }
 
@@ -141,21 +141,21 @@ ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
 		return -ECHILD;
 	if (rouse_executor_current() == ex)
 		return -EDEADLK;
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	if (ex->shut_down) {
 		/* rouse_executor_shutdown() did the rest. */
-		pthread_mutex_unlock(&ex->inject_lock);
+		rouse__mutex_unlock(&ex->inject_lock);
 		rouse__debug("executor %p: freed", (void *)ex);
 		executor_unref(ex);
 		return 0;
 	}
 	if (ex->ct_unpark != NULL || ex->blockon_count != 0 || ex->freeing) {
-		pthread_mutex_unlock(&ex->inject_lock);
+		rouse__mutex_unlock(&ex->inject_lock);
 		return -EBUSY;
 	}
 	/* From here on, block_on refuses to start. */
 	ex->freeing = true;
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	/* Joining workers is a cancellation point: finish what we start. */
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	stop_and_cancel(ex);
@@ -179,15 +179,15 @@ static enum rouse_poll all_done_poll(struct rouse_future *f,
 	struct rouse_executor *ex = ((struct all_done *)f)->ex;
 	enum rouse_poll r = ROUSE_PENDING;
 
-	pthread_mutex_lock(&ex->inject_lock);
-	if (rouse__task_count(ex) == 0) {
+	rouse__mutex_lock(&ex->inject_lock);
+	if (rouse__task_none(ex)) {
 		r = ROUSE_READY;
 	} else if (!rouse_waker_will_wake(&ex->shutdown_waker, cx->waker)) {
 		if (ex->shutdown_waker.vtable != NULL)
 			rouse_waker_drop(&ex->shutdown_waker);
 		rouse_waker_clone(cx->waker, &ex->shutdown_waker);
 	}
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	return r;
 }
 
@@ -208,18 +208,18 @@ ROUSE__PUBLIC int rouse_executor_shutdown(struct rouse_executor *ex,
 		return -ECHILD;
 	if (rouse_executor_current() == ex || rouse__in_block_on)
 		return -EDEADLK;
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	if (ex->shut_down) {
-		pthread_mutex_unlock(&ex->inject_lock);
+		rouse__mutex_unlock(&ex->inject_lock);
 		return -ESHUTDOWN;
 	}
 	if (ex->ct_unpark != NULL || ex->blockon_count != 0 || ex->freeing) {
-		pthread_mutex_unlock(&ex->inject_lock);
+		rouse__mutex_unlock(&ex->inject_lock);
 		return -EBUSY;
 	}
 	/* No new spawns (task.c reads it under each list's lock). */
 	__atomic_store_n(&ex->shutting, true, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	alive = rouse__task_count(ex);
 	if (timeout_ns >= 0) {
@@ -230,17 +230,17 @@ ROUSE__PUBLIC int rouse_executor_shutdown(struct rouse_executor *ex,
 	}
 	/* The tasks' grace: run them (current-thread) or wait for them. */
 	err = ex->sched->block_on(ex, &wait.base, deadline);
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	ex->freeing = true;
 	if (ex->shutdown_waker.vtable != NULL)
 		rouse_waker_drop(&ex->shutdown_waker);
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	if (err < 0 && err != -ETIMEDOUT)
 		rouse__error("executor %p: shutdown: %d", (void *)ex, err);
 	aborted = stop_and_cancel(ex);
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	ex->shut_down = true;
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	pthread_setcancelstate(cancel_state, NULL);
 	rouse__debug("executor %p: shut down, %llu of %llu task(s) aborted",
 		     (void *)ex, (unsigned long long)aborted,

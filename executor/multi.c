@@ -80,11 +80,11 @@ static bool ring_overflow(struct rouse_executor *ex, struct rouse__ring *r,
 	if (!__atomic_compare_exchange_n(&r->head, &head, head + n, false,
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return false;	/* a stealer made room */
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	for (i = 0; i < n; i++)
 		inject_push_locked(ex, batch[i]);
 	inject_push_locked(ex, t);
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	return true;
 }
 
@@ -169,7 +169,7 @@ static struct rouse__task *take_injected(struct rouse__worker *w,
 
 	if (__atomic_load_n(&ex->inject_len, __ATOMIC_ACQUIRE) == 0)
 		return NULL;
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	first = inject_pop_locked(ex);
 	for (n = 1; first != NULL && n < max; n++) {
 		t = inject_pop_locked(ex);
@@ -177,7 +177,7 @@ static struct rouse__task *take_injected(struct rouse__worker *w,
 			break;
 		ring_push(ex, &w->ring, t);
 	}
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	/* A batch landed in this ring: an idle worker may share it. */
 	if (n > 1)
 		rouse__idle_notify(ex);
@@ -261,7 +261,19 @@ static void *worker_main(void *arg)
 			}
 		}
 		rouse__idle_found_work(w);
-		rouse__task_run(t);
+		switch (rouse__task_run(t)) {
+		case RUN_REQUEUE:
+			mt_schedule_local(w, t, false);
+			break;
+		case RUN_COMPLETED:
+			counter_add(&w->m.completed, 1);
+			break;
+		case RUN_CANCELLED:
+			counter_add(&w->m.aborted, 1);
+			break;
+		case RUN_IDLE:
+			break;
+		}
 		tick++;
 	}
 	__atomic_store_n(&w->m.polls, tick, __ATOMIC_RELAXED);
@@ -398,20 +410,20 @@ static int mt_block_on(struct rouse_executor *ex, struct rouse_future *f,
 	if (err < 0)
 		return err;
 
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	if (ex->freeing) {
-		pthread_mutex_unlock(&ex->inject_lock);
+		rouse__mutex_unlock(&ex->inject_lock);
 		return -ECANCELED;
 	}
 	ex->blockon_count++;
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	/* NULL before: a block_on already running was refused. */
 	rouse__blockon_ex = ex;
 	err = rouse__block_on_until(f, &parker, deadline);
 	rouse__blockon_ex = NULL;
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	ex->blockon_count--;
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	return err;
 }
 

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "executor-internal.h"
+#include "../lib/mutex.h"
 #include "task.h"
 
 struct rouse__worker;
@@ -147,9 +148,8 @@ struct rouse__idle {
 #define TASK_SHARDS 16u
 
 struct rouse__task_list {
-	pthread_mutex_t lock;
-	struct rouse_link head;
-	size_t count;			/* lock: tasks on the list */
+	struct rouse__mutex lock;	/* lib/mutex.h */
+	struct rouse_link head;		/* lock: the unfinished tasks */
 } __attribute__((aligned(64)));
 
 struct rouse_executor {
@@ -165,7 +165,7 @@ struct rouse_executor {
 	bool has_parker;
 
 	/* Spawns and wakes from threads that are not this executor's. */
-	pthread_mutex_t inject_lock;
+	struct rouse__mutex inject_lock;	/* lib/mutex.h */
 	struct rouse__fifo inject;
 	size_t inject_len;		/* atomic reads without the lock */
 	uint64_t foreign_spawned;	/* atomic: spawns from other threads */
@@ -283,11 +283,6 @@ static inline void idle_destroy(struct rouse__idle *id)
 /* The memory alone: threads, tasks and parkers are gone by now. */
 static inline void executor_destroy(struct rouse_executor *ex)
 {
-	unsigned int i;
-
-	for (i = 0; i < TASK_SHARDS; i++)
-		pthread_mutex_destroy(&ex->lists[i].lock);
-	pthread_mutex_destroy(&ex->inject_lock);
 	idle_destroy(&ex->idle);
 	rouse__aligned_free(ex->workers);
 	rouse__aligned_free(ex);

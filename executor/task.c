@@ -106,15 +106,14 @@ list_insert(struct rouse__task *t)
 {
 	struct rouse__task_list *l = task_list(t);
 
-	pthread_mutex_lock(&l->lock);
+	rouse__mutex_lock(&l->lock);
 	if (ROUSE__UNLIKELY(__atomic_load_n(&t->ex->shutting,
 					    __ATOMIC_RELAXED))) {
-		pthread_mutex_unlock(&l->lock);
+		rouse__mutex_unlock(&l->lock);
 		return false;
 	}
 	rouse__list_push_front(&l->head, &t->all);
-	l->count++;
-	pthread_mutex_unlock(&l->lock);
+	rouse__mutex_unlock(&l->lock);
 	return true;
 }
 
@@ -126,10 +125,10 @@ list_insert(struct rouse__task *t)
  */
 static void shutdown_check(struct rouse_executor *ex)
 {
-	pthread_mutex_lock(&ex->inject_lock);
-	if (ex->shutdown_waker.vtable != NULL && rouse__task_count(ex) == 0)
+	rouse__mutex_lock(&ex->inject_lock);
+	if (ex->shutdown_waker.vtable != NULL && rouse__task_none(ex))
 		rouse_waker_wake_by_ref(&ex->shutdown_waker);
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 }
 
 static inline __attribute__((always_inline)) void
@@ -137,10 +136,9 @@ list_remove(struct rouse__task *t)
 {
 	struct rouse__task_list *l = task_list(t);
 
-	pthread_mutex_lock(&l->lock);
+	rouse__mutex_lock(&l->lock);
 	rouse__list_remove(&t->all);
-	l->count--;
-	pthread_mutex_unlock(&l->lock);
+	rouse__mutex_unlock(&l->lock);
 	if (ROUSE__UNLIKELY(__atomic_load_n(&t->ex->shutting,
 					    __ATOMIC_RELAXED)))
 		shutdown_check(t->ex);
@@ -152,11 +150,27 @@ uint64_t rouse__task_count(struct rouse_executor *ex)
 	unsigned int i;
 
 	for (i = 0; i < TASK_SHARDS; i++) {
-		pthread_mutex_lock(&ex->lists[i].lock);
-		n += ex->lists[i].count;
-		pthread_mutex_unlock(&ex->lists[i].lock);
+		struct rouse_link *l;
+
+		rouse__mutex_lock(&ex->lists[i].lock);
+		rouse__list_for_each(l, &ex->lists[i].head)
+			n++;
+		rouse__mutex_unlock(&ex->lists[i].lock);
 	}
 	return n;
+}
+
+bool rouse__task_none(struct rouse_executor *ex)
+{
+	bool none = true;
+	unsigned int i;
+
+	for (i = 0; i < TASK_SHARDS && none; i++) {
+		rouse__mutex_lock(&ex->lists[i].lock);
+		none = rouse__list_first(&ex->lists[i].head) == NULL;
+		rouse__mutex_unlock(&ex->lists[i].lock);
+	}
+	return none;
 }
 
 /* ---- the join waker: a handshake on the state word, no lock ----------- */
@@ -226,15 +240,15 @@ static void schedule_remote(struct rouse_executor *ex, struct rouse__task *t)
 	/* The parent's executor, in a child: nobody here runs it. */
 	if (rouse__inherited(ex->fork_gen))
 		return;
-	pthread_mutex_lock(&ex->inject_lock);
+	rouse__mutex_lock(&ex->inject_lock);
 	if (ROUSE__UNLIKELY(ex->closed)) {
-		pthread_mutex_unlock(&ex->inject_lock);
+		rouse__mutex_unlock(&ex->inject_lock);
 		return;
 	}
 	was_empty = rouse__fifo_empty(&ex->inject);
 	inject_push_locked(ex, t);
 	ex->sched->injected(ex, was_empty, &w);
-	pthread_mutex_unlock(&ex->inject_lock);
+	rouse__mutex_unlock(&ex->inject_lock);
 	if (w.vtable != NULL)
 		rouse_waker_wake(&w);
 }
@@ -260,11 +274,7 @@ static void task_schedule(struct rouse__task *t, bool by_task)
  */
 static void task_cancel(struct rouse__task *t)
 {
-	struct rouse__worker *w = rouse__cur_worker;
-
 	rouse__trace("task %llu: cancelled", (unsigned long long)t->id);
-	if (w != NULL && w->ex == t->ex)
-		counter_add(&w->m.aborted, 1);
 	rouse_future_drop(task_body(t));
 	list_remove(t);
 	notify_join(t, task_state_finish_cancelled(&t->state));
@@ -282,7 +292,6 @@ static void task_complete(struct rouse__task *t)
 	uint64_t s;
 
 	rouse_future_drop(task_body(t));
-	counter_add(&rouse__cur_worker->m.completed, 1);
 	s = task_state_complete(&t->state);
 	rouse__trace("task %llu: complete", (unsigned long long)t->id);
 	list_remove(t);
@@ -297,9 +306,10 @@ static void task_complete(struct rouse__task *t)
  * queue still TAKEN, with no atomic operation either way.  To everyone
  * else it looks like a task being polled (task_state.h).  Queues move a
  * taken task between threads with release/acquire (a steal), which
- * orders its polls.
+ * orders its polls.  Either way back to a queue, the scheduler that ran
+ * it queues it, with no call through its table.
  */
-void rouse__task_run(struct rouse__task *t)
+enum rouse__run rouse__task_run(struct rouse__task *t)
 {
 	struct rouse_waker waker;
 	struct rouse_context cx;
@@ -307,7 +317,7 @@ void rouse__task_run(struct rouse__task *t)
 
 	if (task_state_take(&t->state) == TAKE_CANCEL) {
 		task_cancel(t);
-		return;
+		return RUN_CANCELLED;
 	}
 	waker.data = t;
 	waker.vtable = &task_waker_vt;
@@ -317,27 +327,26 @@ void rouse__task_run(struct rouse__task *t)
 		rouse__cur_task = NULL;
 		self_woken = false;
 		task_complete(t);
-		return;
+		return RUN_COMPLETED;
 	}
 	rouse__cur_task = NULL;
 	if (self_woken) {
 		/* To the back of the queue, still taken. */
 		self_woken = false;
-		task_schedule(t, false);
-		return;
+		return RUN_REQUEUE;
 	}
 	switch (task_state_release(&t->state)) {
 	case RELEASE_CANCEL:
 		/* Aborted during the poll: the wake it queued was refused. */
 		task_cancel(t);
-		break;
+		return RUN_CANCELLED;
 	case RELEASE_REQUEUE:
 		/* Woken from elsewhere during its poll. */
-		task_schedule(t, false);
-		break;
+		return RUN_REQUEUE;
 	case RELEASE_IDLE:
 		break;
 	}
+	return RUN_IDLE;
 }
 
 /* ---- the task waker ------------------------------------------------------ */
@@ -498,13 +507,14 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 			      const struct rouse_future *f, size_t size,
 			      struct rouse_join_handle *out)
 {
+	struct rouse__worker *w = rouse__cur_worker;
 	struct rouse__task *t;
 
 	if (f == NULL || f->vtable == NULL || f->vtable->poll == NULL ||
 	    size < sizeof(*f) || size > TASK_BODY_MAX)
 		return -EINVAL;
 	if (ex == NULL) {
-		ex = rouse_executor_current();
+		ex = w != NULL ? w->ex : rouse__blockon_ex;
 		if (ex == NULL)
 			return -ESRCH;
 	}
@@ -512,8 +522,6 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 		return -ECHILD;
 	if (ROUSE__UNLIKELY(__atomic_load_n(&ex->closed, __ATOMIC_RELAXED)))
 		return -ECANCELED;
-	if (ROUSE__UNLIKELY(__atomic_load_n(&ex->shutting, __ATOMIC_RELAXED)))
-		return -ESHUTDOWN;
 	t = rouse__malloc(sizeof(*t) + size);
 	if (t == NULL)
 		return -ENOMEM;
@@ -523,14 +531,11 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 	t->join_waker.data = NULL;
 	t->join_waker.vtable = NULL;
 	memcpy(task_body(t), f, size);
+	/* Refused once rouse_executor_shutdown() has begun. */
 	if (!list_insert(t)) {
 		rouse__free(t);
 		return -ESHUTDOWN;
 	}
-	if (rouse__cur_worker != NULL && rouse__cur_worker->ex == ex)
-		counter_add(&rouse__cur_worker->m.spawned, 1);
-	else
-		__atomic_fetch_add(&ex->foreign_spawned, 1, __ATOMIC_RELAXED);
 	if (out != NULL) {
 		out->base.vtable = &join_vt;
 		out->task = t;
@@ -538,7 +543,13 @@ ROUSE__PUBLIC int rouse_spawn(struct rouse_executor *ex,
 		out->output = NULL;
 	}
 	rouse__trace("task %llu: spawned", (unsigned long long)t->id);
-	task_schedule(t, false);
+	if (w != NULL && w->ex == ex) {
+		counter_add(&w->m.spawned, 1);
+		ex->sched->schedule_local(w, t, false);
+	} else {
+		__atomic_fetch_add(&ex->foreign_spawned, 1, __ATOMIC_RELAXED);
+		schedule_remote(ex, t);
+	}
 	return 0;
 }
 
@@ -560,19 +571,19 @@ uint64_t rouse__task_cancel_all(struct rouse_executor *ex)
 	for (i = 0; i < TASK_SHARDS; i++) {
 		struct rouse_link *l;
 
-		pthread_mutex_lock(&ex->lists[i].lock);
+		rouse__mutex_lock(&ex->lists[i].lock);
 		rouse__list_for_each(l, &ex->lists[i].head)
 			task_state_cancel_for_shutdown(&rouse__container_of(
 				l, struct rouse__task, all)->state);
-		pthread_mutex_unlock(&ex->lists[i].lock);
+		rouse__mutex_unlock(&ex->lists[i].lock);
 	}
 	for (i = 0; i < TASK_SHARDS; i++) {
 		struct rouse_link *l;
 
 		for (;;) {
-			pthread_mutex_lock(&ex->lists[i].lock);
+			rouse__mutex_lock(&ex->lists[i].lock);
 			l = rouse__list_first(&ex->lists[i].head);
-			pthread_mutex_unlock(&ex->lists[i].lock);
+			rouse__mutex_unlock(&ex->lists[i].lock);
 			if (l == NULL)
 				break;
 			task_cancel(rouse__container_of(l, struct rouse__task,

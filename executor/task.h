@@ -20,6 +20,7 @@
 #ifndef ROUSE_EXECUTOR_TASK_H
 #define ROUSE_EXECUTOR_TASK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "executor-internal.h"
@@ -53,13 +54,25 @@ static inline struct rouse_future *task_body(struct rouse__task *t)
 #define rouse__task_run ROUSE__NS(task_run)
 #define rouse__task_cancel_all ROUSE__NS(task_cancel_all)
 #define rouse__task_count ROUSE__NS(task_count)
+#define rouse__task_none ROUSE__NS(task_none)
+
+/* What became of a task that a scheduler ran. */
+enum rouse__run {
+	RUN_IDLE,	/* pending: a wake will queue it again */
+	RUN_REQUEUE,	/* pending and woken meanwhile: queue it again here */
+	RUN_COMPLETED,	/* its poll returned READY */
+	RUN_CANCELLED,	/* it was aborted: dropped instead of polled */
+};
 
 /*
  * For the schedulers: poll t, just taken from a queue, once on this
- * thread (or drop it if it was cancelled); afterwards t may be queued
- * again, through the scheduler's schedule_local or the injection queue.
+ * thread (or drop it if it was cancelled).  On RUN_REQUEUE the caller
+ * puts it back in its own queue, behind the others (a yield, or a wake
+ * during the poll); t may be queued again by a wake at any time after
+ * RUN_IDLE, through the scheduler's schedule_local or the injection
+ * queue, and must not be touched after the other two.
  */
-void rouse__task_run(struct rouse__task *t);
+enum rouse__run rouse__task_run(struct rouse__task *t);
 /*
  * For rouse_executor_free(), the executor's threads stopped and its
  * injection queue closed: cancel every unfinished task, wherever it is
@@ -69,5 +82,7 @@ void rouse__task_run(struct rouse__task *t);
 uint64_t rouse__task_cancel_all(struct rouse_executor *ex);
 /* How many of ex's tasks are unfinished (each list under its lock). */
 uint64_t rouse__task_count(struct rouse_executor *ex);
+/* Whether none is: the same, in O(1). */
+bool rouse__task_none(struct rouse_executor *ex);
 
 #endif /* ROUSE_EXECUTOR_TASK_H */
