@@ -67,7 +67,7 @@ ROUSE__PUBLIC int rouse_executor_new(const struct rouse_executor_config *cfg,
 	if (ex == NULL)
 		return -ENOMEM;
 	memset(ex, 0, sizeof(*ex));
-	ex->refs = 1;
+	ex->refs = EXECUTOR_BIAS;
 	ex->sched = cfg->kind == ROUSE_EXECUTOR_CURRENT_THREAD ?
 		    &rouse__sched_current : &rouse__sched_multi;
 	ex->cfg = *cfg;
@@ -146,7 +146,7 @@ ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
 		/* rouse_executor_shutdown() did the rest. */
 		rouse__mutex_unlock(&ex->inject_lock);
 		rouse__debug("executor %p: freed", (void *)ex);
-		executor_unref(ex);
+		executor_release(ex);
 		return 0;
 	}
 	if (ex->ct_unpark != NULL || ex->blockon_count != 0 || ex->freeing) {
@@ -160,7 +160,7 @@ ROUSE__PUBLIC int rouse_executor_free(struct rouse_executor *ex)
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	stop_and_cancel(ex);
 	rouse__debug("executor %p: freed", (void *)ex);
-	executor_unref(ex);
+	executor_release(ex);
 	pthread_setcancelstate(cancel_state, NULL);
 	return 0;
 }

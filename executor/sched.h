@@ -128,6 +128,8 @@ struct rouse__worker {
 	pthread_t thread;
 	bool thread_started;
 	struct rouse__worker_metrics m;
+	/* references to ex's memory kept on this thread: executor_keep() */
+	int64_t kept;
 } __attribute__((aligned(64)));
 
 static inline bool ring_empty(struct rouse__ring *r)
@@ -205,9 +207,10 @@ struct rouse_executor {
 	 * finished task whose memory a waker or a join handle still keeps
 	 * (an unfinished task is the executor's to cancel at free).  So a
 	 * wake on another thread may always look at the executor, even one
-	 * being freed: free never waits for it.
+	 * being freed: free never waits for it.  Counted with a bias: see
+	 * executor_keep().
 	 */
-	uint64_t refs __attribute__((aligned(64)));
+	int64_t refs __attribute__((aligned(64)));
 };
 
 #define rouse__cur_worker ROUSE__NS(cur_worker)
@@ -268,11 +271,6 @@ static inline struct rouse__task *inject_pop_locked(struct rouse_executor *ex)
 
 /* ---- the executor's memory ---------------------------------------------- */
 
-static inline void executor_ref(struct rouse_executor *ex)
-{
-	__atomic_fetch_add(&ex->refs, 1, __ATOMIC_RELAXED);
-}
-
 static inline void idle_destroy(struct rouse__idle *id)
 {
 	if (id->stack != NULL)
@@ -288,9 +286,65 @@ static inline void executor_destroy(struct rouse_executor *ex)
 	rouse__aligned_free(ex);
 }
 
-static inline void executor_unref(struct rouse_executor *ex)
+/*
+ * The references to the executor's memory (ex->refs) are counted with a
+ * bias, so that the executor's own threads keep and drop theirs without
+ * an atomic read-modify-write: they count in their worker's kept, which
+ * only that thread writes.  ex->refs starts at EXECUTOR_BIAS, which
+ * stands for the program's reference and for the workers' counts not yet
+ * added; other threads add and subtract their references there, and the
+ * bias keeps it above 0 however many they drop.  rouse_executor_free(),
+ * once no thread is a worker of ex any more, adds the workers' counts and
+ * takes the bias away in one step (executor_release()): from then on
+ * ex->refs is the true count, and whoever brings it to 0 frees it.
+ */
+#define EXECUTOR_BIAS ((int64_t)1 << 62)
+
+/* The worker of ex that this thread is, or NULL. */
+static inline struct rouse__worker *executor_own_thread(
+	struct rouse_executor *ex)
 {
-	if (__atomic_fetch_sub(&ex->refs, 1, __ATOMIC_ACQ_REL) == 1)
+	struct rouse__worker *w = rouse__cur_worker;
+
+	return w != NULL && w->ex == ex ? w : NULL;
+}
+
+/* A finished task's memory keeps the executor's. */
+static inline void executor_keep(struct rouse_executor *ex)
+{
+	struct rouse__worker *w = executor_own_thread(ex);
+
+	if (w != NULL)
+		__atomic_store_n(&w->kept, w->kept + 1, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_add(&ex->refs, 1, __ATOMIC_RELAXED);
+}
+
+/* It lets go: the memory goes with the last reference. */
+static inline void executor_unkeep(struct rouse_executor *ex)
+{
+	struct rouse__worker *w = executor_own_thread(ex);
+
+	if (w != NULL)
+		__atomic_store_n(&w->kept, w->kept - 1, __ATOMIC_RELAXED);
+	else if (__atomic_sub_fetch(&ex->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		executor_destroy(ex);
+}
+
+/*
+ * The program's reference goes (rouse_executor_free()), with its threads
+ * stopped and joined: no thread is a worker of ex, nor will be again.
+ */
+static inline void executor_release(struct rouse_executor *ex)
+{
+	int64_t kept = 0;
+	unsigned int i;
+
+	for (i = 0; i < ex->nworkers; i++)
+		kept += __atomic_load_n(&ex->workers[i].kept,
+					__ATOMIC_RELAXED);
+	if (__atomic_add_fetch(&ex->refs, kept - EXECUTOR_BIAS,
+			       __ATOMIC_ACQ_REL) == 0)
 		executor_destroy(ex);
 }
 

@@ -44,7 +44,7 @@ static void task_unref(struct rouse__task *t)
 		return;
 	rouse__trace("task %llu: freed", (unsigned long long)t->id);
 	rouse__free(t);
-	executor_unref(ex);
+	executor_unkeep(ex);
 }
 
 /*
@@ -64,7 +64,7 @@ static void task_drop_executor_ref(struct rouse__task *t)
 		rouse__free(t);
 		return;
 	}
-	executor_ref(t->ex);
+	executor_keep(t->ex);
 	task_unref(t);
 }
 
