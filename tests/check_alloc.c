@@ -420,6 +420,82 @@ START_TEST(test_spawn_multi)
 }
 END_TEST
 
+/*
+ * The executor's memory lives exactly as long as its last reference: the
+ * program's, and one per finished task whose memory a join handle keeps.
+ * The executor's own threads count theirs apart and free folds them in
+ * (sched.h): a handle dropped inside a task (on a worker), one dropped
+ * after free (on this thread), and free itself must between them free
+ * the memory once, at the last of them.
+ */
+struct handle_dropper {
+	struct rouse_future base;
+	struct rouse_join_handle h;	/* moved in; dropped at the poll */
+};
+
+static enum rouse_poll handle_dropper_poll(struct rouse_future *f,
+					   struct rouse_context *cx)
+{
+	struct handle_dropper *d = (struct handle_dropper *)f;
+
+	(void)cx;
+	ck_assert_ptr_nonnull(rouse_executor_current());
+	rouse_future_drop(&d->h.base);
+	return ROUSE_READY;
+}
+
+static const struct rouse_future_vtable handle_dropper_vt = {
+	handle_dropper_poll, NULL
+};
+
+static void memory_follows_last_reference(enum rouse_executor_kind kind)
+{
+	struct rouse_executor_config cfg;
+	struct rouse_executor *ex;
+	struct rouse_join_handle ha, hb, hd;
+	struct handle_dropper d;
+	struct ready_fut fa_fut, fb_fut;
+	atomic_int polls;
+
+	test_warm_thread_parker();
+	ck_assert_int_eq(rouse_executor_config_init(&cfg), 0);
+	cfg.kind = kind;
+	cfg.workers = 2;
+	fa_install();
+	ck_assert_int_eq(rouse_executor_new(&cfg, &ex), 0);
+	atomic_init(&polls, 0);
+	ready_init(&fa_fut, &polls);
+	ready_init(&fb_fut, &polls);
+	ck_assert_int_eq(rouse_spawn(ex, &fa_fut.base, sizeof(fa_fut), &ha), 0);
+	ck_assert_int_eq(rouse_spawn(ex, &fb_fut.base, sizeof(fb_fut), &hb), 0);
+	ck_assert_int_eq(rouse_executor_block_on(ex, &ha.base), 0);
+	ck_assert_int_eq(rouse_executor_block_on(ex, &hb.base), 0);
+	ck_assert_int_eq(ha.result, 0);
+	ck_assert_int_eq(hb.result, 0);
+	/* hb goes inside a task: on one of the executor's threads. */
+	d.base.vtable = &handle_dropper_vt;
+	d.h = hb;
+	ck_assert_int_eq(rouse_spawn(ex, &d.base, sizeof(d), &hd), 0);
+	ck_assert_int_eq(rouse_executor_block_on(ex, &hd.base), 0);
+	ck_assert_int_eq(hd.result, 0);
+	ck_assert_int_eq(rouse_future_drop(&hd.base), 0);
+	ck_assert_int_eq(rouse_executor_free(ex), 0);
+	/* ha keeps task a's block, and that keeps the executor's. */
+	ck_assert_int_gt(fa_live(), 1);
+	ck_assert_int_eq(((struct ready_fut *)ha.output)->out, 42);
+	ck_assert_int_eq(rouse_future_drop(&ha.base), 0);
+	ck_assert_int_eq(fa_live(), 0);
+	ck_assert_int_eq(atomic_load(&polls), 2);
+	fa_remove();
+}
+
+START_TEST(test_memory_follows_last_reference)
+{
+	memory_follows_last_reference(_i == 0 ? ROUSE_EXECUTOR_CURRENT_THREAD
+					      : ROUSE_EXECUTOR_MULTI_THREAD);
+}
+END_TEST
+
 /* A fresh thread: its parker is one more allocation to fail. */
 enum fresh_op {
 	FRESH_THREAD_PARKER,
@@ -2374,6 +2450,7 @@ static Suite *alloc_suite(void)
 	tcase_add_test(tc, test_spawn);
 	tcase_add_test(tc, test_spawn_detached);
 	tcase_add_test(tc, test_spawn_multi);
+	tcase_add_loop_test(tc, test_memory_follows_last_reference, 0, 2);
 	tcase_add_test(tc, test_thread_parker);
 	tcase_add_test(tc, test_block_on);
 	tcase_add_loop_test(tc, test_executor_block_on, 0, 2);
