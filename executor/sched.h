@@ -16,7 +16,7 @@
  * schedulers call task.c to run tasks.  executor.c picks the table when it
  * makes an executor and calls both.  The injection queue and the
  * executor's memory, which all three use, are small inline functions here;
- * they call lib/ (the FIFO, the allocator) and pthreads, nothing else.
+ * they call lib/ (the FIFO, the lock, the allocator), nothing else.
  * multi.c also calls idle.c, which reads the worker and executor structs.
  */
 #ifndef ROUSE_EXECUTOR_SCHED_H
