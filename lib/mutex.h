@@ -21,6 +21,12 @@
  *
  * A thread that sleeps re-enters with 2, never 1, so a waiter left behind
  * is always woken: the word says 2 until the last of them has the lock.
+ *
+ * While the process has a single thread (glibc's __libc_single_threaded,
+ * which pthread_create() clears before the second thread exists), nobody
+ * can contend: lock and unlock are a plain load and store, as glibc's own
+ * mutexes do in that case.  A lock taken that way and given back after a
+ * thread was created is given back atomically: the word is the same.
  * It is not recursive, checks no owner and keeps no fairness.  In a child
  * of fork() a lock held by a thread of the parent stays held for good, as
  * a pthread mutex would: its users refuse inherited objects first
@@ -33,6 +39,13 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#ifdef HAVE_SYS_SINGLE_THREADED_H
+#include <sys/single_threaded.h>
+#define ROUSE__ONE_THREAD() (__libc_single_threaded != 0)
+#else
+#define ROUSE__ONE_THREAD() false
+#endif
 
 #include "internal.h"
 
@@ -57,6 +70,11 @@ static inline void rouse__mutex_lock(struct rouse__mutex *m)
 {
 	uint32_t free_word = 0;
 
+	if (ROUSE__ONE_THREAD() &&
+	    __atomic_load_n(&m->word, __ATOMIC_RELAXED) == 0) {
+		__atomic_store_n(&m->word, 1, __ATOMIC_RELAXED);
+		return;
+	}
 	if (ROUSE__UNLIKELY(!__atomic_compare_exchange_n(
 		    &m->word, &free_word, 1, false, __ATOMIC_ACQUIRE,
 		    __ATOMIC_RELAXED)))
@@ -65,6 +83,11 @@ static inline void rouse__mutex_lock(struct rouse__mutex *m)
 
 static inline void rouse__mutex_unlock(struct rouse__mutex *m)
 {
+	if (ROUSE__ONE_THREAD()) {
+		/* 1: nobody else exists to have marked it 2. */
+		__atomic_store_n(&m->word, 0, __ATOMIC_RELAXED);
+		return;
+	}
 	if (ROUSE__UNLIKELY(__atomic_exchange_n(&m->word, 0,
 						__ATOMIC_RELEASE) == 2))
 		rouse__mutex_wake(m);
