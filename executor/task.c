@@ -306,8 +306,9 @@ static void task_complete(struct rouse__task *t)
  * queue still TAKEN, with no atomic operation either way.  To everyone
  * else it looks like a task being polled (task_state.h).  Queues move a
  * taken task between threads with release/acquire (a steal), which
- * orders its polls.  Either way back to a queue, the scheduler that ran
- * it queues it, with no call through its table.
+ * orders its polls.  A task that goes back to a queue from here (a
+ * yield, or a wake during its poll) is queued by the scheduler that ran
+ * it, which needs no call through its table for that.
  */
 enum rouse__run rouse__task_run(struct rouse__task *t)
 {
