@@ -257,7 +257,8 @@ static int config_check(const struct rouse_process_config *c)
 
 	if (c->path == NULL || c->argv == NULL || c->argv[0] == NULL ||
 	    (c->flags & ~(unsigned int)(ROUSE_PROCESS_KILL_ON_DROP |
-					ROUSE_PROCESS_SEARCH_PATH)))
+					ROUSE_PROCESS_SEARCH_PATH |
+					ROUSE_PROCESS_NEW_GROUP)))
 		return -EINVAL;
 	for (i = 0; i < 3; i++)
 		if (c->stdio[i] < ROUSE_STDIO_PIPE)
@@ -349,20 +350,27 @@ static int actions_make(posix_spawn_file_actions_t *fa,
 	return err;
 }
 
-/* An empty signal mask, and every signal at its default action. */
-static int attr_make(posix_spawnattr_t *attr)
+/*
+ * An empty signal mask, and every signal at its default action; with
+ * NEW_GROUP, a process group of the child's own, whose id is its pid.
+ */
+static int attr_make(posix_spawnattr_t *attr, unsigned int flags)
 {
+	short spawn_flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
 	sigset_t none, all;
 	int err;
 
 	sigemptyset(&none);
 	sigfillset(&all);
+	if (flags & ROUSE_PROCESS_NEW_GROUP)
+		spawn_flags |= POSIX_SPAWN_SETPGROUP;
 	err = posix_spawnattr_setsigmask(attr, &none);
 	if (err == 0)
 		err = posix_spawnattr_setsigdefault(attr, &all);
 	if (err == 0)
-		err = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK |
-						     POSIX_SPAWN_SETSIGDEF);
+		err = posix_spawnattr_setpgroup(attr, 0);
+	if (err == 0)
+		err = posix_spawnattr_setflags(attr, spawn_flags);
 	return err;
 }
 
@@ -385,7 +393,7 @@ static int spawn_run(pid_t *pid, const struct rouse_process_config *c,
 	}
 	err = actions_make(&fa, c, child);
 	if (err == 0)
-		err = attr_make(&attr);
+		err = attr_make(&attr, c->flags);
 	if (err == 0 && (c->flags & ROUSE_PROCESS_SEARCH_PATH))
 		err = posix_spawnp(pid, c->path, &fa, &attr, c->argv, envp);
 	else if (err == 0)
@@ -499,6 +507,20 @@ ROUSE__PUBLIC int rouse_process_kill(struct rouse_process *p, int sig)
 	return pidfd_signal(p->pidfd, sig);
 }
 
+/*
+ * The group's id is the child's pid, and the kernel hands that number to
+ * no other process while the child is unreaped or any member of its
+ * group lives; so the signal reaches this group, or nobody (ESRCH).
+ */
+ROUSE__PUBLIC int rouse_process_kill_group(struct rouse_process *p, int sig)
+{
+	if (p == NULL || !(p->flags & ROUSE_PROCESS_NEW_GROUP))
+		return -EINVAL;
+	if (rouse__inherited(p->reactor->fork_gen))
+		return -ECHILD;
+	return kill(-p->pid, sig) < 0 ? -errno : 0;
+}
+
 ROUSE__PUBLIC struct rouse_stream *rouse_process_stdio(struct rouse_process *p,
 						       int n)
 {
@@ -533,6 +555,10 @@ ROUSE__PUBLIC int rouse_process_free(struct rouse_process *p)
 			rouse_stream_close(p->stdio[n]);
 		p->stdio[n] = NULL;
 	}
+	/* The group first, while the unreaped child keeps its id ours. */
+	if ((p->flags & ROUSE_PROCESS_KILL_ON_DROP) &&
+	    (p->flags & ROUSE_PROCESS_NEW_GROUP) && !p->reaped)
+		kill(-p->pid, SIGKILL);
 	if (process_reap(p, WNOHANG) == 0) {
 		if (p->flags & ROUSE_PROCESS_KILL_ON_DROP) {
 			process_kill_reap(p);

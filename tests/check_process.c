@@ -6,10 +6,12 @@
  * without KILL_ON_DROP (and after the reactor is gone), /dev/null,
  * inherited and given descriptors, cwd, envp, a clean signal state in
  * the child, no descriptor leaked either way, fork, allocation failure
- * at every step (also after the child exists), and bad input.
+ * at every step (also after the child exists), a process group killed
+ * whole (by hand and by KILL_ON_DROP), and bad input.
  * Every case ends with no child of ours left, zombie or alive.
  */
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -456,6 +458,102 @@ START_TEST(drop_kills)
 	ck_assert_int_eq(kill(pid, 0), -1);
 	ck_assert_int_eq(errno, ESRCH);
 	ck_assert_int_eq(test_count_fds(), fds0);
+	test_runner_free(&ru);
+}
+END_TEST
+
+/*
+ * A shell in a group of its own starts sleep in the background and
+ * prints its pid.  This process is made a subreaper, so that the
+ * orphaned sleep comes back to it and its end can be seen; the line is
+ * read a read at a time, since the shell keeps the pipe open.
+ */
+static pid_t spawn_group(struct test_runner *ru, unsigned int flags,
+			 struct rouse_process **p)
+{
+	char *argv[] = { "/bin/sh", "-c",
+			 "sleep 1000 >/dev/null 2>&1 & echo $!; wait", NULL };
+	struct rouse_process_config c = config_of(argv);
+	struct rouse_stream_rw rd;
+	char line[32];
+	size_t len = 0;
+	pid_t pid, grandchild;
+
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL),
+			 0);
+	c.flags = flags;
+	c.stdio[1] = ROUSE_STDIO_PIPE;
+	ck_assert_int_eq(rouse_process_spawn(ru->r, &c, p), 0);
+	while (len == 0 || line[len - 1] != '\n') {
+		ck_assert_uint_lt(len, sizeof(line) - 1);
+		ck_assert_int_eq(rouse_stream_read_init(&rd,
+				 rouse_process_stdio(*p, 1), line + len,
+				 sizeof(line) - 1 - len), 0);
+		ck_assert_int_eq(test_runner_block_on(ru, &rd.base), 0);
+		ck_assert_int_gt(rd.result, 0);
+		len += (size_t)rd.result;
+		rouse_future_drop(&rd.base);
+	}
+	line[len] = '\0';
+	grandchild = (pid_t)atoi(line);
+	pid = rouse_process_pid(*p);
+	ck_assert_int_gt(grandchild, 0);
+	/* Both in the child's own group, which is not ours. */
+	ck_assert_int_eq(getpgid(pid), pid);
+	ck_assert_int_eq(getpgid(grandchild), pid);
+	ck_assert_int_ne(getpgid(0), pid);
+	return grandchild;
+}
+
+/* The grandchild ended by SIGKILL, reaped here as its subreaper. */
+static void assert_killed(pid_t grandchild)
+{
+	int st;
+
+	ck_assert_int_eq(waitpid(grandchild, &st, 0), grandchild);
+	ck_assert(WIFSIGNALED(st));
+	ck_assert_int_eq(WTERMSIG(st), SIGKILL);
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 0UL, 0UL, 0UL, 0UL),
+			 0);
+}
+
+/* Killing the group reaches what the child started, not the child only. */
+START_TEST(group_killed)
+{
+	struct test_runner ru;
+	struct rouse_process_wait w;
+	struct rouse_process *p;
+	pid_t grandchild;
+
+	test_runner_init(&ru, (enum test_mode)_i);
+	grandchild = spawn_group(&ru, ROUSE_PROCESS_NEW_GROUP, &p);
+	ck_assert_int_eq(rouse_process_kill_group(p, 0), 0);
+	ck_assert_int_eq(rouse_process_kill_group(p, 12345), -EINVAL);
+	ck_assert_int_eq(rouse_process_kill_group(p, SIGKILL), 0);
+	w = wait_child(&ru, p);
+	ck_assert_int_eq(w.term_signal, SIGKILL);
+	assert_killed(grandchild);
+	/* The child reaped and its group empty: nobody is left to signal. */
+	ck_assert_int_eq(rouse_process_kill_group(p, SIGKILL), -ESRCH);
+	ck_assert_int_eq(rouse_process_free(p), 0);
+	ck_assert(no_children());
+	test_runner_free(&ru);
+}
+END_TEST
+
+/* KILL_ON_DROP with NEW_GROUP: free leaves nothing of the group behind. */
+START_TEST(drop_kills_group)
+{
+	struct test_runner ru;
+	struct rouse_process *p;
+	pid_t grandchild;
+
+	test_runner_init(&ru, (enum test_mode)_i);
+	grandchild = spawn_group(&ru, ROUSE_PROCESS_NEW_GROUP |
+				 ROUSE_PROCESS_KILL_ON_DROP, &p);
+	ck_assert_int_eq(rouse_process_free(p), 0);
+	assert_killed(grandchild);
+	ck_assert(no_children());
 	test_runner_free(&ru);
 }
 END_TEST
@@ -991,6 +1089,7 @@ START_TEST(bad_input)
 	ck_assert_ptr_null(p);
 	ck_assert_int_eq(rouse_process_free(NULL), -EINVAL);
 	ck_assert_int_eq(rouse_process_kill(NULL, SIGTERM), -EINVAL);
+	ck_assert_int_eq(rouse_process_kill_group(NULL, SIGTERM), -EINVAL);
 	ck_assert_int_eq(rouse_process_pid(NULL), -EINVAL);
 	ck_assert_ptr_null(rouse_process_stdio(NULL, 1));
 	ck_assert_int_eq(rouse_process_wait_init(NULL, p), -EINVAL);
@@ -1005,6 +1104,8 @@ START_TEST(bad_input)
 	ck_assert_int_eq(rouse_process_take_stdio(p, 0, NULL), -EINVAL);
 	ck_assert_int_eq(rouse_process_take_stdio(p, 1, &s), -ENOENT);
 	ck_assert_int_eq(rouse_process_kill(p, 12345), -EINVAL);
+	/* Not spawned with NEW_GROUP: its group is ours, never signalled. */
+	ck_assert_int_eq(rouse_process_kill_group(p, 0), -EINVAL);
 	ck_assert_int_eq(rouse_process_wait_init(&w, p), 0);
 	ck_assert_int_eq(rouse_future_drop(&w.base), 0);
 	ck_assert_int_eq(rouse_process_free(p), 0);
@@ -1046,6 +1147,8 @@ static Suite *process_suite(void)
 	tc = tcase_create("drop");
 	tcase_set_timeout(tc, TEST_STRESS_TIMEOUT);
 	tcase_add_loop_test(tc, drop_kills, 0, TEST_MODES);
+	tcase_add_loop_test(tc, drop_kills_group, 0, TEST_MODES);
+	tcase_add_loop_test(tc, group_killed, 0, TEST_MODES);
 	tcase_add_loop_test(tc, drop_orphan, 0, TEST_MODES);
 	tcase_add_loop_test(tc, drop_orphan_reactor_freed, 0, TEST_MODES);
 	suite_add_tcase(s, tc);

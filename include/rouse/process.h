@@ -37,6 +37,7 @@ enum {
 enum {
 	ROUSE_PROCESS_KILL_ON_DROP = 0x1,	/* free sends SIGKILL */
 	ROUSE_PROCESS_SEARCH_PATH = 0x2,	/* find path in $PATH */
+	ROUSE_PROCESS_NEW_GROUP = 0x4,	/* the child leads a process group */
 };
 
 /*
@@ -59,14 +60,16 @@ int rouse_process_spawn(struct rouse_reactor *r,
 			struct rouse_process **out);
 /*
  * Stop holding the child: pipes not taken are closed; a child still
- * running is killed (KILL_ON_DROP) and reaped, or else reaped later, when
- * it ends, by a reactor.  Every future of p must have been dropped.
+ * running is killed (KILL_ON_DROP, its group too with NEW_GROUP) and
+ * reaped, or else reaped later, when it ends, by a reactor.  Every future of p must have been dropped.
  */
 int rouse_process_free(struct rouse_process *p);
 
 pid_t rouse_process_pid(const struct rouse_process *p);
 /* pidfd_send_signal(2): never a process that merely reused the pid. */
 int rouse_process_kill(struct rouse_process *p, int sig);
+/* kill(2) of the child's whole process group (NEW_GROUP only). */
+int rouse_process_kill_group(struct rouse_process *p, int sig);
 /* The stream of pipe n (0, 1, 2), still the process's; or NULL. */
 struct rouse_stream *rouse_process_stdio(struct rouse_process *p, int n);
 /* Take the stream of pipe n: the caller closes it from now on. */
