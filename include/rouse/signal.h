@@ -16,6 +16,7 @@
 #ifndef ROUSE_SIGNAL_H
 #define ROUSE_SIGNAL_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include <rouse/future.h>
