@@ -1065,21 +1065,6 @@ static bool no_children(void)
 }
 
 /*
- * Whether the kernel has pidfd_open(2), which rouse_process_spawn()
- * needs.  A valgrind that does not know the call says ENOSYS for it
- * (make check-valgrind); the spawns are then left out.
- */
-static bool have_pidfd(void)
-{
-	int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-
-	if (fd < 0)
-		return errno != ENOSYS;
-	close(fd);
-	return true;
-}
-
-/*
  * Fail every allocation until fa_forbid_end(), which checks that none
  * was asked for: around the calls that are meant to allocate nothing.
  */
@@ -1964,7 +1949,7 @@ START_TEST(test_svc)
 	long live0;
 	bool done;
 
-	if (c->call == spawn_call && !have_pidfd())
+	if (c->call == spawn_call && !test_have_pidfd())
 		return;
 	fds_start = test_count_fds();
 	fa_install();
@@ -2331,7 +2316,7 @@ START_TEST(test_process_orphan)
 	int in[2], n, fds0;
 	bool done;
 
-	if (!have_pidfd())
+	if (!test_have_pidfd())
 		return;
 	ck_assert_int_eq(rouse_reactor_default(&d), 0);
 	test_pair_make(in);

@@ -14,7 +14,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <rouse/alloc.h>
@@ -466,8 +465,9 @@ END_TEST
 /*
  * A shell in a group of its own starts sleep in the background and
  * prints its pid.  This process is made a subreaper, so that the
- * orphaned sleep comes back to it and its end can be seen; the line is
- * read a read at a time, since the shell keeps the pipe open.
+ * orphaned sleep comes back to it and its end can be seen.  The line is
+ * read through a buffered reader: the shell keeps the pipe open, so
+ * there is no end of the stream to read to.
  */
 static pid_t spawn_group(struct test_runner *ru, unsigned int flags,
 			 struct rouse_process **p)
@@ -475,9 +475,9 @@ static pid_t spawn_group(struct test_runner *ru, unsigned int flags,
 	char *argv[] = { "/bin/sh", "-c",
 			 "sleep 1000 >/dev/null 2>&1 & echo $!; wait", NULL };
 	struct rouse_process_config c = config_of(argv);
-	struct rouse_stream_rw rd;
-	char line[32];
-	size_t len = 0;
+	struct rouse_bufreader b;
+	struct rouse_bufreader_op rd;
+	char buf[32], line[32];
 	pid_t pid, grandchild;
 
 	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL),
@@ -485,17 +485,16 @@ static pid_t spawn_group(struct test_runner *ru, unsigned int flags,
 	c.flags = flags;
 	c.stdio[1] = ROUSE_STDIO_PIPE;
 	ck_assert_int_eq(rouse_process_spawn(ru->r, &c, p), 0);
-	while (len == 0 || line[len - 1] != '\n') {
-		ck_assert_uint_lt(len, sizeof(line) - 1);
-		ck_assert_int_eq(rouse_stream_read_init(&rd,
-				 rouse_process_stdio(*p, 1), line + len,
-				 sizeof(line) - 1 - len), 0);
-		ck_assert_int_eq(test_runner_block_on(ru, &rd.base), 0);
-		ck_assert_int_gt(rd.result, 0);
-		len += (size_t)rd.result;
-		rouse_future_drop(&rd.base);
-	}
-	line[len] = '\0';
+	ck_assert_int_eq(rouse_bufreader_init(&b, rouse_process_stdio(*p, 1),
+					      buf, sizeof(buf)), 0);
+	ck_assert_int_eq(rouse_bufreader_read_line_init(&rd, &b, sizeof(buf)),
+			 0);
+	ck_assert_int_eq(test_runner_block_on(ru, &rd.base), 0);
+	ck_assert_int_gt(rd.result, 0);
+	ck_assert_uint_lt(rd.len, sizeof(line));
+	memcpy(line, rd.data, rd.len);
+	line[rd.len] = '\0';
+	rouse_future_drop(&rd.base);
 	grandchild = (pid_t)atoi(line);
 	pid = rouse_process_pid(*p);
 	ck_assert_int_gt(grandchild, 0);
@@ -1158,18 +1157,11 @@ static Suite *process_suite(void)
 
 int main(void)
 {
-	int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-
-	/*
-	 * Every case spawns, and a spawn needs pidfd_open(2): a kernel
-	 * before 5.3, or valgrind 3.19 (make check-valgrind), lacks it.
-	 */
-	if (fd < 0 && errno == ENOSYS) {
+	/* Every case spawns, and a spawn needs pidfd_open(2). */
+	if (!test_have_pidfd()) {
 		printf("SKIP: no pidfd_open(2) here (Linux < 5.3, or "
 		       "valgrind)\n");
 		return 77;
 	}
-	if (fd >= 0)
-		close(fd);
 	return test_run_suite(process_suite());
 }

@@ -439,6 +439,21 @@ static inline void test_thread_join(pthread_t t)
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 }
 
+/*
+ * Whether the kernel has pidfd_open(2), which rouse_process_spawn()
+ * needs: a kernel before 5.3 lacks it, and a valgrind that does not know
+ * the call (3.19, make check-valgrind) says ENOSYS for it.
+ */
+static inline bool test_have_pidfd(void)
+{
+	int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+
+	if (fd < 0)
+		return errno != ENOSYS;
+	close(fd);
+	return true;
+}
+
 /* ---- sockets ------------------------------------------------------- */
 
 /* Whether this kernel has IPv6 with a loopback address (::1 binds). */

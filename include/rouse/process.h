@@ -61,7 +61,8 @@ int rouse_process_spawn(struct rouse_reactor *r,
 /*
  * Stop holding the child: pipes not taken are closed; a child still
  * running is killed (KILL_ON_DROP, its group too with NEW_GROUP) and
- * reaped, or else reaped later, when it ends, by a reactor.  Every future of p must have been dropped.
+ * reaped, or else reaped later, when it ends, by a reactor.  Every
+ * future of p must have been dropped.
  */
 int rouse_process_free(struct rouse_process *p);
 
